@@ -1,0 +1,74 @@
+"""The wire envelope: `{"data": …, "meta": {"status", "request_id"}}`, errors alike."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+
+class Meta(BaseModel):
+    status: int
+    request_id: str
+
+
+class Envelope(BaseModel, Generic[T]):
+    data: T
+    meta: Meta
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable error code")
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    data: None = None
+    error: ErrorBody
+    meta: Meta
+
+
+def request_id_of(request: Request) -> str:
+    rid = getattr(request.state, "request_id", None)
+    return rid if isinstance(rid, str) else "req_unknown"
+
+
+def ok(request: Request, data: Any, status: int = 200) -> JSONResponse:
+    """A success response in the envelope. `data` must already be JSON-ready."""
+    body = {"data": data, "meta": {"status": status, "request_id": request_id_of(request)}}
+    return JSONResponse(body, status_code=status)
+
+
+def error_response(
+    request_id: str,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    body = {"data": None, "error": error, "meta": {"status": status, "request_id": request_id}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": description}
+    for status, description in (
+        (400, "Invalid request"),
+        (401, "Missing or invalid credentials"),
+        (403, "Not allowed"),
+        (404, "Not found (or not visible to the caller)"),
+        (409, "Conflict"),
+        (429, "Rate limited"),
+        (500, "Internal error"),
+        (503, "Unavailable"),
+    )
+}

@@ -1,0 +1,49 @@
+"""Opaque keyset cursors: the cost of a page never grows with the table."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+from fabric_server.errors import BadRequest
+
+
+class InvalidCursor(BadRequest):
+    code = "invalid_cursor"
+
+
+MAX_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int
+    after_id: str | None
+
+
+def encode_cursor(last_id: str) -> str:
+    raw = json.dumps({"after": last_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        after = value["after"]
+        if not isinstance(after, str) or len(after) > 64:
+            raise ValueError
+        return after
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCursor(
+            "The cursor is not valid; pass back the `next_cursor` of a previous page.",
+            details={"cursor": cursor[:100]},
+        ) from exc
+
+
+def page_request(limit: int, cursor: str | None) -> PageRequest:
+    return PageRequest(limit=limit, after_id=decode_cursor(cursor))

@@ -1,0 +1,73 @@
+"""The ASGI application: `create_app(settings)`; nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from fabric_server import __version__
+from fabric_server.api import system
+from fabric_server.api.handlers import install_error_handlers
+from fabric_server.api.middleware import RequestContextMiddleware
+from fabric_server.db.migrate import migrate
+from fabric_server.dev import routes as dev_routes
+from fabric_server.engine.worker import Worker
+from fabric_server.jobs import routes as job_routes
+from fabric_server.orgs.repository import seed_dev
+from fabric_server.services import Services, build_services
+from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
+
+log = logging.getLogger("fabric_server")
+
+
+async def start(services: Services) -> None:
+    """Prepare the database: migrations, and the dev seed in dev mode."""
+    settings = services.settings
+    if services.db.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await migrate(services.db)
+    if settings.is_dev:
+        async with services.db.write() as session:
+            await seed_dev(session)
+        log.warning(
+            "DEV MODE: requests without credentials act as the dev owner of organization %s, "
+            "and X-Principal-Id is trusted. Set FABRIC_ENV=production to turn this off.",
+            DEFAULT_ORGANIZATION_ID,
+        )
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    settings = settings or (services.settings if services else Settings())
+    services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await start(services)
+        workers: list[Worker] = []
+        if settings.run_workers:
+            workers = [services.new_worker()]
+            for worker in workers:
+                worker.start()
+        try:
+            yield
+        finally:
+            for worker in workers:
+                await worker.stop()
+            await services.db.dispose()
+
+    app = FastAPI(
+        title="Fabric",
+        version=__version__,
+        description="Fabric control plane: jobs, workflows, schedules, events and webhooks.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(system.router)
+    app.include_router(job_routes.router)
+    app.include_router(dev_routes.router)
+    return app

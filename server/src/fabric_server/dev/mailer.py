@@ -1,0 +1,38 @@
+"""Outgoing mail. Without SMTP configured, mail goes to the dev outbox (table + files)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fabric_server.db.models import Mail
+
+log = logging.getLogger("fabric_server.mail")
+
+
+class OutboxMailer:
+    """Records each mail in the `mail_outbox` table and writes it under `<data_dir>/outbox/`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def send(self, session: AsyncSession, to: str, subject: str, body: str) -> Mail:
+        mail = Mail(to_address=to, subject=subject, body=body)
+        session.add(mail)
+        await session.flush()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{mail.id}.eml"
+        path.write_text(f"To: {to}\nSubject: {subject}\n\n{body}\n", encoding="utf-8")
+        log.info("mail to %s (%r) written to the dev outbox: %s", to, subject, path)
+        return mail
+
+
+async def list_outbox(session: AsyncSession, to: str | None, limit: int) -> list[Mail]:
+    query = select(Mail)
+    if to:
+        query = query.where(Mail.to_address == to.strip().lower())
+    rows = await session.scalars(query.order_by(Mail.id.desc()).limit(limit))
+    return list(rows)

@@ -1,0 +1,60 @@
+"""Base class for work handlers: retries with backoff, failure after the last attempt."""
+
+from __future__ import annotations
+
+import abc
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fabric_server.db.database import Database
+from fabric_server.db.models import WorkItem
+from fabric_server.engine.queue import LeaseLost, WorkQueue
+
+
+class PermanentError(Exception):
+    """A failure that retrying cannot fix (bad input, unknown model…)."""
+
+
+class RetryingHandler(abc.ABC):
+    """Runs `execute`; transient errors are retried with backoff until attempts run out.
+
+    `execute` must finish the item with `queue.complete(session, item)` inside the same
+    transaction as its final state change.
+    """
+
+    def __init__(self, db: Database, queue: WorkQueue) -> None:
+        self.db = db
+        self.queue = queue
+
+    @abc.abstractmethod
+    async def execute(self, item: WorkItem) -> None: ...
+
+    @abc.abstractmethod
+    async def on_failure(self, session: AsyncSession, item: WorkItem, error: str) -> None:
+        """Record the final failure (same transaction as the queue's fail)."""
+
+    async def on_retry(  # noqa: B027 - an optional hook, empty by default
+        self, session: AsyncSession, item: WorkItem, error: str
+    ) -> None:
+        """Optionally record a transient failure before the item is retried."""
+
+    async def run(self, item: WorkItem) -> None:
+        try:
+            await self.execute(item)
+        except LeaseLost:
+            raise
+        except PermanentError as exc:
+            await self.give_up(item, str(exc))
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if item.attempts >= item.max_attempts:
+                await self.give_up(item, error)
+                return
+            async with self.db.write() as session:
+                await self.on_retry(session, item, error)
+                await self.queue.retry_later(session, item, error)
+
+    async def give_up(self, item: WorkItem, error: str) -> None:
+        async with self.db.write() as session:
+            await self.on_failure(session, item, error)
+            await self.queue.fail(session, item, error)

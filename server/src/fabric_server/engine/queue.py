@@ -1,0 +1,212 @@
+"""The work queue: the one owner of queue SQL (enqueue, claim, finish, retry, heartbeat).
+
+Work items are claimed under a lease. A worker that dies (even `kill -9`) stops renewing its
+lease; once the lease expires any worker may claim the item again, so no work is lost.
+Completion is guarded by the lease: a worker that lost its lease cannot finish the item, which
+keeps a reclaimed item from completing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fabric_server.db.database import Database, after_commit
+from fabric_server.db.models import WorkItem
+from fabric_server.db.types import utcnow
+
+Clock = Callable[[], dt.datetime]
+
+
+class LeaseLost(Exception):
+    """The worker no longer holds the lease: another worker owns the item now."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_seconds: float = 1.0
+    max_seconds: float = 300.0
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter for the given (1-based) attempt."""
+        ceiling = min(self.max_seconds, self.base_seconds * (2 ** max(0, attempt - 1)))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+class WorkQueue:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        lease_seconds: float = 30.0,
+        retry: RetryPolicy | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.lease_seconds = lease_seconds
+        self.retry = retry or RetryPolicy()
+        self.clock = clock
+        self._wakers: list[Callable[[], None]] = []
+
+    def on_enqueue(self, wake: Callable[[], None]) -> None:
+        """Register a callback run after a transaction that enqueued work commits."""
+        self._wakers.append(wake)
+
+    def _wake_all(self) -> None:
+        for wake in self._wakers:
+            wake()
+
+    async def enqueue(
+        self,
+        session: AsyncSession,
+        kind: str,
+        *,
+        ref_id: str | None = None,
+        organization_id: str | None = None,
+        payload: dict[str, Any] | None = None,
+        priority: int = 0,
+        max_attempts: int = 3,
+        delay_seconds: float = 0.0,
+    ) -> WorkItem:
+        item = WorkItem(
+            kind=kind,
+            ref_id=ref_id,
+            organization_id=organization_id,
+            payload=payload or {},
+            priority=priority,
+            max_attempts=max_attempts,
+            available_at=self.clock() + dt.timedelta(seconds=delay_seconds),
+        )
+        session.add(item)
+        after_commit(session, self._wake_all)
+        return item
+
+    async def claim(self, owner: str, kinds: Sequence[str], limit: int) -> list[WorkItem]:
+        """Lease up to `limit` runnable items: queued and due, or running with an expired lease."""
+        now = self.clock()
+        runnable = or_(
+            (WorkItem.status == "queued") & (WorkItem.available_at <= now),
+            (WorkItem.status == "running") & (WorkItem.lease_expires_at < now),
+        )
+        candidates = (
+            select(WorkItem.id)
+            .where(runnable, WorkItem.kind.in_(list(kinds)))
+            .order_by(WorkItem.priority.desc(), WorkItem.available_at, WorkItem.id)
+            .limit(limit)
+        )
+        if not self.db.is_sqlite:
+            candidates = candidates.with_for_update(skip_locked=True)
+        stmt = (
+            update(WorkItem)
+            .where(WorkItem.id.in_(candidates.scalar_subquery()))
+            .values(
+                status="running",
+                lease_owner=owner,
+                lease_expires_at=now + dt.timedelta(seconds=self.lease_seconds),
+                attempts=WorkItem.attempts + 1,
+                updated_at=now,
+            )
+            .returning(WorkItem)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.write() as session:
+            items = list((await session.scalars(stmt)).all())
+        items.sort(key=lambda i: (-i.priority, i.available_at, i.id))
+        return items
+
+    async def heartbeat(self, owner: str, item_ids: Sequence[str]) -> set[str]:
+        """Extend the leases this worker holds; returns the ids whose lease was lost."""
+        if not item_ids:
+            return set()
+        expires = self.clock() + dt.timedelta(seconds=self.lease_seconds)
+        stmt = (
+            update(WorkItem)
+            .where(
+                WorkItem.id.in_(list(item_ids)),
+                WorkItem.lease_owner == owner,
+                WorkItem.status == "running",
+            )
+            .values(lease_expires_at=expires)
+            .returning(WorkItem.id)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.write() as session:
+            kept = set((await session.scalars(stmt)).all())
+        return set(item_ids) - kept
+
+    async def complete(self, session: AsyncSession, item: WorkItem) -> None:
+        """Mark the item done in the caller's transaction; raises LeaseLost if not ours."""
+        await self._finish(session, item, status="done", error=None)
+
+    async def fail(self, session: AsyncSession, item: WorkItem, error: str) -> None:
+        """Give up on the item for good (in the caller's transaction)."""
+        await self._finish(session, item, status="failed", error=error)
+
+    async def retry_later(self, session: AsyncSession, item: WorkItem, error: str) -> float:
+        """Requeue the item after a backoff; returns the delay in seconds."""
+        delay = self.retry.delay(item.attempts)
+        await self._guarded(
+            session,
+            item,
+            status="queued",
+            last_error=error,
+            lease_owner=None,
+            lease_expires_at=None,
+            available_at=self.clock() + dt.timedelta(seconds=delay),
+        )
+        after_commit(session, self._wake_all)
+        return delay
+
+    async def release(self, item: WorkItem) -> None:
+        """Hand an unfinished item back at once (graceful shutdown)."""
+        async with self.db.write() as session:
+            try:
+                await self._guarded(
+                    session,
+                    item,
+                    status="queued",
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    available_at=self.clock(),
+                )
+            except LeaseLost:
+                return
+
+    async def cancel_pending(self, session: AsyncSession, kind: str, ref_id: str) -> int:
+        """Cancel queued items for a reference (running ones are left to their worker)."""
+        stmt = (
+            update(WorkItem)
+            .where(WorkItem.kind == kind, WorkItem.ref_id == ref_id, WorkItem.status == "queued")
+            .values(status="cancelled", updated_at=self.clock())
+            .execution_options(synchronize_session=False)
+        )
+        result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
+        return result.rowcount
+
+    async def _finish(
+        self, session: AsyncSession, item: WorkItem, *, status: str, error: str | None
+    ) -> None:
+        await self._guarded(
+            session, item, status=status, last_error=error, lease_owner=None, lease_expires_at=None
+        )
+
+    async def _guarded(self, session: AsyncSession, item: WorkItem, **values: Any) -> None:
+        stmt = (
+            update(WorkItem)
+            .where(
+                WorkItem.id == item.id,
+                WorkItem.lease_owner == item.lease_owner,
+                WorkItem.status == "running",
+            )
+            .values(updated_at=self.clock(), **values)
+            .execution_options(synchronize_session=False)
+        )
+        result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
+        if result.rowcount != 1:
+            raise LeaseLost(f"work item {item.id} is no longer leased by {item.lease_owner}")

@@ -1,0 +1,138 @@
+"""The worker: claims work under a lease, runs handlers, heartbeats, shuts down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from typing import Protocol
+
+from fabric_server.db.models import WorkItem
+from fabric_server.engine.queue import LeaseLost, WorkQueue
+
+log = logging.getLogger("fabric_server.worker")
+
+
+class Handler(Protocol):
+    """Runs one kind of work item. It finishes the item through the queue itself, in the same
+    transaction as its own state change, so completion happens exactly once."""
+
+    async def run(self, item: WorkItem) -> None: ...
+
+    async def give_up(self, item: WorkItem, error: str) -> None:
+        """The item exhausted its attempts (e.g. its workers kept dying): fail it for good."""
+
+
+class Worker:
+    """Supervises a claim loop and a heartbeat loop over up to `concurrency` running items."""
+
+    def __init__(
+        self,
+        queue: WorkQueue,
+        handlers: Mapping[str, Handler],
+        *,
+        concurrency: int = 4,
+        poll_interval: float = 1.0,
+        heartbeat_interval: float = 10.0,
+        shutdown_grace: float = 10.0,
+    ) -> None:
+        self.queue = queue
+        self.handlers = dict(handlers)
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.shutdown_grace = shutdown_grace
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._running: dict[str, tuple[WorkItem, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        queue.on_enqueue(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"worker {self.id}")
+
+    async def stop(self) -> None:
+        """Stop claiming, let running items finish for a grace period, then hand them back."""
+        self._stopping.set()
+        self._wake.set()
+        if self._supervisor is not None:
+            await self._supervisor
+
+    async def _supervise(self) -> None:
+        log.info("worker %s started (%d slots)", self.id, self.concurrency)
+        heartbeat = asyncio.create_task(self._heartbeat_loop())
+        try:
+            await self._claim_loop()
+        finally:
+            await self._drain()
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            log.info("worker %s stopped", self.id)
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._running)
+            claimed: list[WorkItem] = []
+            if free > 0:
+                try:
+                    claimed = await self.queue.claim(self.id, list(self.handlers), free)
+                except Exception:
+                    log.exception("claiming work failed; retrying")
+            for item in claimed:
+                task = asyncio.create_task(self._run(item), name=f"work {item.kind} {item.id}")
+                self._running[item.id] = (item, task)
+            if claimed and len(self._running) < self.concurrency:
+                continue  # there may be more due work: claim again before sleeping
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def _run(self, item: WorkItem) -> None:
+        handler = self.handlers[item.kind]
+        try:
+            if item.attempts > item.max_attempts:
+                await handler.give_up(item, "the work was interrupted too many times")
+            else:
+                await handler.run(item)
+        except LeaseLost:
+            log.warning("lease lost on %s %s; another worker owns it", item.kind, item.id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handler for %s %s crashed", item.kind, item.id)
+        finally:
+            self._running.pop(item.id, None)
+            self._wake.set()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                lost = await self.queue.heartbeat(self.id, list(self._running))
+            except Exception:
+                log.exception("heartbeat failed")
+                continue
+            for item_id in lost:
+                entry = self._running.get(item_id)
+                if entry is not None:
+                    log.warning("lease on %s expired; abandoning it", item_id)
+                    entry[1].cancel()
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        tasks = [task for _, task in self._running.values()]
+        _, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace)
+        for item, task in list(self._running.values()):
+            if task in pending:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await self.queue.release(item)

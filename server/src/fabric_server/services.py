@@ -1,0 +1,81 @@
+"""The service container: everything the routes and workers share, built from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fabric_server.access.service import Access
+from fabric_server.api.auth import CredentialVerifier
+from fabric_server.db.database import Database
+from fabric_server.dev.mailer import OutboxMailer
+from fabric_server.engine.queue import RetryPolicy, WorkQueue
+from fabric_server.engine.worker import Handler, Worker
+from fabric_server.events.broadcaster import MemoryBroadcaster
+from fabric_server.events.outbox import EventRecorder
+from fabric_server.events.sse import EventStreamer
+from fabric_server.jobs.handler import JobHandler
+from fabric_server.jobs.service import JOB_WORK_KIND, JobService
+from fabric_server.providers.echo import EchoProvider
+from fabric_server.providers.registry import ProviderRegistry
+from fabric_server.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    broadcaster: MemoryBroadcaster
+    events: EventRecorder
+    queue: WorkQueue
+    access: Access
+    providers: ProviderRegistry
+    streamer: EventStreamer
+    mailer: OutboxMailer
+    jobs: JobService
+    handlers: dict[str, Handler]
+    credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
+
+    def new_worker(self) -> Worker:
+        s = self.settings
+        return Worker(
+            self.queue,
+            self.handlers,
+            concurrency=s.worker_concurrency,
+            poll_interval=s.worker_poll_interval,
+            heartbeat_interval=s.heartbeat_seconds,
+        )
+
+
+def build_services(settings: Settings, db: Database | None = None) -> Services:
+    db = db or Database(settings.resolved_database_url)
+    broadcaster = MemoryBroadcaster()
+    events = EventRecorder(broadcaster.notify)
+    queue = WorkQueue(
+        db,
+        lease_seconds=settings.lease_seconds,
+        retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
+    )
+    access = Access(dev_mode=settings.is_dev)
+    providers = ProviderRegistry([EchoProvider()])
+    streamer = EventStreamer(
+        db,
+        broadcaster,
+        keepalive_seconds=settings.sse_keepalive_seconds,
+        poll_seconds=settings.sse_poll_seconds,
+        max_connection_seconds=settings.sse_max_connection_seconds,
+    )
+    jobs = JobService(access, queue, events, providers, max_attempts=settings.job_max_attempts)
+    handlers: dict[str, Handler] = {JOB_WORK_KIND: JobHandler(db, queue, events, providers)}
+    return Services(
+        settings=settings,
+        db=db,
+        broadcaster=broadcaster,
+        events=events,
+        queue=queue,
+        access=access,
+        providers=providers,
+        streamer=streamer,
+        mailer=OutboxMailer(settings.data_dir / "outbox"),
+        jobs=jobs,
+        handlers=handlers,
+    )
