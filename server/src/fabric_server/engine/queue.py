@@ -197,11 +197,14 @@ class WorkQueue:
         )
 
     async def _guarded(self, session: AsyncSession, item: WorkItem, **values: Any) -> None:
+        # `attempts` fences the lease: an owner that stalled past its lease and reclaimed its
+        # own item must not finish the new run with the old run's handle.
         stmt = (
             update(WorkItem)
             .where(
                 WorkItem.id == item.id,
                 WorkItem.lease_owner == item.lease_owner,
+                WorkItem.attempts == item.attempts,
                 WorkItem.status == "running",
             )
             .values(updated_at=self.clock(), **values)
