@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from fabric_server.db.models import Base
+from fabric_server.db.all_models import Base
 
 config = context.config
 connection: Connection | None = config.attributes.get("connection")

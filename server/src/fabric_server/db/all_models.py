@@ -1,0 +1,10 @@
+"""Imports every module that defines tables, so `Base.metadata` is complete.
+
+Alembic and the migrations test read the metadata from here; a domain that adds a
+`models.py` adds one import line below.
+"""
+
+from fabric_server.db import models
+from fabric_server.db.models import Base
+
+__all__ = ["Base", "models"]
