@@ -1,7 +1,8 @@
 # Fabric task runner. `make serve` and `make test` install everything on first use.
 SHELL := /bin/bash
 UV_VERSION := 0.13.9
-PY39 ?= $(shell command -v python3.9 2>/dev/null)
+# pyenv shims refuse versions not selected globally, so prefer the real interpreter path.
+PY39 ?= $(firstword $(wildcard /root/.pyenv/versions/3.9*/bin/python3.9 $(HOME)/.pyenv/versions/3.9*/bin/python3.9) $(shell command -v python3.9 2>/dev/null))
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.installed

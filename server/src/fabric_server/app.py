@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         finally:
             for worker in workers:
                 await worker.stop()
+            await services.hub.close()
             await services.db.dispose()
 
     app = FastAPI(

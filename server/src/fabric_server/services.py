@@ -11,6 +11,7 @@ from fabric_server.dev.mailer import OutboxMailer
 from fabric_server.engine.queue import RetryPolicy, WorkQueue
 from fabric_server.engine.worker import Handler, Worker
 from fabric_server.events.broadcaster import MemoryBroadcaster
+from fabric_server.events.hub import EventHub
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.events.sse import EventStreamer
 from fabric_server.jobs.handler import JobHandler
@@ -25,6 +26,7 @@ class Services:
     settings: Settings
     db: Database
     broadcaster: MemoryBroadcaster
+    hub: EventHub
     events: EventRecorder
     queue: WorkQueue
     access: Access
@@ -57,11 +59,11 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     )
     access = Access(dev_mode=settings.is_dev)
     providers = ProviderRegistry([EchoProvider()])
+    hub = EventHub(db, broadcaster, poll_seconds=settings.sse_poll_seconds)
     streamer = EventStreamer(
         db,
-        broadcaster,
+        hub,
         keepalive_seconds=settings.sse_keepalive_seconds,
-        poll_seconds=settings.sse_poll_seconds,
         max_connection_seconds=settings.sse_max_connection_seconds,
     )
     jobs = JobService(access, queue, events, providers, max_attempts=settings.job_max_attempts)
@@ -70,6 +72,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         settings=settings,
         db=db,
         broadcaster=broadcaster,
+        hub=hub,
         events=events,
         queue=queue,
         access=access,

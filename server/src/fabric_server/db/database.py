@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 AfterCommit = Callable[[], None]
+_in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("fabric_in_write", default=False)
 
 
 class Database:
@@ -41,6 +45,10 @@ class Database:
         self._write = async_sessionmaker(
             self.engine.execution_options(fabric_write=True), expire_on_commit=False
         )
+        # SQLite allows one writer at a time. Queueing this process's writers here keeps them
+        # off SQLite's busy handler (which sleeps in growing steps); other processes still
+        # meet the busy timeout.
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -58,7 +66,14 @@ class Database:
 
         Callbacks registered with `after_commit` run only once the commit succeeded.
         """
-        async with self._write() as session:
+        if _in_write.get():
+            raise RuntimeError("nested write transactions deadlock on SQLite; pass the session")
+        token = _in_write.set(True)
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(_in_write.reset, token)
+            if self._write_lock is not None:
+                await stack.enter_async_context(self._write_lock)
+            session = await stack.enter_async_context(self._write())
             try:
                 yield session
                 await session.commit()

@@ -10,8 +10,11 @@ class Broadcaster(Protocol):
     def notify(self) -> None:
         """Signal that new events were committed (called after commit)."""
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait until notified or `timeout` elapses; True when notified."""
+    def watch(self) -> asyncio.Event:
+        """A token to take *before* reading the log, so no notify in between is missed."""
+
+    async def wait(self, token: asyncio.Event, timeout: float) -> bool:
+        """Wait until notified since `token` was taken, or `timeout` elapses."""
 
 
 class MemoryBroadcaster:
@@ -28,10 +31,12 @@ class MemoryBroadcaster:
         event, self._event = self._event, asyncio.Event()
         event.set()
 
-    async def wait(self, timeout: float) -> bool:
-        event = self._event
+    def watch(self) -> asyncio.Event:
+        return self._event
+
+    async def wait(self, token: asyncio.Event, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            await asyncio.wait_for(token.wait(), timeout)
         except TimeoutError:
             return False
         return True

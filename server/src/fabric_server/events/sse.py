@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Collection
@@ -11,15 +12,14 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import Event
 from fabric_server.events import repository
-from fabric_server.events.broadcaster import Broadcaster
+from fabric_server.events.hub import EventHub, LogEvent
 from fabric_server.events.repository import EventFilter
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
-def event_to_dict(event: Event) -> dict[str, Any]:
+def event_to_dict(event: LogEvent) -> dict[str, Any]:
     created = event.created_at.isoformat()
     return {
         "id": event.id,
@@ -34,9 +34,12 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     }
 
 
-def frame(event: Event) -> bytes:
+def frame(event: LogEvent) -> bytes:
     data = json.dumps(event_to_dict(event), separators=(",", ":"))
     return f"event: {event.kind}\nid: {event.id}\ndata: {data}\n\n".encode()
+
+
+RECONNECT_FRAME = b'event: reconnect\nretry: 0\ndata: {"retry_ms":0}\n\n'
 
 
 class EventStreamer:
@@ -45,16 +48,14 @@ class EventStreamer:
     def __init__(
         self,
         db: Database,
-        broadcaster: Broadcaster,
+        hub: EventHub,
         *,
         keepalive_seconds: float,
-        poll_seconds: float,
         max_connection_seconds: float,
     ) -> None:
         self.db = db
-        self.broadcaster = broadcaster
+        self.hub = hub
         self.keepalive_seconds = keepalive_seconds
-        self.poll_seconds = poll_seconds
         self.max_connection_seconds = max_connection_seconds
 
     async def response(
@@ -87,28 +88,54 @@ class EventStreamer:
     async def _frames(
         self, request: Request, where: EventFilter, after: int, terminal: frozenset[str]
     ) -> AsyncIterator[bytes]:
-        opened = time.monotonic()
-        last_sent = opened
-        yield b": connected\n\n"
-        while True:
-            async with self.db.read() as session:
-                events = await repository.events_after(session, after, where)
-            for event in events:
+        subscription = await self.hub.subscribe(where)
+        try:
+            yield b": connected\n\n"
+            opened = last_sent = time.monotonic()
+            catch_up = True
+            while True:
+                if catch_up or subscription.take_overflow():
+                    catch_up = False
+                    async for event in self._history(where, after):
+                        after = event.seq
+                        yield frame(event)
+                        if event.kind in terminal:
+                            return
+                    last_sent = time.monotonic()
+                now = time.monotonic()
+                if now - opened >= self.max_connection_seconds:
+                    yield RECONNECT_FRAME
+                    return
+                wait = min(
+                    self.keepalive_seconds - (now - last_sent),
+                    self.max_connection_seconds - (now - opened),
+                )
+                try:
+                    event = await asyncio.wait_for(subscription.queue.get(), max(wait, 0.0))
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    if time.monotonic() - last_sent >= self.keepalive_seconds:
+                        yield b": ping\n\n"
+                        last_sent = time.monotonic()
+                    continue
+                if event.seq <= after:
+                    continue  # already sent during replay
                 after = event.seq
                 yield frame(event)
                 last_sent = time.monotonic()
                 if event.kind in terminal:
                     return
-            if len(events) >= 500:
-                continue  # more history waiting: keep replaying without pausing
-            now = time.monotonic()
-            if now - opened >= self.max_connection_seconds:
-                retry = json.dumps({"retry_ms": 0})
-                yield f"event: reconnect\nretry: 0\ndata: {retry}\n\n".encode()
+        finally:
+            self.hub.unsubscribe(subscription)
+
+    async def _history(self, where: EventFilter, after: int) -> AsyncIterator[LogEvent]:
+        while True:
+            async with self.db.read() as session:
+                rows = await repository.events_after(session, after, where)
+                batch = [LogEvent.of(row) for row in rows]
+            for event in batch:
+                after = event.seq
+                yield event
+            if len(batch) < 500:
                 return
-            if now - last_sent >= self.keepalive_seconds:
-                yield b": ping\n\n"
-                last_sent = now
-            if await request.is_disconnected():
-                return
-            await self.broadcaster.wait(self.poll_seconds)

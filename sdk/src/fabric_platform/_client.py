@@ -1,0 +1,45 @@
+"""The public clients, composed from the per-domain method mixins.
+
+Each domain module (`_jobs`, ...) provides a sync mixin on `SyncClientCore` and an async twin on
+`AsyncClientCore`; adding a domain means writing that module and listing its mixins here.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from ._jobs import AsyncJobsMethods, JobsMethods
+from .types import HealthStatus
+
+__all__ = ["AsyncFabricClient", "FabricClient"]
+
+
+class FabricClient(JobsMethods):
+    """Synchronous client for the Fabric control-plane API.
+
+    ``FabricClient(base_url=None, api_key=None, principal_id=None, organization_id=<default
+    org>, timeout=30.0, *, max_retries=2, http_client=None, transport=None)``
+
+    Each setting is resolved once, here: the argument, else its environment variable
+    (``FABRIC_BASE_URL``, ``FABRIC_API_KEY``), else the default (``http://localhost:3001``).
+    ``organization_id`` is used by calls that take none. Failed calls are retried up to
+    ``max_retries`` times when that is safe (reads, and writes carrying an idempotency key).
+    ``http_client`` (left open by `close`) or ``transport`` replace the HTTP layer.
+    Every error raised is a `FabricError`. Use it as a context manager or call `close()`.
+    """
+
+    def health_check(self) -> HealthStatus:
+        """``GET /v1/health``: ``{"status": "ok", "version": "<server version>"}``."""
+        return cast(HealthStatus, self._request("GET", "/v1/health"))
+
+
+class AsyncFabricClient(AsyncJobsMethods):
+    """Asynchronous twin of `FabricClient`: same constructor, same methods, awaited.
+
+    Iterators (`iter_jobs`, the event streams) are consumed with ``async for``. Use it as an
+    async context manager, or ``await client.close()`` when done.
+    """
+
+    async def health_check(self) -> HealthStatus:
+        """``GET /v1/health``: ``{"status": "ok", "version": "<server version>"}``."""
+        return cast(HealthStatus, await self._request("GET", "/v1/health"))

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import fabric_platform
+
+
+def test_all_is_the_curated_public_surface() -> None:
+    assert fabric_platform.__all__ == [
+        "AsyncEventStream",
+        "AsyncFabricClient",
+        "EventStream",
+        "FabricAPIError",
+        "FabricAuthError",
+        "FabricClient",
+        "FabricClientClosedError",
+        "FabricConflictError",
+        "FabricConnectionError",
+        "FabricError",
+        "FabricForbiddenError",
+        "FabricNotFoundError",
+        "FabricRateLimitError",
+        "FabricServerError",
+        "FabricTimeoutError",
+        "FabricValidationError",
+        "__version__",
+        "types",
+    ]
+
+
+def test_every_exported_name_exists() -> None:
+    for name in fabric_platform.__all__:
+        assert hasattr(fabric_platform, name), name
+
+
+def test_exported_classes_present_themselves_as_public() -> None:
+    for name in fabric_platform.__all__:
+        member = getattr(fabric_platform, name)
+        if isinstance(member, type):
+            assert member.__module__ == "fabric_platform", name
+            assert member.__name__ == name
+
+
+def test_version() -> None:
+    assert fabric_platform.__version__ == "0.1.0"
+
+
+def test_types_module_exposes_the_response_shapes() -> None:
+    from fabric_platform import types
+
+    for name in ("Job", "JobPage", "JobUsage", "UsageRecord", "HealthStatus", "Event"):
+        assert hasattr(types, name)
