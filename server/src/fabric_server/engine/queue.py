@@ -164,12 +164,16 @@ class WorkQueue:
         return delay
 
     async def release(self, item: WorkItem) -> None:
-        """Hand an unfinished item back at once (graceful shutdown)."""
+        """Hand an unfinished item back at once (graceful shutdown).
+
+        The interrupted attempt is not counted: rolling restarts must not use up retries.
+        """
         async with self.db.write() as session:
             try:
                 await self._guarded(
                     session,
                     item,
+                    attempts=WorkItem.attempts - 1,
                     status="queued",
                     lease_owner=None,
                     lease_expires_at=None,

@@ -79,6 +79,8 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
+            # Clear before claiming: work enqueued while we claim sets it again.
+            self._wake.clear()
             free = self.concurrency - len(self._running)
             claimed: list[WorkItem] = []
             if free > 0:
@@ -87,11 +89,15 @@ class Worker:
                 except Exception:
                     log.exception("claiming work failed; retrying")
             for item in claimed:
+                stale = self._running.get(item.id)
+                if stale is not None:
+                    # Our own lease expired (e.g. the loop stalled) and we reclaimed the item:
+                    # the older run must not keep going beside the new one.
+                    stale[1].cancel()
                 task = asyncio.create_task(self._run(item), name=f"work {item.kind} {item.id}")
                 self._running[item.id] = (item, task)
             if claimed and len(self._running) < self.concurrency:
                 continue  # there may be more due work: claim again before sleeping
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
@@ -109,7 +115,9 @@ class Worker:
         except Exception:
             log.exception("handler for %s %s crashed", item.kind, item.id)
         finally:
-            self._running.pop(item.id, None)
+            entry = self._running.get(item.id)
+            if entry is not None and entry[1] is asyncio.current_task():
+                del self._running[item.id]
             self._wake.set()
 
     async def _heartbeat_loop(self) -> None:
