@@ -21,6 +21,7 @@ def test_all_is_the_curated_public_surface() -> None:
         "FabricServerError",
         "FabricTimeoutError",
         "FabricValidationError",
+        "FabricWaitTimeout",
         "__version__",
         "types",
     ]
@@ -46,5 +47,19 @@ def test_version() -> None:
 def test_types_module_exposes_the_response_shapes() -> None:
     from fabric_platform import types
 
+    for name in types.__all__:
+        assert hasattr(types, name), name
     for name in ("Job", "JobPage", "JobUsage", "UsageRecord", "HealthStatus", "Event"):
-        assert hasattr(types, name)
+        assert name in types.__all__
+    for name in (
+        "AuthResponse",
+        "AuthUser",
+        "WorkflowDefinition",
+        "WorkflowNode",
+        "WorkflowRun",
+        "NodeState",
+        "RunLog",
+        "BulkCancelResult",
+        "RunPage",
+    ):
+        assert name in types.__all__

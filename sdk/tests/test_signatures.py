@@ -8,16 +8,41 @@ import pytest
 
 from fabric_platform import AsyncFabricClient, FabricClient
 
-PUBLIC_METHODS = [
+# Methods that talk to the server: awaitable on the async client.
+REQUEST_METHODS = [
     "close",
     "health_check",
     "create_job",
     "get_job",
     "list_jobs",
-    "iter_jobs",
     "get_job_usage",
-    "stream_job_events",
+    "signup",
+    "login",
+    "magic_link",
+    "verify_magic_link",
+    "refresh_token",
+    "logout",
+    "logout_all",
+    "change_password",
+    "forgot_password",
+    "reset_password",
+    "verify_email",
+    "upsert_workflow",
+    "list_workflows",
+    "get_workflow",
+    "run_workflow",
+    "wait_for_run",
+    "get_run",
+    "list_runs",
+    "cancel_run",
+    "bulk_cancel_runs",
+    "run_log",
+    "list_children",
+    "resume_node",
 ]
+# Methods that send nothing when called: plain functions on both clients.
+LOCAL_METHODS = ["social_login_url", "stream_job_events", "stream_run_events", "stream_events"]
+PUBLIC_METHODS = [*REQUEST_METHODS, "iter_jobs", *LOCAL_METHODS]
 
 
 @pytest.mark.parametrize("client_class", [FabricClient, AsyncFabricClient])
@@ -50,11 +75,16 @@ def test_async_twin_has_the_same_parameters(name: str) -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "name", ["close", "health_check", "create_job", "get_job", "list_jobs", "get_job_usage"]
-)
+@pytest.mark.parametrize("name", REQUEST_METHODS)
 def test_async_methods_are_coroutines(name: str) -> None:
     assert inspect.iscoroutinefunction(getattr(AsyncFabricClient, name))
+    assert not inspect.iscoroutinefunction(getattr(FabricClient, name))
+
+
+@pytest.mark.parametrize("name", LOCAL_METHODS)
+def test_local_methods_are_plain_on_both_clients(name: str) -> None:
+    for client_class in (FabricClient, AsyncFabricClient):
+        assert not inspect.iscoroutinefunction(getattr(client_class, name))
 
 
 def test_async_iter_jobs_is_an_async_generator() -> None:
@@ -65,3 +95,19 @@ def test_create_job_takes_the_reference_positional_order() -> None:
     parameters = list(inspect.signature(FabricClient.create_job).parameters)
 
     assert parameters[:5] == ["self", "modality", "input", "params", "idempotency_key"]
+
+
+def test_spec_call_shapes() -> None:
+    """The positional parameters the product spec's snippets rely on."""
+    shapes = {
+        "signup": ["email", "password"],
+        "reset_password": ["recovery_token", "new_password"],
+        "upsert_workflow": ["name", "nodes", "defaults"],
+        "run_workflow": ["workflow_id", "context", "priority"],
+        "wait_for_run": ["run_id", "poll_interval", "timeout"],
+        "resume_node": ["run_id", "node_key", "data"],
+    }
+    for name, expected in shapes.items():
+        parameters = inspect.signature(getattr(FabricClient, name)).parameters.values()
+        positional = [p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+        assert positional[1:] == expected, name

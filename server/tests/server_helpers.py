@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 import httpx
 
@@ -47,3 +52,49 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert body["error"]["message"]
     assert body["meta"] == {"status": status, "request_id": response.headers["x-request-id"]}
     return body
+
+
+class WorkerProcesses:
+    """Starts `fabric-server worker` processes and makes sure none outlives the test."""
+
+    def __init__(self, database_url: str, directory: Path, **settings: str) -> None:
+        self.directory = directory
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self._logs: list[IO[bytes]] = []
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FABRIC_")}
+        env.update(
+            FABRIC_DATABASE_URL=database_url,
+            FABRIC_DATA_DIR=str(directory / "worker-data"),
+            FABRIC_LOG_LEVEL="info",
+        )
+        env.update(settings)
+        self.env = env
+        # The installed console script, next to the interpreter running the tests.
+        script = shutil.which("fabric-server", path=str(Path(sys.executable).parent))
+        assert script is not None, "fabric-server is not installed in this environment"
+        self.command = [script, "worker"]
+
+    def start(self) -> subprocess.Popen[bytes]:
+        log = (self.directory / f"worker-{len(self.processes) + 1}.log").open("wb")
+        self._logs.append(log)
+        process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')}"
+            for path in sorted(self.directory.glob("worker-*.log"))
+        )
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()  # a graceful stop first, so leases are handed back
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            process.wait(timeout=10)
+        for log in self._logs:
+            log.close()

@@ -7,19 +7,15 @@ one database, as in the scaled-out deployment.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
-from server_helpers import eventually
+from server_helpers import WorkerProcesses, eventually
 from sqlalchemy import select
 
 from fabric_server.db.database import Database
@@ -37,57 +33,15 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return fast_settings(database_url, tmp_path / "api", run_workers=False)
 
 
-class WorkerProcesses:
-    """Starts `fabric-server worker` processes and makes sure none outlives the test."""
-
-    def __init__(self, database_url: str, directory: Path) -> None:
-        self.directory = directory
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self._logs: list[IO[bytes]] = []
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FABRIC_")}
-        env.update(
-            FABRIC_DATABASE_URL=database_url,
-            FABRIC_DATA_DIR=str(directory / "worker-data"),
-            FABRIC_LEASE_SECONDS=str(LEASE_SECONDS),
-            FABRIC_HEARTBEAT_SECONDS="0.3",
-            FABRIC_WORKER_POLL_INTERVAL="0.05",
-            FABRIC_LOG_LEVEL="info",
-        )
-        self.env = env
-        # The installed console script, next to the interpreter running the tests.
-        script = shutil.which("fabric-server", path=str(Path(sys.executable).parent))
-        assert script is not None, "fabric-server is not installed in this environment"
-        self.command = [script, "worker"]
-
-    def start(self) -> subprocess.Popen[bytes]:
-        log = (self.directory / f"worker-{len(self.processes) + 1}.log").open("wb")
-        self._logs.append(log)
-        process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        self.processes.append(process)
-        return process
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {path.name}\n{path.read_text(errors='replace')}"
-            for path in sorted(self.directory.glob("worker-*.log"))
-        )
-
-    def close(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()  # a graceful stop first, so leases are handed back
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-            process.wait(timeout=10)
-        for log in self._logs:
-            log.close()
-
-
 @pytest.fixture
 def workers(database_url: str, tmp_path: Path) -> Iterator[WorkerProcesses]:
-    processes = WorkerProcesses(database_url, tmp_path)
+    processes = WorkerProcesses(
+        database_url,
+        tmp_path,
+        FABRIC_LEASE_SECONDS=str(LEASE_SECONDS),
+        FABRIC_HEARTBEAT_SECONDS="0.3",
+        FABRIC_WORKER_POLL_INTERVAL="0.05",
+    )
     try:
         yield processes
     finally:

@@ -20,6 +20,7 @@ from ._errors import (
     FabricServerError,
     FabricTimeoutError,
     FabricValidationError,
+    FabricWaitTimeout,
 )
 from ._streaming import AsyncEventStream, EventStream
 from ._version import __version__
@@ -41,6 +42,7 @@ __all__ = [
     "FabricServerError",
     "FabricTimeoutError",
     "FabricValidationError",
+    "FabricWaitTimeout",
     "__version__",
     "types",
 ]

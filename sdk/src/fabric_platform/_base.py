@@ -9,6 +9,7 @@ import json
 import math
 import os
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Optional, TypeVar, Union
@@ -40,6 +41,7 @@ DEFAULT_MAX_RETRIES = 2
 # cut by the ordinary read timeout.
 STREAM_MIN_READ_TIMEOUT = 60.0
 USER_AGENT = f"fabric-platform/{__version__}"
+REFRESH_PATH = "/v1/auth/token/refresh"
 
 # Every httpx exception a send or a body read can raise; none may cross the SDK boundary.
 HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
@@ -306,6 +308,8 @@ class BaseClient(Generic[HttpClientT]):
         self._owns_http = owns_http
         self._closed = False
         self._retry = RetryPolicy(max_retries=config.max_retries)
+        # Wall-clock seconds: token expiry is absolute (a JWT ``exp``). Replaceable in tests.
+        self._clock: Callable[[], float] = time.time
 
     @property
     def base_url(self) -> str:
@@ -341,9 +345,8 @@ class BaseClient(Generic[HttpClientT]):
             )
 
     def _headers(self, options: RequestOptions) -> dict[str, str]:
+        # ``Authorization`` is not set here: the auth flow of `_auth` signs each send.
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        if self._config.api_key is not None:
-            headers["Authorization"] = f"Bearer {self._config.api_key}"
         if self._config.principal_id is not None:
             headers["X-Principal-Id"] = self._config.principal_id
         if options.idempotency_key is not None:
@@ -372,6 +375,11 @@ class BaseClient(Generic[HttpClientT]):
             content=content,
             timeout=timeout,
         )
+
+    def _refresh_request(self, refresh_token: str) -> httpx.Request:
+        """The token refresh call, as the auth flow sends it (unsigned, never retried)."""
+        body = {"refresh_token": refresh_token}
+        return self._build_request(RequestOptions("POST", REFRESH_PATH, body=body))
 
     def _stream_options(
         self, path: str, params: Optional[Mapping[str, QueryValue]], last_event_id: Optional[str]

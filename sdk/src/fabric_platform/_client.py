@@ -1,20 +1,24 @@
 """The public clients, composed from the per-domain method mixins.
 
-Each domain module (`_jobs`, ...) provides a sync mixin on `SyncClientCore` and an async twin on
-`AsyncClientCore`; adding a domain means writing that module and listing its mixins here.
+Each domain module (`_accounts`, `_jobs`, `_workflows`, `_events`) provides a sync mixin on
+`SyncClientCore` and an async twin on `AsyncClientCore`; adding a domain means writing that
+module and listing its mixins here.
 """
 
 from __future__ import annotations
 
 from typing import cast
 
+from ._accounts import AccountsMethods, AsyncAccountsMethods
+from ._events import AsyncEventsMethods, EventsMethods
 from ._jobs import AsyncJobsMethods, JobsMethods
+from ._workflows import AsyncWorkflowsMethods, WorkflowsMethods
 from .types import HealthStatus
 
 __all__ = ["AsyncFabricClient", "FabricClient"]
 
 
-class FabricClient(JobsMethods):
+class FabricClient(AccountsMethods, JobsMethods, WorkflowsMethods, EventsMethods):
     """Synchronous client for the Fabric control-plane API.
 
     ``FabricClient(base_url=None, api_key=None, principal_id=None, organization_id=<default
@@ -25,6 +29,8 @@ class FabricClient(JobsMethods):
     ``organization_id`` is used by calls that take none. Failed calls are retried up to
     ``max_retries`` times when that is safe (reads, and writes carrying an idempotency key).
     ``http_client`` (left open by `close`) or ``transport`` replace the HTTP layer.
+    After `login` (or `signup`) calls are signed with the session's access token instead of
+    the API key, and the token is refreshed on its own before it expires or when rejected.
     Every error raised is a `FabricError`. Use it as a context manager or call `close()`.
     """
 
@@ -33,7 +39,9 @@ class FabricClient(JobsMethods):
         return cast(HealthStatus, self._request("GET", "/v1/health"))
 
 
-class AsyncFabricClient(AsyncJobsMethods):
+class AsyncFabricClient(
+    AsyncAccountsMethods, AsyncJobsMethods, AsyncWorkflowsMethods, AsyncEventsMethods
+):
     """Asynchronous twin of `FabricClient`: same constructor, same methods, awaited.
 
     Iterators (`iter_jobs`, the event streams) are consumed with ``async for``. Use it as an

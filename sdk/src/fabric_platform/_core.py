@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 import httpx
 
+from ._auth import Credentials
 from ._base import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_ORGANIZATION_ID,
@@ -69,6 +70,9 @@ class SyncClientCore(BaseClient[httpx.Client]):
         if http_client is None:
             http_client = httpx.Client(transport=transport, timeout=config.timeout)
         super().__init__(config, http_client, owns_http=owns_http)
+        self._credentials = Credentials(
+            config.api_key, lambda: self._clock(), self._refresh_request
+        )
         # Replaceable so that tests (and callers with their own scheduling) need not really wait.
         self._sleep: Callable[[float], None] = time.sleep
 
@@ -101,15 +105,21 @@ class SyncClientCore(BaseClient[httpx.Client]):
         params: Optional[Mapping[str, QueryValue]] = None,
         body: Any = None,
         idempotency_key: Optional[str] = None,
+        refresh_auth: bool = True,
     ) -> Any:
-        """Send one API call, retrying when the policy allows; return the unwrapped payload."""
+        """Send one API call, retrying when the policy allows; return the unwrapped payload.
+
+        ``refresh_auth=False`` (the auth endpoints) signs the call without ever refreshing.
+        """
         options = RequestOptions(method, path, params, body, idempotency_key)
         request = self._build_request(options)
+        creds = self._credentials
+        auth = creds.refreshing if refresh_auth else creds.signing
         attempt = 0
         while True:
             self._check_open()
             try:
-                response = self._http.send(request)
+                response = self._http.send(request, auth=auth)
             except HTTPX_ERRORS as exc:
                 delay = self._retry.delay_after_error(options, attempt, exc)
                 if delay is None:
@@ -151,7 +161,7 @@ class SyncClientCore(BaseClient[httpx.Client]):
             self._stream_options(path, params, last_event_id), stream=True
         )
         try:
-            response = self._http.send(request, stream=True)
+            response = self._http.send(request, stream=True, auth=self._credentials.refreshing)
         except HTTPX_ERRORS as exc:
             raise wrap_httpx_error(exc) from exc
         if response.is_success:
@@ -193,6 +203,9 @@ class AsyncClientCore(BaseClient[httpx.AsyncClient]):
         if http_client is None:
             http_client = httpx.AsyncClient(transport=transport, timeout=config.timeout)
         super().__init__(config, http_client, owns_http=owns_http)
+        self._credentials = Credentials(
+            config.api_key, lambda: self._clock(), self._refresh_request
+        )
         # Replaceable so that tests (and callers with their own scheduling) need not really wait.
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
@@ -225,15 +238,21 @@ class AsyncClientCore(BaseClient[httpx.AsyncClient]):
         params: Optional[Mapping[str, QueryValue]] = None,
         body: Any = None,
         idempotency_key: Optional[str] = None,
+        refresh_auth: bool = True,
     ) -> Any:
-        """Send one API call, retrying when the policy allows; return the unwrapped payload."""
+        """Send one API call, retrying when the policy allows; return the unwrapped payload.
+
+        ``refresh_auth=False`` (the auth endpoints) signs the call without ever refreshing.
+        """
         options = RequestOptions(method, path, params, body, idempotency_key)
         request = self._build_request(options)
+        creds = self._credentials
+        auth = creds.refreshing if refresh_auth else creds.signing
         attempt = 0
         while True:
             self._check_open()
             try:
-                response = await self._http.send(request)
+                response = await self._http.send(request, auth=auth)
             except HTTPX_ERRORS as exc:
                 delay = self._retry.delay_after_error(options, attempt, exc)
                 if delay is None:
@@ -275,7 +294,9 @@ class AsyncClientCore(BaseClient[httpx.AsyncClient]):
             self._stream_options(path, params, last_event_id), stream=True
         )
         try:
-            response = await self._http.send(request, stream=True)
+            response = await self._http.send(
+                request, stream=True, auth=self._credentials.refreshing
+            )
         except HTTPX_ERRORS as exc:
             raise wrap_httpx_error(exc) from exc
         if response.is_success:

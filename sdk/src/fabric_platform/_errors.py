@@ -25,6 +25,7 @@ __all__ = [
     "FabricServerError",
     "FabricTimeoutError",
     "FabricValidationError",
+    "FabricWaitTimeout",
 ]
 
 
@@ -42,6 +43,21 @@ class FabricConnectionError(FabricError):
 
 class FabricTimeoutError(FabricConnectionError):
     """Connecting, sending or waiting for the answer took longer than the client's timeout."""
+
+
+class FabricWaitTimeout(FabricTimeoutError, TimeoutError):
+    """A client-side wait (such as `wait_for_run`) ran out of time before the awaited state.
+
+    It is also a builtin `TimeoutError`, so ``except TimeoutError`` catches it. `run_id` names
+    the awaited run and `last_status` the status it had when the wait gave up.
+    """
+
+    def __init__(
+        self, message: str, *, run_id: Optional[str] = None, last_status: Optional[str] = None
+    ) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.last_status = last_status
 
 
 class FabricAPIError(FabricError):

@@ -9,9 +9,29 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Literal, Optional, TypedDict
 
-__all__ = ["Event", "HealthStatus", "Job", "JobPage", "JobStatus", "JobUsage", "UsageRecord"]
+__all__ = [
+    "AuthResponse",
+    "AuthUser",
+    "BulkCancelResult",
+    "Event",
+    "HealthStatus",
+    "Job",
+    "JobPage",
+    "JobStatus",
+    "JobUsage",
+    "NodeState",
+    "RunLog",
+    "RunPage",
+    "RunProgress",
+    "RunStatus",
+    "UsageRecord",
+    "WorkflowDefinition",
+    "WorkflowNode",
+    "WorkflowRun",
+]
 
 JobStatus = Literal["pending", "started", "completed", "failed"]
+RunStatus = Literal["pending", "running", "waiting", "paused", "completed", "failed", "cancelled"]
 
 
 class HealthStatus(TypedDict, total=False):
@@ -91,3 +111,122 @@ class Event(TypedDict, total=False):
     node_key: Optional[str]
     payload: Dict[str, Any]
     created_at: str
+
+
+class AuthUser(TypedDict, total=False):
+    """The user an `AuthResponse` was issued to."""
+
+    id: str
+    email: str
+    display_name: Optional[str]
+    email_verified: bool
+
+
+class AuthResponse(TypedDict, total=False):
+    """A session: returned by login, signup, magic-link verification and token refresh.
+
+    ``expires_in`` is the access token's lifetime in seconds. The refresh token is single-use.
+    """
+
+    access_token: str
+    refresh_token: Optional[str]
+    token_type: str
+    expires_in: int
+    user: AuthUser
+
+
+class WorkflowNode(TypedDict, total=False):
+    """One node of a workflow definition (a step of the DAG).
+
+    ``inputs`` and ``outputs`` bind context paths (``"$context.topic"``) either as a mapping
+    or as a list of ``{"name", "path"}``; ``depends_on`` lists upstream node keys.
+    """
+
+    key: str
+    operation: str
+    kind: str
+    type: str
+    runtime: str
+    config: Dict[str, Any]
+    inputs: Any
+    outputs: Any
+    depends_on: List[str]
+
+
+class WorkflowDefinition(TypedDict, total=False):
+    """A reusable workflow template, registered with `upsert_workflow`."""
+
+    id: str
+    name: str
+    description: Optional[str]
+    organization_id: str
+    nodes: List[WorkflowNode]
+    defaults: Optional[Dict[str, Any]]
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class NodeState(TypedDict, total=False):
+    """Where one node of a run stands."""
+
+    node_key: str
+    status: str
+    attempts: int
+    output: Any
+    error: Optional[str]
+    started_at: Optional[str]
+    completed_at: Optional[str]
+
+
+class RunProgress(TypedDict, total=False):
+    total_tasks: int
+    completed_tasks: int
+    current_task: Optional[str]
+    percentage: float
+
+
+class WorkflowRun(TypedDict, total=False):
+    """One execution of a workflow definition, with its own context and node states."""
+
+    id: str
+    workflow_definition_id: str
+    workflow_name: Optional[str]
+    organization_id: str
+    status: RunStatus
+    context: Dict[str, Any]
+    output: Any
+    error: Optional[str]
+    priority: int
+    metadata: Optional[Dict[str, Any]]
+    progress: Optional[RunProgress]
+    parent_run_id: Optional[str]
+    parent_node_key: Optional[str]
+    created_by: Optional[str]
+    idempotency_key: Optional[str]
+    created_at: str
+    started_at: Optional[str]
+    completed_at: Optional[str]
+    nodes: List[NodeState]
+
+
+class RunPage(TypedDict, total=False):
+    """One page of ``GET /v1/workflow-runs``; pass ``next_cursor`` back to get the next page."""
+
+    items: List[WorkflowRun]
+    next_cursor: Optional[str]
+
+
+class RunLog(TypedDict, total=False):
+    """``GET /v1/workflow-runs/{id}/log``: the run's events and the state of each node."""
+
+    run_id: str
+    events: List[Event]
+    nodes: List[NodeState]
+
+
+class BulkCancelResult(TypedDict, total=False):
+    """``bulk_cancel_runs``: the ids cancelled, and the ones skipped with the reason why."""
+
+    cancelled: List[str]
+    skipped: List[Dict[str, Any]]

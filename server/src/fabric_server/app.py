@@ -14,9 +14,10 @@ from fabric_server.api.handlers import install_error_handlers
 from fabric_server.api.middleware import RequestContextMiddleware
 from fabric_server.db.migrate import migrate
 from fabric_server.dev import routes as dev_routes
-from fabric_server.engine.worker import Worker
+from fabric_server.events import routes as event_routes
 from fabric_server.jobs import routes as job_routes
 from fabric_server.orgs.repository import seed_dev
+from fabric_server.runtime import Background
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
 
@@ -46,17 +47,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await start(services)
-        workers: list[Worker] = []
-        if settings.run_workers:
-            workers = [services.new_worker()]
-            for worker in workers:
-                worker.start()
+        background = Background(services, run_workers=settings.run_workers)
+        await background.start()
         try:
             yield
         finally:
-            for worker in workers:
-                await worker.stop()
-            await services.hub.close()
+            await background.stop()
             await services.db.dispose()
 
     app = FastAPI(
@@ -70,5 +66,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(RequestContextMiddleware)
     app.include_router(system.router)
     app.include_router(job_routes.router)
+    app.include_router(event_routes.router)
     app.include_router(dev_routes.router)
     return app

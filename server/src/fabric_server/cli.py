@@ -10,6 +10,7 @@ import sys
 
 from fabric_server.app import create_app, start
 from fabric_server.db.migrate import migrate
+from fabric_server.runtime import Background
 from fabric_server.services import build_services
 from fabric_server.settings import Settings
 
@@ -85,15 +86,15 @@ def _serve(settings: Settings) -> int:
 async def _worker(settings: Settings) -> int:
     services = build_services(settings)
     await start(services)
-    worker = services.new_worker()
+    background = Background(services, run_workers=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    worker.start()
+    await background.start()
     await stop.wait()
     log.info("stopping worker")
-    await worker.stop()
+    await background.stop()
     await services.db.dispose()
     return 0
 

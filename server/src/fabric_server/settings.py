@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     sse_poll_seconds: float = 1.0
     sse_max_connection_seconds: float = 3600.0
 
+    event_retention_days: float = Field(
+        default=30.0, description="Delete events older than this; 0 keeps them forever."
+    )
+    retention_interval_seconds: float = 3600.0
+
     signing_secret: str | None = None
     secrets_master_key: str | None = None
 

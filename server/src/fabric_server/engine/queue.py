@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import Database, after_commit
@@ -22,6 +22,7 @@ from fabric_server.db.models import WorkItem
 from fabric_server.db.types import utcnow
 
 Clock = Callable[[], dt.datetime]
+WORK_CHANNEL = "fabric_work"
 
 
 class LeaseLost(Exception):
@@ -58,6 +59,10 @@ class WorkQueue:
         """Register a callback run after a transaction that enqueued work commits."""
         self._wakers.append(wake)
 
+    def wake_workers(self) -> None:
+        """Wake this process's workers (e.g. when another process enqueued work)."""
+        self._wake_all()
+
     def _wake_all(self) -> None:
         for wake in self._wakers:
             wake()
@@ -85,6 +90,10 @@ class WorkQueue:
         )
         session.add(item)
         after_commit(session, self._wake_all)
+        if not self.db.is_sqlite and not session.info.get("work_notified"):
+            # Wakes workers in other processes at commit (LISTEN fabric_work).
+            await session.execute(text("SELECT pg_notify(:c, '')"), {"c": WORK_CHANNEL})
+            session.info["work_notified"] = True
         return item
 
     async def claim(self, owner: str, kinds: Sequence[str], limit: int) -> list[WorkItem]:

@@ -101,6 +101,7 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._position: int | None = None
         self._ready = asyncio.Event()
+        self._closing = False
 
     async def subscribe(self, where: EventFilter) -> Subscription:
         """Register for live events; everything committed after this call is delivered."""
@@ -116,11 +117,19 @@ class EventHub:
         self._subscribers.discard(subscription)
 
     async def close(self) -> None:
-        if self._task is not None:
+        """Stop the tail reader between reads (never mid-query, which would strand the
+        connection), cancelling it only if it does not stop promptly."""
+        if self._task is None:
+            return
+        self._closing = True
+        self.broadcaster.notify()
+        done, _ = await asyncio.wait({self._task}, timeout=5)
+        if not done:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        self._closing = False
 
     async def _tail(self) -> None:
         async with self.db.read() as session:
@@ -128,7 +137,7 @@ class EventHub:
                 self._position = await repository.latest_seq(session)
         self._ready.set()
         everything = EventFilter(include_internal=True)
-        while True:
+        while not self._closing:
             token = self.broadcaster.watch()
             try:
                 async with self.db.read() as session:
@@ -142,5 +151,5 @@ class EventHub:
                 for subscription in list(self._subscribers):
                     if matches(subscription.where, event):
                         subscription.offer(event)
-            if len(batch) < 500:
+            if len(batch) < 500 and not self._closing:
                 await self.broadcaster.wait(token, self.poll_seconds)

@@ -15,6 +15,7 @@ from fabric_server.db.models import Event
 # seq 11 committed before seq 10 and skip 10 forever. Event writers take this transaction
 # lock, which makes commit order equal sequence order (SQLite serialises writers anyway).
 _EVENT_ORDER_LOCK = 7_146_204_002
+EVENTS_CHANNEL = "fabric_events"
 
 
 class EventRecorder:
@@ -39,6 +40,8 @@ class EventRecorder:
             await session.execute(
                 text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_ORDER_LOCK}
             )
+            # Delivered at commit to every server process listening (wakes their streams).
+            await session.execute(text("SELECT pg_notify(:c, '')"), {"c": EVENTS_CHANNEL})
             session.info["event_lock"] = True
         event = Event(
             kind=kind,

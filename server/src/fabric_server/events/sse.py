@@ -129,11 +129,16 @@ class EventStreamer:
         finally:
             self.hub.unsubscribe(subscription)
 
+    async def _read_batch(self, where: EventFilter, after: int) -> list[LogEvent]:
+        async with self.db.read() as session:
+            rows = await repository.events_after(session, after, where)
+            return [LogEvent.of(row) for row in rows]
+
     async def _history(self, where: EventFilter, after: int) -> AsyncIterator[LogEvent]:
         while True:
-            async with self.db.read() as session:
-                rows = await repository.events_after(session, after, where)
-                batch = [LogEvent.of(row) for row in rows]
+            # Shielded: a client that disconnects mid-read cancels this generator, and a
+            # query cancelled halfway would strand its pooled connection.
+            batch = await asyncio.shield(self._read_batch(where, after))
             for event in batch:
                 after = event.seq
                 yield event

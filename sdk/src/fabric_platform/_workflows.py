@@ -1,0 +1,347 @@
+"""Workflows: register definitions, start runs, wait for them, manage them, follow their events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional, cast
+
+from ._base import QueryValue, encode_path, query
+from ._core import AsyncClientCore, SyncClientCore
+from ._errors import FabricConflictError, FabricError, FabricWaitTimeout
+from ._streaming import RUN_TERMINAL_KINDS, AsyncEventStream, EventStream
+from .types import BulkCancelResult, RunLog, RunPage, WorkflowDefinition, WorkflowRun
+
+DEFINITIONS_PATH = "/v1/workflow-definitions"
+RUNS_PATH = "/v1/workflow-runs"
+TERMINAL_RUN_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+def _definition_body(
+    name: str,
+    nodes: Sequence[Mapping[str, Any]],
+    defaults: Optional[Mapping[str, Any]],
+    description: Optional[str],
+    organization_id: str,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name, "organization_id": organization_id}
+    body["nodes"] = [dict(node) for node in nodes]
+    if defaults:
+        body["defaults"] = dict(defaults)
+    if description is not None:
+        body["description"] = description
+    return body
+
+
+def _run_body(
+    workflow_id: str,
+    context: Optional[Mapping[str, Any]],
+    metadata: Optional[Mapping[str, Any]],
+    idempotency_key: Optional[str],
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"workflow_definition_id": workflow_id, "context": dict(context or {})}
+    if metadata is not None:
+        body["metadata"] = dict(metadata)
+    if idempotency_key is not None:
+        body["idempotency_key"] = idempotency_key
+    return body
+
+
+def _start_body(priority: Optional[int]) -> dict[str, Any]:
+    return {} if priority is None else {"priority": priority}
+
+
+def _id_of(data: Any, what: str) -> str:
+    if isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"]:
+        return cast(str, data["id"])
+    raise FabricError(f"the server's answer to {what} carries no id: {data!r}")
+
+
+def _needs_start(run: Any) -> bool:
+    # A run replayed through its idempotency key may already be started (or over): leave it.
+    return not isinstance(run, dict) or run.get("status", "pending") == "pending"
+
+
+def _run_path(template: str, run_id: str, *more: str) -> str:
+    return encode_path(RUNS_PATH + template, run_id, *more)
+
+
+def _list_runs_params(
+    organization_id: Optional[str], status: Optional[str], limit: int, cursor: Optional[str]
+) -> dict[str, QueryValue]:
+    return query(organization_id=organization_id, status=status, limit=limit, cursor=cursor)
+
+
+def _events_params(include_internal: bool) -> dict[str, QueryValue]:
+    return query(include_internal=True if include_internal else None)
+
+
+def _check_wait(poll_interval: float, timeout: Optional[float]) -> None:
+    if not poll_interval > 0:
+        raise ValueError(f"poll_interval must be a positive number, got {poll_interval!r}")
+    if timeout is not None and not timeout >= 0:
+        raise ValueError(f"timeout must be None or a non-negative number, got {timeout!r}")
+
+
+def _next_poll(
+    run_id: str, run: Any, deadline: Optional[float], now: float, poll_interval: float
+) -> Optional[float]:
+    """None once ``run`` is over, else the wait before the next poll; raises at the deadline."""
+    status = run.get("status") if isinstance(run, dict) else None
+    if status in TERMINAL_RUN_STATUSES:
+        return None
+    if deadline is None:
+        return poll_interval
+    remaining = deadline - now
+    if remaining <= 0:
+        raise FabricWaitTimeout(
+            f"run {run_id} did not finish in time (last status: {status})",
+            run_id=run_id,
+            last_status=status if isinstance(status, str) else None,
+        )
+    return min(poll_interval, remaining)
+
+
+class WorkflowsMethods(SyncClientCore):
+    def upsert_workflow(
+        self,
+        name: str,
+        nodes: Sequence[Mapping[str, Any]],
+        defaults: Optional[Mapping[str, Any]] = None,
+        *,
+        description: Optional[str] = None,
+        organization_id: Optional[str] = None,
+    ) -> str:
+        """Register the workflow ``name`` (or update it in place) and return its id.
+
+        It belongs to ``organization_id``, else to the client's organization; ``defaults``
+        apply to every node that does not set the value itself.
+        """
+        org = organization_id or self.organization_id
+        body = _definition_body(name, nodes, defaults, description, org)
+        return _id_of(self._request("POST", DEFINITIONS_PATH, body=body), "upsert_workflow")
+
+    def list_workflows(self, *, organization_id: Optional[str] = None) -> list[WorkflowDefinition]:
+        """The workflow definitions visible to the caller (of one organization, if given)."""
+        params = query(organization_id=organization_id)
+        return cast(
+            "list[WorkflowDefinition]", self._request("GET", DEFINITIONS_PATH, params=params)
+        )
+
+    def get_workflow(self, workflow_id: str) -> WorkflowDefinition:
+        """The workflow definition ``workflow_id``; `FabricNotFoundError` if there is none."""
+        path = encode_path(DEFINITIONS_PATH + "/{}", workflow_id)
+        return cast(WorkflowDefinition, self._request("GET", path))
+
+    def run_workflow(
+        self,
+        workflow_id: str,
+        context: Optional[Mapping[str, Any]] = None,
+        priority: Optional[int] = None,
+        *,
+        metadata: Optional[Mapping[str, Any]] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> str:
+        """Create a run of the workflow with the initial ``context``, start it, return its id.
+
+        The run is queued by ``priority`` (higher runs sooner). With an ``idempotency_key`` the
+        call is retried safely, and calling again with the same key returns the same run
+        instead of starting another one.
+        """
+        body = _run_body(workflow_id, context, metadata, idempotency_key)
+        run = self._request("POST", RUNS_PATH, body=body, idempotency_key=idempotency_key)
+        run_id = _id_of(run, "run_workflow")
+        if _needs_start(run):
+            try:
+                self._request("POST", _run_path("/{}/start", run_id), body=_start_body(priority))
+            except FabricConflictError:
+                if idempotency_key is None:
+                    raise  # without a key, nobody else could have started this new run
+        return run_id
+
+    def wait_for_run(
+        self, run_id: str, poll_interval: float = 1.0, timeout: Optional[float] = 300.0
+    ) -> WorkflowRun:
+        """Poll the run every ``poll_interval`` seconds until it is completed, failed or
+        cancelled, and return it.
+
+        Raises `FabricWaitTimeout` (a builtin `TimeoutError` too) after ``timeout`` seconds;
+        ``timeout=None`` waits for as long as it takes.
+        """
+        _check_wait(poll_interval, timeout)
+        deadline = None if timeout is None else self._clock() + timeout
+        while True:
+            run = self.get_run(run_id)
+            delay = _next_poll(run_id, run, deadline, self._clock(), poll_interval)
+            if delay is None:
+                return run
+            self._sleep(delay)
+
+    def get_run(self, run_id: str) -> WorkflowRun:
+        """The run ``run_id``, with its status, context, output and node states."""
+        return cast(WorkflowRun, self._request("GET", _run_path("/{}", run_id)))
+
+    def list_runs(
+        self,
+        *,
+        organization_id: Optional[str] = None,
+        status: Optional[str] = None,
+        limit: int = 50,
+        cursor: Optional[str] = None,
+    ) -> RunPage:
+        """One page of runs, newest first: ``{"items": [...], "next_cursor": str | None}``."""
+        params = _list_runs_params(organization_id, status, limit, cursor)
+        return cast(RunPage, self._request("GET", RUNS_PATH, params=params))
+
+    def cancel_run(self, run_id: str) -> WorkflowRun:
+        """Cancel the run (its unfinished nodes are skipped); returns the updated run."""
+        return cast(WorkflowRun, self._request("POST", _run_path("/{}/cancel", run_id)))
+
+    def bulk_cancel_runs(self, run_ids: Sequence[str]) -> BulkCancelResult:
+        """Cancel several runs: ``{"cancelled": [ids], "skipped": [{"id", "reason"}]}``."""
+        body = {"run_ids": list(run_ids)}
+        return cast(BulkCancelResult, self._request("POST", RUNS_PATH + "/bulk-cancel", body=body))
+
+    def run_log(self, run_id: str) -> RunLog:
+        """The run's event history and the state of each of its nodes."""
+        return cast(RunLog, self._request("GET", _run_path("/{}/log", run_id)))
+
+    def list_children(self, run_id: str) -> list[WorkflowRun]:
+        """The runs started by this run (fan-out branches, sub-workflows)."""
+        return cast("list[WorkflowRun]", self._request("GET", _run_path("/{}/children", run_id)))
+
+    def resume_node(
+        self, run_id: str, node_key: str, data: Optional[Mapping[str, Any]] = None
+    ) -> Any:
+        """Release the node ``node_key``, which waits for input, handing it ``data``.
+
+        ``data`` becomes the node's output and the run goes on; returns the server's answer.
+        """
+        path = _run_path("/{}/nodes/{}/resume", run_id, node_key)
+        return self._request("POST", path, body=dict(data or {}))
+
+    def stream_run_events(self, run_id: str, include_internal: bool = False) -> EventStream:
+        """Iterate over the run's events: its history first, then live ones as they happen.
+
+        The iteration ends after ``workflow.run.completed``, ``.failed`` or ``.cancelled``. A
+        dropped connection is resumed where it stopped (``Last-Event-ID``).
+        """
+        path = _run_path("/{}/events", run_id)
+        params = _events_params(include_internal)
+        return self._stream(path, params, terminal_kinds=RUN_TERMINAL_KINDS)
+
+
+class AsyncWorkflowsMethods(AsyncClientCore):
+    async def upsert_workflow(
+        self,
+        name: str,
+        nodes: Sequence[Mapping[str, Any]],
+        defaults: Optional[Mapping[str, Any]] = None,
+        *,
+        description: Optional[str] = None,
+        organization_id: Optional[str] = None,
+    ) -> str:
+        """Register the workflow ``name`` (or update it in place) and return its id."""
+        org = organization_id or self.organization_id
+        body = _definition_body(name, nodes, defaults, description, org)
+        return _id_of(await self._request("POST", DEFINITIONS_PATH, body=body), "upsert_workflow")
+
+    async def list_workflows(
+        self, *, organization_id: Optional[str] = None
+    ) -> list[WorkflowDefinition]:
+        """The workflow definitions visible to the caller (of one organization, if given)."""
+        params = query(organization_id=organization_id)
+        definitions = await self._request("GET", DEFINITIONS_PATH, params=params)
+        return cast("list[WorkflowDefinition]", definitions)
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowDefinition:
+        """The workflow definition ``workflow_id``; `FabricNotFoundError` if there is none."""
+        path = encode_path(DEFINITIONS_PATH + "/{}", workflow_id)
+        return cast(WorkflowDefinition, await self._request("GET", path))
+
+    async def run_workflow(
+        self,
+        workflow_id: str,
+        context: Optional[Mapping[str, Any]] = None,
+        priority: Optional[int] = None,
+        *,
+        metadata: Optional[Mapping[str, Any]] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> str:
+        """Create and start a run of the workflow; returns its id (see `FabricClient`)."""
+        body = _run_body(workflow_id, context, metadata, idempotency_key)
+        run = await self._request("POST", RUNS_PATH, body=body, idempotency_key=idempotency_key)
+        run_id = _id_of(run, "run_workflow")
+        if _needs_start(run):
+            path = _run_path("/{}/start", run_id)
+            try:
+                await self._request("POST", path, body=_start_body(priority))
+            except FabricConflictError:
+                if idempotency_key is None:
+                    raise
+        return run_id
+
+    async def wait_for_run(
+        self, run_id: str, poll_interval: float = 1.0, timeout: Optional[float] = 300.0
+    ) -> WorkflowRun:
+        """Poll the run until it is completed, failed or cancelled, and return it.
+
+        Raises `FabricWaitTimeout` (a builtin `TimeoutError` too) after ``timeout`` seconds.
+        """
+        _check_wait(poll_interval, timeout)
+        deadline = None if timeout is None else self._clock() + timeout
+        while True:
+            run = await self.get_run(run_id)
+            delay = _next_poll(run_id, run, deadline, self._clock(), poll_interval)
+            if delay is None:
+                return run
+            await self._sleep(delay)
+
+    async def get_run(self, run_id: str) -> WorkflowRun:
+        """The run ``run_id``, with its status, context, output and node states."""
+        return cast(WorkflowRun, await self._request("GET", _run_path("/{}", run_id)))
+
+    async def list_runs(
+        self,
+        *,
+        organization_id: Optional[str] = None,
+        status: Optional[str] = None,
+        limit: int = 50,
+        cursor: Optional[str] = None,
+    ) -> RunPage:
+        """One page of runs, newest first: ``{"items": [...], "next_cursor": str | None}``."""
+        params = _list_runs_params(organization_id, status, limit, cursor)
+        return cast(RunPage, await self._request("GET", RUNS_PATH, params=params))
+
+    async def cancel_run(self, run_id: str) -> WorkflowRun:
+        """Cancel the run (its unfinished nodes are skipped); returns the updated run."""
+        return cast(WorkflowRun, await self._request("POST", _run_path("/{}/cancel", run_id)))
+
+    async def bulk_cancel_runs(self, run_ids: Sequence[str]) -> BulkCancelResult:
+        """Cancel several runs: ``{"cancelled": [ids], "skipped": [{"id", "reason"}]}``."""
+        body = {"run_ids": list(run_ids)}
+        result = await self._request("POST", RUNS_PATH + "/bulk-cancel", body=body)
+        return cast(BulkCancelResult, result)
+
+    async def run_log(self, run_id: str) -> RunLog:
+        """The run's event history and the state of each of its nodes."""
+        return cast(RunLog, await self._request("GET", _run_path("/{}/log", run_id)))
+
+    async def list_children(self, run_id: str) -> list[WorkflowRun]:
+        """The runs started by this run (fan-out branches, sub-workflows)."""
+        children = await self._request("GET", _run_path("/{}/children", run_id))
+        return cast("list[WorkflowRun]", children)
+
+    async def resume_node(
+        self, run_id: str, node_key: str, data: Optional[Mapping[str, Any]] = None
+    ) -> Any:
+        """Release the waiting node ``node_key`` with ``data`` as its output."""
+        path = _run_path("/{}/nodes/{}/resume", run_id, node_key)
+        return await self._request("POST", path, body=dict(data or {}))
+
+    def stream_run_events(self, run_id: str, include_internal: bool = False) -> AsyncEventStream:
+        """``async for`` over the run's events (history, then live), ending after the run's
+        terminal event; ``await`` it first to connect before iterating.
+        """
+        path = _run_path("/{}/events", run_id)
+        params = _events_params(include_internal)
+        return self._stream(path, params, terminal_kinds=RUN_TERMINAL_KINDS)

@@ -1,0 +1,63 @@
+"""Background work of a server process: workers, the PostgreSQL listener, retention.
+
+`fabric-server serve` runs it beside the API; `fabric-server worker` runs it alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fabric_server.engine.queue import WORK_CHANNEL
+from fabric_server.engine.worker import Worker
+from fabric_server.events.outbox import EVENTS_CHANNEL
+from fabric_server.events.pg_listener import PgListener
+from fabric_server.events.retention import retention_loop
+from fabric_server.services import Services
+
+
+class Background:
+    def __init__(self, services: Services, *, run_workers: bool) -> None:
+        self.services = services
+        self.run_workers = run_workers
+        self.workers: list[Worker] = []
+        self.listener: PgListener | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        services, settings = self.services, self.services.settings
+        if not services.db.is_sqlite:
+            self.listener = PgListener(
+                services.db.url,
+                {
+                    EVENTS_CHANNEL: services.broadcaster.notify,
+                    WORK_CHANNEL: services.queue.wake_workers,
+                },
+            )
+            self.listener.start()
+        if settings.event_retention_days > 0:
+            loop = retention_loop(
+                services.db,
+                settings.event_retention_days,
+                settings.retention_interval_seconds,
+                self._stopping,
+            )
+            self._tasks.append(asyncio.create_task(loop, name="event retention"))
+        if self.run_workers:
+            self.workers = [services.new_worker()]
+            for worker in self.workers:
+                worker.start()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        for worker in self.workers:
+            await worker.stop()
+        if self._tasks:
+            # Let periodic tasks finish the step they are in; cancel only stragglers.
+            _, late = await asyncio.wait(self._tasks, timeout=10)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.listener is not None:
+            await self.listener.stop()
+        await self.services.hub.close()
