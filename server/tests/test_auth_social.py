@@ -14,7 +14,7 @@ from server_helpers import assert_error
 
 from fabric_server.services import Services
 from fabric_server.settings import Settings
-from fabric_server.testing import fast_settings
+from fabric_server.testing import fast_settings, free_port
 
 PUBLIC_URL = "http://fabric.test"  # the test client's base URL
 TRUSTED_KEY = "trusted-application-key"
@@ -50,6 +50,8 @@ def social_settings(
                 emails_url=f"{provider.base_url}/user/emails",
                 scopes="read:user user:email",
             ),
+            # Authorizes at the fake, but its token endpoint is a port nobody listens on.
+            "down": provider.settings(token_url=f"http://127.0.0.1:{free_port()}/token"),
         },
         "social_login_trusted_key": TRUSTED_KEY,
         **overrides,
@@ -178,6 +180,11 @@ async def test_provider_refusal_is_unauthorized(client: httpx.AsyncClient) -> No
     response = await client.get(f"/v1/auth/callback?error=access_denied&state={state}")
     body = assert_error(response, 401, "unauthorized")
     assert "access_denied" in body["error"]["message"]
+
+
+async def test_unreachable_provider_is_unavailable(client: httpx.AsyncClient) -> None:
+    body = assert_error(await sign_in(client, "down"), 503, "unavailable")
+    assert "could not be reached" in body["error"]["message"]
 
 
 async def test_unconfigured_provider_is_not_found(client: httpx.AsyncClient) -> None:

@@ -170,6 +170,7 @@ class AuthService:
         self, session: AsyncSession, user: User | None, client: ClientInfo
     ) -> DomainError:
         if user is None:
+            # The attempted address is not recorded: people type passwords into it.
             await self._failed(session, None, "unknown_account", client)
             return Unauthorized("Wrong email or password.")
         failures = await repository.count_failed_login(session, user.id)
@@ -177,13 +178,13 @@ class AuthService:
         if failures < self.settings.login_max_failures:
             return Unauthorized("Wrong email or password.")
         lock = dt.timedelta(seconds=self.settings.login_lock_seconds)
-        user.locked_until = self.clock() + lock
-        user.failed_logins = 0
+        until = self.clock() + lock
+        await repository.set_sign_in_state(session, user.id, locked_until=until, failed_logins=0)
         await self.events.record(
             session,
             "auth.locked",
             organization_id=None,
-            payload={"user_id": user.id, "until": user.locked_until.isoformat(), "ip": client.ip},
+            payload={"user_id": user.id, "until": until.isoformat(), "ip": client.ip},
         )
         return _locked(lock)
 

@@ -131,12 +131,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_column("last_login_at")
-        batch_op.drop_column("locked_until")
-        batch_op.drop_column("failed_logins")
-        batch_op.drop_column("password_hash")
-
     with op.batch_alter_table("auth_refresh_tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_auth_refresh_tokens_session_id"))
 
@@ -153,3 +147,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_auth_one_time_tokens_user_id"))
 
     op.drop_table("auth_one_time_tokens")
+
+    # Last: the tables above refer to users.
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("last_login_at")
+        batch_op.drop_column("locked_until")
+        batch_op.drop_column("failed_logins")
+        batch_op.drop_column("password_hash")
