@@ -19,7 +19,7 @@ async def test_five_failures_lock_the_account(
     client: httpx.AsyncClient, services: Services
 ) -> None:
     clock = ManualClock()
-    services.auth.service.clock = clock
+    services.auth.core.clock = clock
     await signup(client, "locked@example.com")
     for _ in range(4):
         assert_error(await login(client, "locked@example.com", "guess"), 401, "unauthorized")
@@ -79,7 +79,7 @@ async def limited(
 async def test_per_address_rate_limit(limited: tuple[httpx.AsyncClient, Services]) -> None:
     client, services = limited
     clock = [1000.0]
-    services.auth.service.limiter.clock = lambda: clock[0]
+    services.auth.core.limiter.clock = lambda: clock[0]
     for _ in range(3):
         assert_error(await login(client, "someone@example.com", "x"), 401, "unauthorized")
     clock[0] += 20
@@ -99,7 +99,7 @@ async def test_mail_endpoints_are_limited_per_recipient(
     limited: tuple[httpx.AsyncClient, Services],
 ) -> None:
     client, services = limited
-    services.auth.service.limiter.limit = 2
+    services.auth.core.limiter.limit = 2
     for path in ("/v1/auth/magic-link", "/v1/auth/forgot-password"):
         response = await client.post(path, json={"email": "victim@example.com"})
         assert response.status_code == 202

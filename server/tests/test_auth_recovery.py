@@ -98,7 +98,7 @@ async def test_magic_link_by_post_and_its_expiry(
     client: httpx.AsyncClient, services: Services
 ) -> None:
     clock = ManualClock()
-    services.auth.service.clock = clock
+    services.auth.core.clock = clock
     await signup(client, "expire@example.com")
     path = "/v1/auth/magic-link/verify"
     await client.post("/v1/auth/magic-link", json={"email": "expire@example.com"})

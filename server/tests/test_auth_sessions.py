@@ -81,7 +81,7 @@ async def test_unknown_refresh_token_is_unauthorized(client: httpx.AsyncClient) 
 
 async def test_refresh_token_expires(client: httpx.AsyncClient, services: Services) -> None:
     clock = ManualClock()
-    services.auth.service.clock = clock
+    services.auth.core.clock = clock
     tokens = await signup(client, "late@example.com")
     clock.advance(days=31)
     assert_error(await refresh(client, tokens["refresh_token"]), 401, "unauthorized")
@@ -200,7 +200,7 @@ async def test_expired_access_token_is_refused(
 ) -> None:
     client, services = production
     clock = ManualClock()
-    services.auth.service.clock = clock
+    services.auth.core.clock = clock
     tokens = await signup(client, "expiry@example.com")
     clock.advance(seconds=7199)
     assert (await client.get("/v1/jobs", headers=bearer(tokens))).status_code == 200

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import Request
 
+from fabric_server.auth.core import ClientInfo, IssuedTokens
 from fabric_server.auth.schemas import AuthResponse, AuthUser
-from fabric_server.auth.service import ClientInfo, IssuedTokens
 from fabric_server.db.models import User
 from fabric_server.errors import RateLimited
 
@@ -32,7 +32,7 @@ def rate_limit(bucket: str) -> Callable[[Request], Awaitable[None]]:
 
 def limit_key(request: Request, key: tuple[str, str]) -> None:
     """Count one call against `key`; 429 `rate_limited` with `Retry-After` when over."""
-    retry_after = request.app.state.services.auth.service.limiter.hit(key)
+    retry_after = request.app.state.services.auth.core.limiter.hit(key)
     if retry_after is not None:
         raise RateLimited("Too many requests: slow down and retry later.", retry_after=retry_after)
 

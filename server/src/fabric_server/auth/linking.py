@@ -14,21 +14,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.auth import repository
+from fabric_server.auth.core import AuthCore, ClientInfo, IssuedTokens
+from fabric_server.auth.mailed import MailedTokens
 from fabric_server.auth.models import SocialIdentity
-from fabric_server.auth.service import AuthService, ClientInfo, IssuedTokens
+from fabric_server.auth.sessions import Sessions
 from fabric_server.auth.social import SocialProfile
 from fabric_server.db.models import User
 from fabric_server.errors import Conflict, Unauthorized
 
 
 class SocialLinker:
-    def __init__(self, auth: AuthService) -> None:
-        self.auth = auth
+    def __init__(self, core: AuthCore, sessions: Sessions, mailed: MailedTokens) -> None:
+        self.core = core
+        self.sessions = sessions
+        self.mailed = mailed
 
     async def sign_in(
         self, session: AsyncSession, profile: SocialProfile, client: ClientInfo
     ) -> IssuedTokens:
-        now = self.auth.clock()
+        now = self.core.clock()
         method = f"social:{profile.provider}"
         link = await repository.identity(session, profile.provider, profile.provider_user_id)
         if link is not None:
@@ -55,7 +59,7 @@ class SocialLinker:
                     )
             except IntegrityError:
                 raise Conflict("This sign-in is being linked concurrently; try again.") from None
-            await self.auth.events.record(
+            await self.core.events.record(
                 session,
                 "auth.social.linked",
                 organization_id=None,
@@ -63,7 +67,7 @@ class SocialLinker:
             )
         if user.display_name is None and profile.display_name:
             user.display_name = profile.display_name
-        return await self.auth.signed_in(session, user, method, client)
+        return await self.sessions.signed_in(session, user, method, client)
 
     async def _account_for(
         self, session: AsyncSession, profile: SocialProfile, method: str
@@ -78,11 +82,9 @@ class SocialLinker:
             if not existing.email_verified:
                 existing.password_hash = None
                 existing.email_verified = True
-                await repository.revoke_user_sessions(
-                    session, existing.id, self.auth.clock(), "email_claimed"
-                )
+                await self.sessions.revoke_all(session, existing.id, "email_claimed")
             return existing
-        user = await self.auth.accounts.create(
+        user = await self.core.accounts.create(
             session,
             email=profile.email,
             display_name=profile.display_name,
@@ -90,5 +92,5 @@ class SocialLinker:
             email_verified=profile.email_verified and profile.email is not None,
             method=method,
         )
-        await self.auth.send_verification(session, user)
+        await self.mailed.send_verification(session, user)
         return user

@@ -64,7 +64,7 @@ async def login(body: LoginRequest, request: Request, services: ServicesDep) -> 
 )
 async def refresh(body: RefreshRequest, request: Request, services: ServicesDep) -> JSONResponse:
     async with services.db.write() as session:
-        result = await services.auth.service.refresh(
+        result = await services.auth.sessions.refresh(
             session, body.refresh_token, client_info(request)
         )
         data = None if isinstance(result, DomainError) else auth_out(result)
@@ -81,7 +81,7 @@ async def refresh(body: RefreshRequest, request: Request, services: ServicesDep)
 async def logout(body: LogoutRequest, request: Request, services: ServicesDep) -> JSONResponse:
     token = body.access_token or bearer_token(request)
     async with services.db.write() as session:
-        revoked = await services.auth.service.logout(session, token)
+        revoked = await services.auth.sessions.logout(session, token)
     return ok(request, {"revoked": revoked})
 
 
@@ -94,7 +94,7 @@ async def logout_all(
     request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
     async with services.db.write() as session:
-        revoked = await services.auth.service.logout_all(session, principal)
+        revoked = await services.auth.sessions.logout_all(session, principal)
     return ok(request, {"revoked": revoked})
 
 

@@ -45,7 +45,7 @@ async def social_start(
         # The state cookie must live on the host the provider sends the browser back to.
         target = f"{public_url}/v1/auth/social/{quote(provider, safe='')}?canonical=true"
         return RedirectResponse(target, status_code=302)
-    auth = services.auth.service
+    auth = services.auth.core
     url, cookie = flow.begin(provider, auth.signer, auth.clock())
     response = RedirectResponse(url, status_code=302)
     response.set_cookie(
@@ -80,7 +80,7 @@ async def social_callback(
     error: OptionalQuery = None,
     error_description: OptionalQuery = None,
 ) -> Response:
-    auth = services.auth.service
+    auth = services.auth.core
     redirect_to = services.settings.social_redirect_url
     try:
         profile = await services.auth.oauth.finish(
