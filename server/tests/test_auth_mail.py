@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from email.message import Message
 from pathlib import Path
 
+import httpx
 import pytest
 from auth_helpers import app_client, login, outbox, signup, token_in
 from server_helpers import eventually
@@ -136,3 +137,34 @@ def test_production_needs_a_signing_secret(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="FABRIC_SIGNING_SECRET"):
         auth.start()
     assert not (tmp_path / "signing_secret").exists()
+
+
+async def test_access_logs_hide_mailed_tokens(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The app has started (the fixture ran its lifespan), so the filter is in place.
+    access = logging.getLogger("uvicorn.access")
+    access.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+            access.info(
+                '%s - "%s %s HTTP/%s" %d',
+                "127.0.0.1:5000",
+                "GET",
+                "/v1/auth/verify?token=s3cr3t-token&x=1",
+                "1.1",
+                200,
+            )
+            access.info(
+                '%s - "%s %s HTTP/%s" %d',
+                "ip",
+                "GET",
+                "/v1/auth/callback?code=c0de&state=st",
+                "1.1",
+                200,
+            )
+    finally:
+        access.removeHandler(caplog.handler)
+    assert "s3cr3t-token" not in caplog.text
+    assert "c0de" not in caplog.text
+    assert "/v1/auth/verify?token=[redacted]&x=1" in caplog.text

@@ -11,6 +11,7 @@ from fabric_server.auth.core import AuthCore
 from fabric_server.auth.linking import SocialLinker
 from fabric_server.auth.mailed import MailedTokens
 from fabric_server.auth.recovery import Recovery
+from fabric_server.auth.redact import install_access_log_redaction
 from fabric_server.auth.service import AuthService
 from fabric_server.auth.sessions import Sessions
 from fabric_server.auth.social import OAuthFlow
@@ -31,6 +32,7 @@ class Auth:
 
     def start(self) -> None:
         self.core.start()
+        install_access_log_redaction()
 
     async def verify_credentials(self, request: Request, token: str) -> Principal | None:
         """The `CredentialVerifier` for access tokens (see `Sessions.verify_credentials`)."""
