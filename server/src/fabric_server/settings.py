@@ -63,9 +63,10 @@ class Settings(BaseSettings):
     secrets_master_key: str | None = None
 
     # Accounts and sessions (fabric_server.auth).
-    public_url: str = Field(
-        default="http://127.0.0.1:3001",
-        description="Base URL of this server as users reach it: mail links, OAuth callbacks.",
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL of this server as users reach it (mail links, OAuth callbacks); "
+        "default http://127.0.0.1:<port>.",
     )
     auth_link_url: str | None = Field(
         default=None,
@@ -113,6 +114,11 @@ class Settings(BaseSettings):
         """The SQLAlchemy async URL: PostgreSQL when configured, else SQLite in the data dir."""
         url = self.database_url or f"sqlite:///{(self.data_dir / 'fabric.db').resolve()}"
         return to_async_url(url)
+
+    @property
+    def resolved_public_url(self) -> str:
+        """Where users reach this server, without a trailing slash."""
+        return (self.public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
 
     @property
     def is_dev(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from fabric_server.db.types import utcnow
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.mail import Mailer
 from fabric_server.settings import Settings
+
+log = logging.getLogger("fabric_server.auth")
 
 PURPOSE_VERIFY = "verify_email"
 PURPOSE_MAGIC_LINK = "magic_link"
@@ -67,7 +70,7 @@ class AuthCore:
             require_classes=settings.password_require_classes,
         )
         self.mail = AuthMail(
-            mailer, public_url=settings.public_url, link_url=settings.auth_link_url
+            mailer, public_url=settings.resolved_public_url, link_url=settings.auth_link_url
         )
         self.limiter = SlidingWindowLimiter(
             settings.auth_rate_limit, settings.auth_rate_window_seconds
@@ -78,6 +81,12 @@ class AuthCore:
     def start(self) -> None:
         """Load (in dev mode: create) the signing secret. Called when the server starts."""
         self._signer = TokenSigner(load_signing_secret(self.settings))
+        if not self.settings.is_dev and self.settings.public_url is None:
+            log.warning(
+                "FABRIC_PUBLIC_URL is not set: mailed links and social sign-in callbacks "
+                "point at %s",
+                self.settings.resolved_public_url,
+            )
 
     @property
     def signer(self) -> TokenSigner:

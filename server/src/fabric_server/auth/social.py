@@ -95,7 +95,7 @@ class OAuthFlow:
 
     def __init__(self, settings: Settings, *, timeout: float = 10.0) -> None:
         self.providers = configured_providers(settings)
-        self.redirect_uri = settings.public_url.rstrip("/") + CALLBACK_PATH
+        self.redirect_uri = settings.resolved_public_url + CALLBACK_PATH
         self.timeout = timeout
 
     def provider(self, name: str) -> Provider:

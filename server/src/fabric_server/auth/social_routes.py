@@ -40,7 +40,7 @@ async def social_start(
 ) -> RedirectResponse:
     flow = services.auth.oauth
     flow.provider(provider)  # 404 for an unconfigured provider, before anything else
-    public_url = services.settings.public_url.rstrip("/")
+    public_url = services.settings.resolved_public_url
     if not canonical and _origin(str(request.base_url)) != _origin(public_url):
         # The state cookie must live on the host the provider sends the browser back to.
         target = f"{public_url}/v1/auth/social/{quote(provider, safe='')}?canonical=true"
