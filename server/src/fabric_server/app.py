@@ -12,6 +12,7 @@ from fabric_server import __version__
 from fabric_server.api import system
 from fabric_server.api.handlers import install_error_handlers
 from fabric_server.api.middleware import RequestContextMiddleware
+from fabric_server.auth import routes as auth_routes
 from fabric_server.db.migrate import migrate
 from fabric_server.dev import routes as dev_routes
 from fabric_server.events import routes as event_routes
@@ -30,6 +31,7 @@ async def start(services: Services) -> None:
     if services.db.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     await migrate(services.db)
+    services.auth.start()
     if settings.is_dev:
         async with services.db.write() as session:
             await seed_dev(session)
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             yield
         finally:
             await background.stop()
+            await services.mailer.aclose()
             await services.db.dispose()
 
     app = FastAPI(
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(system.router)
+    app.include_router(auth_routes.router)
     app.include_router(job_routes.router)
     app.include_router(event_routes.router)
     app.include_router(dev_routes.router)

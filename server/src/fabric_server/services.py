@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from fabric_server.access.service import Access
 from fabric_server.api.auth import CredentialVerifier
+from fabric_server.auth.module import Auth, build_auth
 from fabric_server.db.database import Database
-from fabric_server.dev.mailer import OutboxMailer
 from fabric_server.engine.queue import RetryPolicy, WorkQueue
 from fabric_server.engine.worker import Handler, Worker
 from fabric_server.events.broadcaster import MemoryBroadcaster
@@ -16,6 +16,7 @@ from fabric_server.events.outbox import EventRecorder
 from fabric_server.events.sse import EventStreamer
 from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
+from fabric_server.mail import Mailer, build_mailer
 from fabric_server.providers.echo import EchoProvider
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
@@ -32,8 +33,9 @@ class Services:
     access: Access
     providers: ProviderRegistry
     streamer: EventStreamer
-    mailer: OutboxMailer
+    mailer: Mailer
     jobs: JobService
+    auth: Auth
     handlers: dict[str, Handler]
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
 
@@ -68,6 +70,8 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     )
     jobs = JobService(access, queue, events, providers, max_attempts=settings.job_max_attempts)
     handlers: dict[str, Handler] = {JOB_WORK_KIND: JobHandler(db, queue, events, providers)}
+    mailer = build_mailer(settings)
+    auth = build_auth(settings, db, events, mailer)
     return Services(
         settings=settings,
         db=db,
@@ -78,7 +82,9 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         access=access,
         providers=providers,
         streamer=streamer,
-        mailer=OutboxMailer(settings.data_dir / "outbox"),
+        mailer=mailer,
         jobs=jobs,
+        auth=auth,
         handlers=handlers,
+        credential_verifiers=[auth.verify_credentials],
     )

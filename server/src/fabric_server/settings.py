@@ -6,11 +6,26 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ORGANIZATION_ID = "00000000-0000-0000-0000-000000000010"
 DEV_OWNER_ID = "00000000-0000-0000-0000-000000000001"
+
+
+class OAuthProviderSettings(BaseModel):
+    """A social sign-in provider given by its endpoints (any standard OpenID Connect issuer)."""
+
+    client_id: str
+    client_secret: str | None = None
+    authorize_url: str
+    token_url: str
+    userinfo_url: str
+    scopes: str = "openid email profile"
+    profile: Literal["oidc", "github"] = Field(
+        default="oidc", description="How to read the user profile: OIDC claims or GitHub's API."
+    )
+    emails_url: str | None = Field(default=None, description="GitHub style: verified emails.")
 
 
 class Settings(BaseSettings):
@@ -52,11 +67,63 @@ class Settings(BaseSettings):
     signing_secret: str | None = None
     secrets_master_key: str | None = None
 
+    # Accounts and sessions (fabric_server.auth).
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL of this server as users reach it (mail links, OAuth callbacks); "
+        "default http://127.0.0.1:<port>.",
+    )
+    auth_link_url: str | None = Field(
+        default=None,
+        description="Where mailed links point: a web app serving /verify, /magic-link/verify "
+        "and /reset-password (each given ?token=…). Default: this server's own endpoints.",
+    )
+    password_min_length: int = Field(default=8, ge=1, le=256)
+    password_require_classes: bool = Field(
+        default=False, description="Also demand upper, lower, digit and symbol (off: NIST)."
+    )
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    argon2_parallelism: int = Field(default=4, ge=1)
+    access_token_ttl_seconds: int = Field(default=7200, ge=1)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=1)
+    verify_token_ttl_seconds: int = Field(default=86400, ge=1)
+    magic_link_ttl_seconds: int = Field(default=900, ge=1)
+    reset_token_ttl_seconds: int = Field(default=3600, ge=1)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lock_seconds: int = Field(default=900, ge=1)
+    auth_rate_limit: int = Field(
+        default=20, ge=0, description="Requests per IP per auth endpoint per window; 0 = off."
+    )
+    auth_rate_window_seconds: float = Field(default=60.0, gt=0)
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "Fabric <no-reply@localhost>"
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    social_redirect_url: str | None = Field(
+        default=None,
+        description="When set, social sign-in ends with a redirect here carrying the tokens "
+        "in the URL fragment; otherwise the callback answers with JSON.",
+    )
+    social_login_trusted_key: str | None = None
+    google_client_id: str | None = None
+    google_client_secret: str | None = None
+    github_client_id: str | None = None
+    github_client_secret: str | None = None
+    oidc_providers: dict[str, OAuthProviderSettings] = Field(default_factory=dict)
+
     @property
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL: PostgreSQL when configured, else SQLite in the data dir."""
         url = self.database_url or f"sqlite:///{(self.data_dir / 'fabric.db').resolve()}"
         return to_async_url(url)
+
+    @property
+    def resolved_public_url(self) -> str:
+        """Where users reach this server, without a trailing slash."""
+        return (self.public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
 
     @property
     def is_dev(self) -> bool:

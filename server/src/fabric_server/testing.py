@@ -39,6 +39,11 @@ def fast_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "retry_max_seconds": 0.2,
         "sse_poll_seconds": 0.05,
         "sse_keepalive_seconds": 15.0,
+        # Cheap password hashing, and no per-address limits (many calls come from one IP).
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 8,
+        "argon2_parallelism": 1,
+        "auth_rate_limit": 0,
     }
     values.update(overrides)
     return Settings(**values)

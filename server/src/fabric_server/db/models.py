@@ -53,6 +53,10 @@ class User(Timestamped, Base):
     email: Mapped[str | None] = mapped_column(String(320), unique=True)
     display_name: Mapped[str | None] = mapped_column(String(200))
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column()
+    last_login_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class Membership(Base):

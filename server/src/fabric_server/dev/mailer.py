@@ -29,6 +29,9 @@ class OutboxMailer:
         log.info("mail to %s (%r) written to the dev outbox: %s", to, subject, path)
         return mail
 
+    async def aclose(self) -> None:
+        """Nothing is in flight: outbox mail is written inside the transaction."""
+
 
 async def list_outbox(session: AsyncSession, to: str | None, limit: int) -> list[Mail]:
     query = select(Mail)

@@ -33,6 +33,24 @@ async def member_org_ids(session: AsyncSession, principal_id: str) -> list[str]:
     return list(rows)
 
 
+async def slug_taken(session: AsyncSession, slug: str) -> bool:
+    found = await session.scalar(select(Organization.id).where(Organization.slug == slug))
+    return found is not None
+
+
+async def add_organization(session: AsyncSession, slug: str, name: str) -> Organization:
+    """Insert an organization (flushed: a taken slug raises IntegrityError here)."""
+    org = Organization(slug=slug, name=name)
+    session.add(org)
+    await session.flush()
+    return org
+
+
+async def add_member(session: AsyncSession, org_id: str, principal_id: str, role: str) -> None:
+    session.add(Membership(organization_id=org_id, principal_id=principal_id, role=role))
+    await session.flush()
+
+
 async def seed_dev(session: AsyncSession) -> None:
     """Create the default organization and the dev owner if they are missing (idempotent)."""
     if await session.get(Organization, DEFAULT_ORGANIZATION_ID) is None:

@@ -1,0 +1,72 @@
+"""Tables for accounts and sessions. The `users` table itself lives in `db/models.py`."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fabric_server.db.models import Base
+from fabric_server.db.types import new_id, utcnow
+
+
+class AuthSession(Base):
+    """One signed-in device: access tokens name it (`sid`), refresh tokens rotate inside it.
+
+    A session is also the refresh-token family: revoking it ends every token it issued.
+    """
+
+    __tablename__ = "auth_sessions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(80))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    refreshed_at: Mapped[dt.datetime | None] = mapped_column()
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    revoke_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class RefreshToken(Base):
+    """A single-use refresh token, stored as its SHA-256 digest only."""
+
+    __tablename__ = "auth_refresh_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    used_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class OneTimeToken(Base):
+    """A mailed token (email verification, magic link, password reset): hashed, single-use."""
+
+    __tablename__ = "auth_one_time_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    used_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class SocialIdentity(Base):
+    """An account at a social sign-in provider, linked to one user."""
+
+    __tablename__ = "social_identities"
+    __table_args__ = (UniqueConstraint("provider", "provider_user_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    provider_user_id: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    avatar_url: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column()

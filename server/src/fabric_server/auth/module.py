@@ -1,0 +1,53 @@
+"""The accounts domain assembled: one object the service container holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from fabric_server.api.auth import Principal
+from fabric_server.auth.core import AuthCore
+from fabric_server.auth.linking import SocialLinker
+from fabric_server.auth.mailed import MailedTokens
+from fabric_server.auth.recovery import Recovery
+from fabric_server.auth.redact import install_access_log_redaction
+from fabric_server.auth.service import AuthService
+from fabric_server.auth.sessions import Sessions
+from fabric_server.auth.social import OAuthFlow
+from fabric_server.db.database import Database
+from fabric_server.events.outbox import EventRecorder
+from fabric_server.mail import Mailer
+from fabric_server.settings import Settings
+
+
+@dataclass
+class Auth:
+    core: AuthCore
+    service: AuthService
+    sessions: Sessions
+    recovery: Recovery
+    oauth: OAuthFlow
+    linker: SocialLinker
+
+    def start(self) -> None:
+        self.core.start()
+        install_access_log_redaction()
+
+    async def verify_credentials(self, request: Request, token: str) -> Principal | None:
+        """The `CredentialVerifier` for access tokens (see `Sessions.verify_credentials`)."""
+        return await self.sessions.verify_credentials(request, token)
+
+
+def build_auth(settings: Settings, db: Database, events: EventRecorder, mailer: Mailer) -> Auth:
+    core = AuthCore(settings, db, events, mailer)
+    sessions = Sessions(core)
+    mailed = MailedTokens(core)
+    return Auth(
+        core=core,
+        service=AuthService(core, sessions, mailed),
+        sessions=sessions,
+        recovery=Recovery(core, sessions, mailed),
+        oauth=OAuthFlow(settings),
+        linker=SocialLinker(core, sessions, mailed),
+    )

@@ -1,0 +1,108 @@
+"""Passwords (argon2id, NIST-style policy) and email address normalisation."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+
+from fabric_server.errors import ValidationFailed
+
+MAX_PASSWORD_LENGTH = 1024
+
+
+def normalize_email(raw: str) -> str:
+    """The canonical form of an address: validated syntax, lower case. 400 when invalid."""
+    try:
+        checked = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationFailed(
+            f"Invalid email address: {exc}",
+            details={"errors": [{"path": "email", "in": "body", "message": str(exc)}]},
+        ) from None
+    return checked.normalized.lower()
+
+
+def lookup_email(raw: str) -> str:
+    """The form used to look an account up: like `normalize_email`, but never raises (a
+    malformed address simply matches no account)."""
+    try:
+        return normalize_email(raw)
+    except ValidationFailed:
+        return raw.strip().lower()
+
+
+class Passwords:
+    """Hashes and checks passwords with argon2id off the event loop, and applies the policy.
+
+    The default policy follows NIST SP 800-63B: a minimum length and no composition rules
+    (`require_classes` turns upper/lower/digit/symbol rules on for those who must have them).
+    """
+
+    def __init__(
+        self,
+        *,
+        time_cost: int,
+        memory_kib: int,
+        parallelism: int,
+        min_length: int,
+        require_classes: bool = False,
+    ) -> None:
+        if memory_kib < 8 * parallelism:
+            raise ValueError("argon2 needs at least 8 KiB of memory per lane of parallelism")
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+        )
+        self.min_length = min_length
+        self.require_classes = require_classes
+        self._dummy_hash: str | None = None
+
+    def check_policy(self, password: str, field: str = "password") -> None:
+        problems: list[str] = []
+        if len(password) < self.min_length:
+            problems.append(f"must be at least {self.min_length} characters long")
+        if len(password) > MAX_PASSWORD_LENGTH:
+            problems.append(f"must be at most {MAX_PASSWORD_LENGTH} characters long")
+        if self.require_classes:
+            classes = (
+                any(c.islower() for c in password),
+                any(c.isupper() for c in password),
+                any(c.isdigit() for c in password),
+                any(not c.isalnum() for c in password),
+            )
+            if not all(classes):
+                problems.append("must mix upper and lower case letters, digits and symbols")
+        if problems:
+            message = f"The {field.replace('_', ' ')} {' and '.join(problems)}."
+            raise ValidationFailed(
+                message,
+                details={"errors": [{"path": field, "in": "body", "message": message}]},
+            )
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def verify(self, stored: str | None, password: str) -> bool:
+        """Whether `password` matches `stored`. Without a stored hash a dummy one is checked,
+        so unknown accounts cost the same time as known ones."""
+        against = stored if stored is not None else await self._dummy()
+        try:
+            matched = await asyncio.to_thread(self._hasher.verify, against, password)
+        except (VerificationError, InvalidHashError):
+            return False
+        return matched and stored is not None
+
+    def needs_rehash(self, stored: str) -> bool:
+        """True when `stored` was made with other parameters than the current ones."""
+        try:
+            return self._hasher.check_needs_rehash(stored)
+        except InvalidHashError:
+            return True
+
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await self.hash(secrets.token_urlsafe(16))
+        return self._dummy_hash

@@ -1,0 +1,178 @@
+"""HTTP routes for mailed links: magic links, password recovery, email verification.
+
+Mailing endpoints answer 202 with the same body whether or not the account exists.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from fabric_server.api.deps import ServicesDep
+from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
+from fabric_server.auth.deps import auth_out, client_info, limit_key, rate_limit, user_out
+from fabric_server.auth.passwords import lookup_email
+from fabric_server.auth.schemas import (
+    AuthResponse,
+    AuthUser,
+    EmailRequest,
+    MessageOut,
+    ResetPasswordRequest,
+    ResetTokenStatus,
+    TokenRequest,
+)
+
+router = APIRouter(responses=ERROR_RESPONSES)
+
+TokenQuery = Annotated[str, Query(min_length=1, max_length=4096, description="The mailed token")]
+SENT = "If an account exists for this address, we sent it an email."
+
+
+def _limit_address(request: Request, email: str) -> None:
+    # Also per recipient, so one address cannot be flooded from many client addresses.
+    # It applies to unknown addresses alike, so it reveals nothing about accounts.
+    limit_key(request, ("mail-to", lookup_email(email)))
+
+
+@router.post(
+    "/magic-link",
+    status_code=202,
+    response_model=Envelope[MessageOut],
+    dependencies=[Depends(rate_limit("mail"))],
+    summary="Mail a single-use sign-in link (15 minutes); same answer for unknown emails",
+)
+async def magic_link(body: EmailRequest, request: Request, services: ServicesDep) -> JSONResponse:
+    _limit_address(request, body.email)
+    async with services.db.write() as session:
+        await services.auth.recovery.request_magic_link(session, body.email)
+    return ok(request, {"message": SENT}, 202)
+
+
+@router.post(
+    "/magic-link/verify",
+    response_model=Envelope[AuthResponse],
+    dependencies=[Depends(rate_limit("token"))],
+    summary="Sign in with a magic-link token",
+)
+async def magic_link_verify(
+    body: TokenRequest, request: Request, services: ServicesDep
+) -> JSONResponse:
+    return await _finish_magic_link(body.token, request, services)
+
+
+@router.get(
+    "/magic-link/verify",
+    response_model=Envelope[AuthResponse],
+    dependencies=[Depends(rate_limit("token"))],
+    summary="Sign in by following the mailed magic link",
+)
+async def magic_link_follow(
+    token: TokenQuery, request: Request, services: ServicesDep
+) -> JSONResponse:
+    return await _finish_magic_link(token, request, services)
+
+
+async def _finish_magic_link(token: str, request: Request, services: ServicesDep) -> JSONResponse:
+    async with services.db.write() as session:
+        issued = await services.auth.recovery.finish_magic_link(
+            session, token, client_info(request)
+        )
+        data = auth_out(issued)
+    return ok(request, data)
+
+
+@router.post(
+    "/forgot-password",
+    status_code=202,
+    response_model=Envelope[MessageOut],
+    dependencies=[Depends(rate_limit("mail"))],
+    summary="Mail a single-use password-reset link; same answer for unknown emails",
+)
+async def forgot_password(
+    body: EmailRequest, request: Request, services: ServicesDep
+) -> JSONResponse:
+    _limit_address(request, body.email)
+    async with services.db.write() as session:
+        await services.auth.recovery.forgot_password(session, body.email)
+    return ok(request, {"message": SENT}, 202)
+
+
+@router.get(
+    "/reset-password",
+    response_model=Envelope[ResetTokenStatus],
+    dependencies=[Depends(rate_limit("token"))],
+    summary="Check a mailed reset token without using it (where the mailed link lands)",
+)
+async def reset_password_check(
+    token: TokenQuery, request: Request, services: ServicesDep
+) -> JSONResponse:
+    async with services.db.read() as session:
+        expires_at = await services.auth.recovery.check_reset_token(session, token)
+    status = ResetTokenStatus(
+        expires_at=expires_at,
+        next='POST /v1/auth/reset-password with {"token", "new_password"}',
+    )
+    return ok(request, status.model_dump(mode="json"))
+
+
+@router.post(
+    "/reset-password",
+    response_model=Envelope[MessageOut],
+    dependencies=[Depends(rate_limit("token"))],
+    summary="Set a new password with the mailed token (`token` or `access_token`)",
+)
+async def reset_password(
+    body: ResetPasswordRequest, request: Request, services: ServicesDep
+) -> JSONResponse:
+    async with services.db.write() as session:
+        await services.auth.recovery.reset_password(
+            session, body.recovery_token, body.new_password, client_info(request)
+        )
+    return ok(request, {"message": "Your password was changed and every session signed out."})
+
+
+@router.post(
+    "/verify",
+    response_model=Envelope[AuthUser],
+    dependencies=[Depends(rate_limit("token"))],
+    summary="Confirm an email address with the mailed token",
+)
+async def verify_email(body: TokenRequest, request: Request, services: ServicesDep) -> JSONResponse:
+    return await _verify(body.token, request, services)
+
+
+@router.get(
+    "/verify",
+    response_model=Envelope[AuthUser],
+    dependencies=[Depends(rate_limit("token"))],
+    summary="Confirm an email address by following the mailed link",
+)
+async def verify_email_follow(
+    token: TokenQuery, request: Request, services: ServicesDep
+) -> JSONResponse:
+    return await _verify(token, request, services)
+
+
+async def _verify(token: str, request: Request, services: ServicesDep) -> JSONResponse:
+    async with services.db.write() as session:
+        user = await services.auth.recovery.verify_email(session, token)
+        data = user_out(user)
+    return ok(request, data)
+
+
+@router.post(
+    "/resend-verification",
+    status_code=202,
+    response_model=Envelope[MessageOut],
+    dependencies=[Depends(rate_limit("mail"))],
+    summary="Mail a new verification link; same answer for unknown or verified emails",
+)
+async def resend_verification(
+    body: EmailRequest, request: Request, services: ServicesDep
+) -> JSONResponse:
+    _limit_address(request, body.email)
+    async with services.db.write() as session:
+        await services.auth.recovery.resend_verification(session, body.email)
+    return ok(request, {"message": SENT}, 202)

@@ -1,0 +1,199 @@
+"""SQL for accounts: users' sign-in state, sessions, refresh tokens, mailed tokens, identities."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fabric_server.auth.models import AuthSession, OneTimeToken, RefreshToken, SocialIdentity
+from fabric_server.db.models import User
+
+# --- users ---------------------------------------------------------------------------------
+
+
+async def get_user(session: AsyncSession, user_id: str) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email))
+
+
+async def add_user(session: AsyncSession, user: User) -> User:
+    """Insert a user (flushed: a taken email raises IntegrityError here)."""
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def count_failed_login(session: AsyncSession, user_id: str) -> int:
+    """Add one failed sign-in to the user's counter and return the new count.
+
+    The UPDATE holds the row lock until commit, so concurrent failures all count.
+    """
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(failed_logins=User.failed_logins + 1)
+        .execution_options(synchronize_session=False)
+    )
+    count = await session.scalar(select(User.failed_logins).where(User.id == user_id))
+    return int(count or 0)
+
+
+async def set_sign_in_state(session: AsyncSession, user_id: str, **values: Any) -> None:
+    """Update sign-in columns (failed_logins, locked_until, last_login_at, password_hash…)."""
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(**values)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+# --- sessions and refresh tokens -----------------------------------------------------------
+
+
+async def add_session(session: AsyncSession, row: AuthSession) -> AuthSession:
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get_session(session: AsyncSession, session_id: str) -> AuthSession | None:
+    return await session.get(AuthSession, session_id)
+
+
+async def live_session_user(session: AsyncSession, session_id: str, now: dt.datetime) -> str | None:
+    """The user of a session that is neither revoked nor expired."""
+    return await session.scalar(
+        select(AuthSession.user_id).where(
+            AuthSession.id == session_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
+        )
+    )
+
+
+async def revoke_session(
+    session: AsyncSession, session_id: str, now: dt.datetime, reason: str
+) -> bool:
+    stmt = (
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoke_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
+    return result.rowcount == 1
+
+
+async def revoke_user_sessions(
+    session: AsyncSession, user_id: str, now: dt.datetime, reason: str
+) -> int:
+    stmt = (
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoke_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
+    return int(result.rowcount)
+
+
+async def extend_session(
+    session: AsyncSession, session_id: str, now: dt.datetime, expires_at: dt.datetime
+) -> None:
+    await session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id)
+        .values(refreshed_at=now, expires_at=expires_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def add_refresh_token(
+    session: AsyncSession, session_id: str, digest: str, expires_at: dt.datetime
+) -> None:
+    session.add(RefreshToken(session_id=session_id, token_hash=digest, expires_at=expires_at))
+    await session.flush()
+
+
+async def refresh_token_by_digest(session: AsyncSession, digest: str) -> RefreshToken | None:
+    return await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == digest))
+
+
+async def use_refresh_token(session: AsyncSession, token_id: str, now: dt.datetime) -> bool:
+    """Mark a refresh token used; False when someone else used it first."""
+    stmt = (
+        update(RefreshToken)
+        .where(RefreshToken.id == token_id, RefreshToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
+    return result.rowcount == 1
+
+
+# --- mailed one-time tokens ----------------------------------------------------------------
+
+
+async def replace_one_time_token(
+    session: AsyncSession, user_id: str, purpose: str, digest: str, expires_at: dt.datetime
+) -> None:
+    """Store a new token for (user, purpose); earlier ones for the same purpose stop working."""
+    await session.execute(
+        delete(OneTimeToken).where(OneTimeToken.user_id == user_id, OneTimeToken.purpose == purpose)
+    )
+    session.add(
+        OneTimeToken(user_id=user_id, purpose=purpose, token_hash=digest, expires_at=expires_at)
+    )
+    await session.flush()
+
+
+async def usable_one_time_token(
+    session: AsyncSession, digest: str, purpose: str, now: dt.datetime
+) -> OneTimeToken | None:
+    return await session.scalar(
+        select(OneTimeToken).where(
+            OneTimeToken.token_hash == digest,
+            OneTimeToken.purpose == purpose,
+            OneTimeToken.used_at.is_(None),
+            OneTimeToken.expires_at > now,
+        )
+    )
+
+
+async def use_one_time_token(session: AsyncSession, token_id: str, now: dt.datetime) -> bool:
+    """Mark a mailed token used; False when it was used concurrently."""
+    stmt = (
+        update(OneTimeToken)
+        .where(OneTimeToken.id == token_id, OneTimeToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
+    return result.rowcount == 1
+
+
+# --- social identities ---------------------------------------------------------------------
+
+
+async def identity(
+    session: AsyncSession, provider: str, provider_user_id: str
+) -> SocialIdentity | None:
+    return await session.scalar(
+        select(SocialIdentity).where(
+            SocialIdentity.provider == provider,
+            SocialIdentity.provider_user_id == provider_user_id,
+        )
+    )
+
+
+async def add_identity(session: AsyncSession, row: SocialIdentity) -> SocialIdentity:
+    session.add(row)
+    await session.flush()
+    return row
