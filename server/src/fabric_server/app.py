@@ -12,6 +12,7 @@ from fabric_server import __version__
 from fabric_server.api import system
 from fabric_server.api.handlers import install_error_handlers
 from fabric_server.api.middleware import RequestContextMiddleware
+from fabric_server.audit import routes as audit_routes
 from fabric_server.auth import routes as auth_routes
 from fabric_server.db.migrate import migrate
 from fabric_server.dev import routes as dev_routes
@@ -71,5 +72,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(auth_routes.router)
     app.include_router(job_routes.router)
     app.include_router(event_routes.router)
+    app.include_router(audit_routes.router)
     app.include_router(dev_routes.router)
     return app

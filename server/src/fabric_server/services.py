@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from fabric_server.access.service import Access
 from fabric_server.api.auth import CredentialVerifier
+from fabric_server.audit.recorder import add_audit_row
 from fabric_server.auth.module import Auth, build_auth
 from fabric_server.db.database import Database
 from fabric_server.engine.queue import RetryPolicy, WorkQueue
@@ -52,6 +53,7 @@ class Services:
 
 def build_services(settings: Settings, db: Database | None = None) -> Services:
     db = db or Database(settings.resolved_database_url)
+    db.before_commit.append(add_audit_row)
     broadcaster = MemoryBroadcaster()
     events = EventRecorder(broadcaster.notify)
     queue = WorkQueue(

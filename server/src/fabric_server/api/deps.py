@@ -15,5 +15,12 @@ def get_services(request: Request) -> Services:
     return services
 
 
+async def current_principal(request: Request) -> Principal:
+    """The authenticated caller, also kept on the request for the audit log."""
+    principal = await resolve_principal(request)
+    request.state.principal = principal
+    return principal
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
-PrincipalDep = Annotated[Principal, Depends(resolve_principal)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]

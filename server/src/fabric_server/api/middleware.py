@@ -9,6 +9,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fabric_server.api.envelope import error_response
+from fabric_server.audit.context import RequestAudit, current_request
 
 log = logging.getLogger("fabric_server.api")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
@@ -42,6 +43,7 @@ class RequestContextMiddleware:
             receive = _empty_object_receive(receive)
 
         started = False
+        audit_token = current_request.set(RequestAudit(scope, request_id))
 
         async def send_wrapper(message: Message) -> None:
             nonlocal started
@@ -66,6 +68,8 @@ class RequestContextMiddleware:
                 request_id, 500, "internal_error", "The server hit an unexpected error."
             )
             await response(scope, receive, send_wrapper)
+        finally:
+            current_request.reset(audit_token)
 
 
 def _declares_empty_body(headers: dict[bytes, bytes]) -> bool:

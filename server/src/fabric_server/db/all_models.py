@@ -4,6 +4,7 @@ Alembic and the migrations test read the metadata from here; a domain that adds 
 `models.py` adds one import line below.
 """
 
+from fabric_server.audit import models as audit_models  # noqa: F401
 from fabric_server.auth import models as auth_models  # noqa: F401
 from fabric_server.db import models
 from fabric_server.db.models import Base

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,8 +17,21 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 AfterCommit = Callable[[], None]
+BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
+
+
+class FabricSession(Session):
+    """Remembers the objects each transaction inserted (for the audit row's resource)."""
+
+
+@event.listens_for(FabricSession, "after_flush")
+def _remember_inserts(session: Session, _context: Any) -> None:
+    session.info.setdefault("flushed_new", []).extend(session.new)
+
+
 _in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("fabric_in_write", default=False)
 
 
@@ -43,8 +56,11 @@ class Database:
             _install_sqlite_strategy(self.engine)
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(
-            self.engine.execution_options(fabric_write=True), expire_on_commit=False
+            self.engine.execution_options(fabric_write=True),
+            expire_on_commit=False,
+            sync_session_class=FabricSession,
         )
+        self.before_commit: list[BeforeCommit] = []
         # SQLite allows one writer at a time. Queueing this process's writers here keeps them
         # off SQLite's busy handler (which sleeps in growing steps); other processes still
         # meet the busy timeout.
@@ -76,6 +92,8 @@ class Database:
             session = await stack.enter_async_context(self._write())
             try:
                 yield session
+                for hook in self.before_commit:
+                    await hook(session)
                 await session.commit()
             except BaseException:
                 await session.rollback()

@@ -1,0 +1,43 @@
+"""The request an audit row belongs to, carried in a context variable.
+
+The request middleware opens a `RequestAudit` for every HTTP request; the write transaction
+asks it, just before committing, to add the audit row. Work that is not a request (workers,
+schedulers) has no `RequestAudit` and is not audited here: its record is the event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import Scope
+
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass
+class RequestAudit:
+    scope: Scope
+    request_id: str
+    task: asyncio.Task[Any] | None = field(default_factory=asyncio.current_task)
+    recorded: bool = False
+
+    @property
+    def method(self) -> str:
+        return str(self.scope.get("method", ""))
+
+    def wants_row(self) -> bool:
+        """True for the first commit of a mutating request, in the request's own task."""
+        return (
+            not self.recorded
+            and self.method in MUTATING_METHODS
+            and self.task is asyncio.current_task()
+            and self.scope.get("route") is not None
+        )
+
+
+current_request: contextvars.ContextVar[RequestAudit | None] = contextvars.ContextVar(
+    "fabric_request_audit", default=None
+)

@@ -1,0 +1,115 @@
+"""Adds the audit row of a mutating request to the transaction that commits its change."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fabric_server.api.auth import Principal
+from fabric_server.audit.context import RequestAudit, current_request
+from fabric_server.audit.models import AuditLog
+from fabric_server.db.models import Event
+
+# Route handlers are named verb_noun (create_job, rotate_api_key); the audit action is the
+# dotted noun.verb form (job.create, api_key.rotate). Exceptions are listed here.
+ACTION_OVERRIDES: dict[str, str] = {}
+_VERBS = (
+    "create",
+    "update",
+    "delete",
+    "set",
+    "upsert",
+    "rotate",
+    "disable",
+    "enable",
+    "revoke",
+    "accept",
+    "cancel",
+    "bulk_cancel",
+    "start",
+    "resume",
+    "trigger",
+    "submit",
+    "execute",
+    "add",
+    "remove",
+    "change",
+    "reset",
+    "verify",
+    "run",
+)
+_ID_PARAM = re.compile(r"(^id$|_id$|^name$|^key$|_key$)")
+
+
+def action_for(route_name: str, path: str = "") -> str:
+    """The audit action for a route handler, e.g. `rotate_api_key` → `api_key.rotate`;
+    account routes (`/v1/auth/...`) are `auth.<handler>`, e.g. `auth.login`."""
+    if route_name in ACTION_OVERRIDES:
+        return ACTION_OVERRIDES[route_name]
+    if path.startswith("/v1/auth/"):
+        return f"auth.{route_name}"
+    for verb in sorted(_VERBS, key=len, reverse=True):
+        if route_name.startswith(verb + "_"):
+            return f"{route_name[len(verb) + 1 :]}.{verb}"
+    return route_name
+
+
+async def add_audit_row(session: AsyncSession) -> None:
+    """Before-commit hook: record the request's audit row once, in the same transaction."""
+    audit = current_request.get()
+    if audit is None or not audit.wants_row():
+        return
+    audit.recorded = True
+    session.add(_row(audit, session))
+
+
+def _row(audit: RequestAudit, session: AsyncSession) -> AuditLog:
+    scope = audit.scope
+    route = scope["route"]
+    state: dict[str, Any] = scope.get("state") or {}
+    principal: Principal | None = state.get("principal")
+    params: dict[str, Any] = scope.get("path_params") or {}
+    changed = _first_changed(session)
+    resource_id = next((str(v) for k, v in params.items() if _ID_PARAM.search(k)), None)
+    if resource_id is None and changed is not None:
+        resource_id = str(getattr(changed, "id", "") or "") or None
+    org_id = _organization(params, changed, principal)
+    headers = dict(scope.get("headers") or [])
+    client = scope.get("client")
+    action = action_for(getattr(route, "name", "") or "", getattr(route, "path", ""))
+    return AuditLog(
+        organization_id=org_id,
+        actor_type=principal.kind if principal else "anonymous",
+        actor_id=principal.id if principal else None,
+        api_key_id=principal.api_key_id if principal else None,
+        action=action,
+        resource_type=action.split(".", 1)[0] if "." in action else None,
+        resource_id=resource_id,
+        method=audit.method,
+        path=str(getattr(route, "path", scope.get("path", "")))[:500],
+        ip=client[0] if client else None,
+        user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:500] or None,
+        request_id=audit.request_id,
+        details={},
+    )
+
+
+def _first_changed(session: AsyncSession) -> Any:
+    for obj in session.info.get("flushed_new", []):
+        if not isinstance(obj, Event | AuditLog):
+            return obj
+    return None
+
+
+def _organization(params: dict[str, Any], changed: Any, principal: Principal | None) -> str | None:
+    for key in ("org_id", "organization_id"):
+        if key in params:
+            return str(params[key])
+    org = getattr(changed, "organization_id", None)
+    if org:
+        return str(org)
+    if changed is not None and type(changed).__name__ == "Organization":
+        return str(changed.id)
+    return principal.organization_id if principal else None
