@@ -19,6 +19,8 @@ from fabric_server.jobs import routes as job_routes
 from fabric_server.orgs.repository import seed_dev
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
+from fabric_server.workflows import definitions_routes as workflow_definition_routes
+from fabric_server.workflows import runs_routes as workflow_run_routes
 
 log = logging.getLogger("fabric_server")
 
@@ -69,5 +71,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(RequestContextMiddleware)
     app.include_router(system.router)
     app.include_router(job_routes.router)
+    app.include_router(workflow_definition_routes.router)
+    app.include_router(workflow_run_routes.router)
     app.include_router(dev_routes.router)
     return app

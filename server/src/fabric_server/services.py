@@ -18,6 +18,7 @@ from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.providers.echo import EchoProvider
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
+from fabric_server.workflows.wiring import Workflows, build_workflows
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Services:
     streamer: EventStreamer
     mailer: OutboxMailer
     jobs: JobService
+    workflows: Workflows
     handlers: dict[str, Handler]
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
 
@@ -65,7 +67,9 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         max_connection_seconds=settings.sse_max_connection_seconds,
     )
     jobs = JobService(access, queue, events, providers, max_attempts=settings.job_max_attempts)
+    workflows = build_workflows(settings, db, queue, events, access, providers)
     handlers: dict[str, Handler] = {JOB_WORK_KIND: JobHandler(db, queue, events, providers)}
+    handlers.update(workflows.handlers)
     return Services(
         settings=settings,
         db=db,
@@ -77,5 +81,6 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         streamer=streamer,
         mailer=OutboxMailer(settings.data_dir / "outbox"),
         jobs=jobs,
+        workflows=workflows,
         handlers=handlers,
     )

@@ -169,5 +169,3 @@ class LiveServer:
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.get(self.base_url + path, **kwargs)
-
-

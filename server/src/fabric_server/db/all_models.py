@@ -6,5 +6,6 @@ Alembic and the migrations test read the metadata from here; a domain that adds 
 
 from fabric_server.db import models
 from fabric_server.db.models import Base
+from fabric_server.workflows import models as workflow_models
 
-__all__ = ["Base", "models"]
+__all__ = ["Base", "models", "workflow_models"]

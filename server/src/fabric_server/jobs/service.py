@@ -13,13 +13,12 @@ from fabric_server.api.auth import Principal
 from fabric_server.api.pagination import PageRequest
 from fabric_server.db.models import Job, UsageRecord
 from fabric_server.engine.queue import WorkQueue
-from fabric_server.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from fabric_server.errors import Conflict, NotFound, ValidationFailed
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.jobs import repository
 from fabric_server.jobs.schemas import JobCreate
 from fabric_server.providers.base import ProviderInputError, ProviderRequest, validate_input
 from fabric_server.providers.registry import ProviderRegistry
-from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 
 JOB_WORK_KIND = "job.execute"
 
@@ -45,7 +44,7 @@ class JobService:
     ) -> tuple[Job, bool]:
         """Create a job and queue it; returns (job, created). A repeated idempotency key
         with the same request returns the original job; with a different request, 409."""
-        org_id = await self._organization_for(session, principal, body.organization_id)
+        org_id = await self.access.organization_for(session, principal, body.organization_id)
         await self.access.authorize(session, principal, org_id, "job.create")
         self._validate(body)
         digest = _request_hash(body)
@@ -128,20 +127,6 @@ class JobService:
     ) -> tuple[Job, list[UsageRecord]]:
         job = await self.get(session, principal, job_id)
         return job, await repository.usage_for_job(session, job.id)
-
-    async def _organization_for(
-        self, session: AsyncSession, principal: Principal, requested: str | None
-    ) -> str:
-        if requested:
-            return requested
-        if principal.organization_id:
-            return principal.organization_id
-        visible = await self.access.visible_org_ids(session, principal)
-        if DEFAULT_ORGANIZATION_ID in visible:
-            return DEFAULT_ORGANIZATION_ID
-        if len(visible) == 1:
-            return visible[0]
-        raise BadRequest("organization_id is required: you belong to several organizations.")
 
     def _validate(self, body: JobCreate) -> None:
         request = ProviderRequest(
