@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from fabric_server.db.all_models import Base
 from fabric_server.db.database import Database
 from fabric_server.db.migrate import migrate
-from fabric_server.db.all_models import Base
 from fabric_server.settings import to_async_url
 
 
