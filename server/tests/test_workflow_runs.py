@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 from server_helpers import assert_error, eventually
 from sqlalchemy import select
 from workflow_helpers import (
+    app_client,
     define,
     event_kinds,
     get_run,
@@ -21,10 +20,9 @@ from workflow_helpers import (
     wait_for_run,
 )
 
-from fabric_server.app import create_app
 from fabric_server.db.models import WorkItem
 from fabric_server.engine.worker import Worker
-from fabric_server.services import Services, build_services
+from fabric_server.services import Services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, DEV_OWNER_ID
 from fabric_server.testing import fast_settings
 
@@ -39,18 +37,6 @@ def slow(key: str, delay_ms: int, **config: object) -> dict[str, object]:
         "operation": "ai.generate",
         "config": {"prompt_template": key, "params": params, **config},
     }
-
-
-@asynccontextmanager
-async def app_without_workers(
-    database_url: str, tmp_path: Path
-) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
-    services = build_services(fast_settings(database_url, tmp_path, run_workers=False))
-    app = create_app(services=services)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://fabric.test") as c:
-            yield c, services
 
 
 async def test_a_run_is_created_pending_then_started_and_completed(
@@ -141,7 +127,8 @@ async def test_idempotency_key_returns_the_original_run(client: httpx.AsyncClien
 
 
 async def test_higher_priority_runs_first(database_url: str, tmp_path: Path) -> None:
-    async with app_without_workers(database_url, tmp_path) as (client, services):
+    settings = fast_settings(database_url, tmp_path, run_workers=False)
+    async with app_client(settings) as (client, services):
         definition = await define(
             client, [{"key": "a", **NOOP}, {"key": "b", **NOOP, "depends_on": ["a"]}]
         )

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from server_helpers import eventually
 
+from fabric_server.app import create_app
+from fabric_server.services import Services, build_services
+from fabric_server.settings import Settings
+
 TERMINAL = ("completed", "failed", "cancelled")
+
+
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Services]]:
+    """The app in-process with these settings (for tests that need other than the default)."""
+    services = build_services(settings)
+    app = create_app(services=services)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://fabric.test") as c:
+            yield c, services
 
 
 async def define(

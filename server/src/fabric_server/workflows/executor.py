@@ -35,6 +35,7 @@ from fabric_server.workflows.nodes.base import (
     Outcome,
     Sleep,
     SpawnChildren,
+    TransientNodeError,
     WaitForInput,
 )
 from fabric_server.workflows.schemas import TERMINAL_RUN_STATUSES
@@ -226,6 +227,8 @@ class NodeHandler(_WorkflowHandler):
             return task.result()
         if isinstance(error, NodeError):
             return _Failure(str(error), permanent=True)
+        if isinstance(error, TransientNodeError):
+            return _Failure(str(error), permanent=False)
         return _Failure(f"{type(error).__name__}: {error}", permanent=False)
 
     async def _watch_run(self, run_id: str) -> None:

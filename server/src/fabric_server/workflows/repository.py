@@ -88,13 +88,19 @@ async def page_runs(
 
 
 async def children_of(session: AsyncSession, run_id: str) -> list[WorkflowRun]:
-    rows = await session.scalars(
-        select(WorkflowRun)
-        .where(WorkflowRun.parent_run_id == run_id)
-        .order_by(WorkflowRun.parent_node_key, WorkflowRun.parent_index, WorkflowRun.id)
-        .execution_options(**_FRESH)
+    """Child runs in the order they were started: node by node, then by item index."""
+    rows = list(
+        await session.scalars(
+            select(WorkflowRun)
+            .where(WorkflowRun.parent_run_id == run_id)
+            .execution_options(**_FRESH)
+        )
     )
-    return list(rows)
+    first_seen: dict[str | None, tuple[object, ...]] = {}
+    for row in sorted(rows, key=lambda r: (r.created_at, r.id)):
+        first_seen.setdefault(row.parent_node_key, (row.created_at, row.id))
+    rows.sort(key=lambda r: (first_seen[r.parent_node_key], r.parent_index or 0))
+    return rows
 
 
 async def nodes_of(session: AsyncSession, run_id: str) -> list[WorkflowNodeState]:

@@ -8,7 +8,8 @@ in one transaction with the work item's completion:
 * `Sleep(seconds)` — wake the node later (`wake` then finishes it) without holding a worker.
 * `SpawnChildren(...)` — start child runs; `collect` finishes the node once they end.
 
-A `NodeError` fails the node at once; any other exception is transient and retried.
+A `NodeError` fails the node at once; any other exception is transient and retried
+(`TransientNodeError` for failures whose message is already clear).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from fabric_server.workflows.templating import TemplateError, render, variables
 
 class NodeError(Exception):
     """A failure retrying cannot fix (bad input, missing template variable, refused URL…)."""
+
+
+class TransientNodeError(Exception):
+    """A failure worth retrying, with a message meant for users (other exceptions are
+    retried too, reported with their type name)."""
 
 
 @dataclass(frozen=True)

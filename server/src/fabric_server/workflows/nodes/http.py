@@ -26,6 +26,7 @@ from fabric_server.workflows.nodes.base import (
     NodeSpec,
     Operation,
     Outcome,
+    TransientNodeError,
     check_template,
     check_types,
 )
@@ -35,7 +36,7 @@ MAX_REDIRECTS = 5
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
 
 
-class TransientHttpError(Exception):
+class TransientHttpError(TransientNodeError):
     """A failure worth retrying: connection trouble, a timeout, a 5xx/429 answer."""
 
 
