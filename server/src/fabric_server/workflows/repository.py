@@ -31,7 +31,8 @@ async def definition_by_name(
         WorkflowDefinition.organization_id == org_id, WorkflowDefinition.name == name
     )
     if lock:
-        query = query.with_for_update()
+        # NO KEY UPDATE: runs being created meanwhile may still reference the row.
+        query = query.with_for_update(key_share=True)
     return await session.scalar(query.execution_options(**_FRESH))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -88,7 +89,7 @@ def _text_input(inputs: Mapping[str, Any]) -> str:
 
 
 def _as_text(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def _non_negative_int(value: Any) -> bool:
