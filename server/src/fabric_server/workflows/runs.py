@@ -17,6 +17,7 @@ from fabric_server.db.models import Event
 from fabric_server.errors import Conflict, NotFound, ValidationFailed
 from fabric_server.workflows import repository
 from fabric_server.workflows.bindings import BindingError
+from fabric_server.workflows.launch import RunLauncher
 from fabric_server.workflows.lifecycle import RunLifecycle
 from fabric_server.workflows.models import WorkflowNodeState, WorkflowRun
 from fabric_server.workflows.schemas import TERMINAL_RUN_STATUSES, RunCreate
@@ -25,8 +26,9 @@ LOG_EVENT_LIMIT = 5000
 
 
 class RunService:
-    def __init__(self, access: Access, lifecycle: RunLifecycle) -> None:
+    def __init__(self, access: Access, launcher: RunLauncher, lifecycle: RunLifecycle) -> None:
         self.access = access
+        self.launcher = launcher
         self.lifecycle = lifecycle
 
     async def create(
@@ -54,7 +56,7 @@ class RunService:
                 return _replay(existing, digest), False
         try:
             async with session.begin_nested():
-                run = await self.lifecycle.create_run(
+                run = await self.launcher.create_run(
                     session,
                     definition,
                     context=body.context,
@@ -88,7 +90,7 @@ class RunService:
                 f"Run {run_id} is {run.status} and cannot be started.",
                 details={"status": run.status},
             )
-        await self.lifecycle.queue_run(session, run, priority)
+        await self.launcher.queue_run(session, run, priority)
         return run
 
     async def cancel(

@@ -13,12 +13,13 @@ from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
 from fabric_server.workflows.definitions import DefinitionService
 from fabric_server.workflows.executor import NodeHandler, RunCancelHandler, RunStartHandler
-from fabric_server.workflows.lifecycle import (
+from fabric_server.workflows.launch import (
     NODE_WORK_KIND,
     RUN_CANCEL_KIND,
     RUN_START_KIND,
-    RunLifecycle,
+    RunLauncher,
 )
+from fabric_server.workflows.lifecycle import RunLifecycle
 from fabric_server.workflows.nodes import OperationRegistry, build_operations
 from fabric_server.workflows.runs import RunService
 
@@ -40,16 +41,17 @@ def build_workflows(
     providers: ProviderRegistry,
 ) -> Workflows:
     operations = build_operations(providers, settings)
-    lifecycle = RunLifecycle(
+    launcher = RunLauncher(
         queue, events, operations, default_timeout=settings.workflow_node_timeout_seconds
     )
+    lifecycle = RunLifecycle(queue, events, operations, launcher)
     nodes = NodeHandler(
         db, queue, lifecycle, operations, watch_interval=settings.worker_poll_interval
     )
     return Workflows(
         operations=operations,
         definitions=DefinitionService(access, operations),
-        runs=RunService(access, lifecycle),
+        runs=RunService(access, launcher, lifecycle),
         handlers={
             NODE_WORK_KIND: nodes,
             RUN_START_KIND: RunStartHandler(db, queue, lifecycle),
