@@ -158,7 +158,7 @@ class NodeHandler(_WorkflowHandler):
             run, node, nodes = found
             if isinstance(outcome, _Failure):
                 await self._record_failure(session, run, node, nodes, outcome)
-            elif not isinstance(outcome, _Interrupted):
+            elif not isinstance(outcome, _Interrupted):  # (the run ended: `_load` said so)
                 await self._record(session, run, node, nodes, outcome)
             await self.queue.complete(session, item)
 
@@ -250,14 +250,13 @@ class NodeHandler(_WorkflowHandler):
     ) -> None:
         lifecycle = self.lifecycle
         if isinstance(outcome, Completed):
+            session.add_all(outcome.usage)  # the call happened, whatever becomes of its output
             try:
                 await lifecycle.complete_node(
                     session, run, node, nodes, outcome.output, outcome.context_patch
                 )
             except BindingError as exc:
                 await lifecycle.fail_node(session, run, node, nodes, str(exc))
-                return
-            session.add_all(outcome.usage)
         elif isinstance(outcome, WaitForInput):
             await lifecycle.wait_for_input(session, run, node, outcome.prompt)
         elif isinstance(outcome, Sleep):
