@@ -53,6 +53,16 @@ class Access:
             ids.add(DEFAULT_ORGANIZATION_ID)
         return sorted(ids)
 
+    async def listable_org_ids(
+        self, session: AsyncSession, principal: Principal, organization_id: str | None, action: str
+    ) -> list[str]:
+        """The organizations a list covers: the one asked for (authorized for `action`), or
+        every organization visible to the principal."""
+        if organization_id is not None:
+            await self.authorize(session, principal, organization_id, action)
+            return [organization_id]
+        return await self.visible_org_ids(session, principal)
+
     async def organization_for(
         self, session: AsyncSession, principal: Principal, requested: str | None
     ) -> str:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.service import Access
 from fabric_server.api.auth import Principal
-from fabric_server.api.pagination import PageRequest
+from fabric_server.api.pagination import PageRequest, split_page
 from fabric_server.db.models import Job, UsageRecord
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.errors import Conflict, NotFound, ValidationFailed
@@ -110,17 +110,13 @@ class JobService:
         organization_id: str | None,
         status: str | None,
     ) -> tuple[list[Job], str | None]:
-        if organization_id is not None:
-            await self.access.authorize(session, principal, organization_id, "job.read")
-            org_ids = [organization_id]
-        else:
-            org_ids = await self.access.visible_org_ids(session, principal)
+        org_ids = await self.access.listable_org_ids(
+            session, principal, organization_id, "job.read"
+        )
         rows = await repository.page(
             session, org_ids, limit=page.limit + 1, after_id=page.after_id, status=status
         )
-        more = len(rows) > page.limit
-        rows = rows[: page.limit]
-        return rows, (rows[-1].id if more and rows else None)
+        return split_page(rows, page.limit)
 
     async def usage(
         self, session: AsyncSession, principal: Principal, job_id: str

@@ -82,9 +82,7 @@ class DefinitionService:
     async def list(
         self, session: AsyncSession, principal: Principal, organization_id: str | None
     ) -> list[WorkflowDefinition]:
-        if organization_id is not None:
-            await self.access.authorize(session, principal, organization_id, "workflow.read")
-            org_ids = [organization_id]
-        else:
-            org_ids = await self.access.visible_org_ids(session, principal)
+        org_ids = await self.access.listable_org_ids(
+            session, principal, organization_id, "workflow.read"
+        )
         return await repository.list_definitions(session, org_ids)

@@ -9,11 +9,9 @@ a worker that lost its lease cannot record anything.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import copy
 import datetime as dt
-import logging
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.db.database import Database
 from fabric_server.db.models import WorkItem
 from fabric_server.db.types import utcnow
-from fabric_server.engine.queue import LeaseLost, WorkQueue
+from fabric_server.engine.handler import RetryingHandler
+from fabric_server.engine.queue import WorkQueue
 from fabric_server.workflows import repository
 from fabric_server.workflows.bindings import BindingError, resolve_inputs
 from fabric_server.workflows.lifecycle import RunLifecycle
@@ -40,7 +39,6 @@ from fabric_server.workflows.nodes.base import (
 )
 from fabric_server.workflows.schemas import TERMINAL_RUN_STATUSES
 
-log = logging.getLogger("fabric_server.workflows")
 MAX_NESTING = 8
 
 
@@ -56,45 +54,24 @@ class _Interrupted:
     """The run ended while the operation was running; its result is not wanted."""
 
 
-class _WorkflowHandler(abc.ABC):
-    """Runs `handle`; an unexpected error (not the operation's: those are node failures)
-    hands the item back for another attempt, and `fail` runs once attempts are used up."""
+class _RunHandler(RetryingHandler):
+    """A run-level step; should it keep failing unexpectedly, the run fails with the error."""
 
     def __init__(self, db: Database, queue: WorkQueue, lifecycle: RunLifecycle) -> None:
-        self.db = db
-        self.queue = queue
+        super().__init__(db, queue)
         self.lifecycle = lifecycle
 
-    @abc.abstractmethod
-    async def handle(self, item: WorkItem) -> None: ...
-
-    async def fail(self, session: AsyncSession, item: WorkItem, error: str) -> None:  # noqa: B027
-        """Record that the item's work can never be done (same transaction as queue.fail)."""
-
-    async def run(self, item: WorkItem) -> None:
-        try:
-            await self.handle(item)
-        except LeaseLost:
-            raise
-        except Exception as exc:
-            log.exception("workflow work %s %s failed", item.kind, item.id)
-            error = f"{type(exc).__name__}: {exc}"
-            if item.attempts >= item.max_attempts:
-                await self.give_up(item, error)
-                return
-            async with self.db.write() as session:
-                await self.queue.retry_later(session, item, error)
-
-    async def give_up(self, item: WorkItem, error: str) -> None:
-        async with self.db.write() as session:
-            await self.fail(session, item, error)
-            await self.queue.fail(session, item, error)
+    async def on_failure(self, session: AsyncSession, item: WorkItem, error: str) -> None:
+        run = await repository.lock_run(session, item.ref_id or "")
+        if run is not None and run.status not in TERMINAL_RUN_STATUSES:
+            nodes = await repository.nodes_of(session, run.id)
+            await self.lifecycle.fail_run(session, run, nodes, f"{item.kind} failed: {error}")
 
 
-class RunStartHandler(_WorkflowHandler):
+class RunStartHandler(_RunHandler):
     """`workflow.run.start`: the run begins and its root nodes become ready."""
 
-    async def handle(self, item: WorkItem) -> None:
+    async def execute(self, item: WorkItem) -> None:
         async with self.db.write() as session:
             run = await repository.lock_run(session, item.ref_id or "")
             if run is not None and run.status == "pending":
@@ -103,10 +80,10 @@ class RunStartHandler(_WorkflowHandler):
             await self.queue.complete(session, item)
 
 
-class RunCancelHandler(_WorkflowHandler):
+class RunCancelHandler(_RunHandler):
     """`workflow.run.cancel`: a child run whose parent ended is cancelled."""
 
-    async def handle(self, item: WorkItem) -> None:
+    async def execute(self, item: WorkItem) -> None:
         async with self.db.write() as session:
             run = await repository.lock_run(session, item.ref_id or "")
             if run is not None and run.status not in TERMINAL_RUN_STATUSES:
@@ -116,7 +93,7 @@ class RunCancelHandler(_WorkflowHandler):
             await self.queue.complete(session, item)
 
 
-class NodeHandler(_WorkflowHandler):
+class NodeHandler(RetryingHandler):
     """`workflow.node`: execute a ready node, wake a sleeping one, or collect child runs."""
 
     def __init__(
@@ -128,11 +105,12 @@ class NodeHandler(_WorkflowHandler):
         *,
         watch_interval: float,
     ) -> None:
-        super().__init__(db, queue, lifecycle)
+        super().__init__(db, queue)
+        self.lifecycle = lifecycle
         self.operations = operations
         self.watch_interval = watch_interval
 
-    async def handle(self, item: WorkItem) -> None:
+    async def execute(self, item: WorkItem) -> None:
         async with self.db.write() as session:
             found = await self._load(session, item)
             if found is None:
@@ -162,12 +140,12 @@ class NodeHandler(_WorkflowHandler):
                 await self._record(session, run, node, nodes, outcome)
             await self.queue.complete(session, item)
 
-    async def fail(self, session: AsyncSession, item: WorkItem, error: str) -> None:
+    async def on_failure(self, session: AsyncSession, item: WorkItem, error: str) -> None:
+        """The node's work item kept failing or being interrupted: the node fails."""
         found = await self._load(session, item)
         if found is not None:
             run, node, nodes = found
-            message = f"its work was interrupted too many times ({error})"
-            await self.lifecycle.fail_node(session, run, node, nodes, message)
+            await self.lifecycle.fail_node(session, run, node, nodes, error)
 
     async def _load(
         self, session: AsyncSession, item: WorkItem

@@ -204,27 +204,42 @@ class RunLifecycle:
         nodes: Sequence[WorkflowNodeState],
         error: str,
     ) -> None:
-        """Fail the node and with it the run; nodes that did not finish are skipped."""
+        """Fail the node and with it the run."""
         node.status = "failed"
         node.error = error
         node.completed_at = utcnow()
         await self._node_event(
             session, run, node, "workflow.node.failed", {"error": error, "attempts": node.attempts}
         )
-        downstream = _downstream(run.graph, node.node_key)
+        await self.fail_run(session, run, nodes, f"node {node.node_key} failed: {error}", node)
+
+    async def fail_run(
+        self,
+        session: AsyncSession,
+        run: WorkflowRun,
+        nodes: Sequence[WorkflowNodeState],
+        error: str,
+        failed: WorkflowNodeState | None = None,
+    ) -> None:
+        """End the run as failed: unfinished nodes are skipped, child runs cancelled."""
+        downstream = _downstream(run.graph, failed.node_key) if failed else set()
         for other in nodes:
             if other.status not in FINISHED_NODE_STATUSES:
                 reason = (
-                    f"upstream node {node.node_key} failed"
-                    if other.node_key in downstream
+                    f"upstream node {failed.node_key} failed"
+                    if failed and other.node_key in downstream
                     else "the run failed"
                 )
                 await self._skip(session, run, other, reason)
         run.status = "failed"
-        run.error = f"node {node.node_key} failed: {error}"
+        run.error = error
         run.completed_at = utcnow()
         await self._run_event(
-            session, run, "workflow.run.failed", {"error": run.error}, node.node_key
+            session,
+            run,
+            "workflow.run.failed",
+            {"error": error},
+            failed.node_key if failed else None,
         )
         await self._after_end(session, run)
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.service import Access
 from fabric_server.api.auth import Principal
-from fabric_server.api.pagination import PageRequest
+from fabric_server.api.pagination import PageRequest, split_page
 from fabric_server.db.models import Event
 from fabric_server.errors import Conflict, NotFound, ValidationFailed
 from fabric_server.workflows import repository
@@ -160,15 +160,9 @@ class RunService:
             ) from exc
         return run
 
-    async def get(
-        self,
-        session: AsyncSession,
-        principal: Principal,
-        run_id: str,
-        action: str = "workflow.read",
-    ) -> WorkflowRun:
+    async def get(self, session: AsyncSession, principal: Principal, run_id: str) -> WorkflowRun:
         run = await repository.get_run(session, run_id)
-        return await self._visible(session, principal, run_id, run, action)
+        return await self._visible(session, principal, run_id, run, "workflow.read")
 
     async def list_page(
         self,
@@ -180,11 +174,9 @@ class RunService:
         status: str | None,
         definition_id: str | None,
     ) -> tuple[list[WorkflowRun], str | None]:
-        if organization_id is not None:
-            await self.access.authorize(session, principal, organization_id, "workflow.read")
-            org_ids = [organization_id]
-        else:
-            org_ids = await self.access.visible_org_ids(session, principal)
+        org_ids = await self.access.listable_org_ids(
+            session, principal, organization_id, "workflow.read"
+        )
         rows = await repository.page_runs(
             session,
             org_ids,
@@ -193,9 +185,7 @@ class RunService:
             status=status,
             definition_id=definition_id,
         )
-        more = len(rows) > page.limit
-        rows = rows[: page.limit]
-        return rows, (rows[-1].id if more and rows else None)
+        return split_page(rows, page.limit)
 
     async def children(
         self, session: AsyncSession, principal: Principal, run_id: str

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fabric_server.db.models import UsageRecord
 from fabric_server.providers.base import MODALITIES, ProviderInputError, ProviderRequest
 from fabric_server.providers.registry import ProviderRegistry
+from fabric_server.usage.records import usage_record
 from fabric_server.workflows.nodes.base import (
     Completed,
     NodeError,
@@ -92,17 +92,13 @@ class AIGenerate(Operation):
             "model": result.model,
             "usage": usage,
         }
-        record = UsageRecord(
+        record = usage_record(
+            result,
+            modality=request.modality,
             organization_id=node.organization_id,
             principal_id=node.created_by,
+            latency_ms=latency_ms,
             run_id=node.run_id,
             node_key=node.node_key,
-            provider_id=result.provider_id,
-            model=result.model,
-            modality=request.modality,
-            input_tokens=result.input_tokens,
-            output_tokens=result.output_tokens,
-            cost_usd=result.cost_usd,
-            latency_ms=latency_ms,
         )
         return Completed(output, usage=(record,))
