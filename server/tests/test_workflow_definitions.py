@@ -177,6 +177,18 @@ async def test_every_node_spelling_is_normalised(client: httpx.AsyncClient) -> N
             "config.operation",
         ),
         ([{"key": "a", "operation": "http.request"}], "a", "invalid_config", "config.url"),
+        (
+            [
+                {
+                    "key": "a",
+                    "operation": "http.request",
+                    "config": {"url": "http://x", "headers": {"A": "{{secret}}"}},
+                }
+            ],
+            "a",
+            "invalid_config",
+            "config.headers",
+        ),
         ([{"key": "a", "operation": "workflow.delay"}], "a", "invalid_config", "seconds"),
         ([{"key": "a", "operation": "workflow.subworkflow"}], "a", "invalid_config", "workflow"),
         (

@@ -62,25 +62,32 @@ class HttpRequest(Operation):
 
     def check(self, node: NodeSpec) -> list[str]:
         config = node.config
-        problems = check_types(
-            config,
-            {
-                "url": str,
-                "method": str,
-                "headers": dict,
-                "body": str,
-                "raise_for_status": bool,
-                "follow_redirects": bool,
-            },
-        ) + check_template(config, "url")
+        problems = (
+            check_types(
+                config,
+                {
+                    "url": str,
+                    "method": str,
+                    "headers": dict,
+                    "body": str,
+                    "raise_for_status": bool,
+                    "follow_redirects": bool,
+                },
+            )
+            + check_template(config, "url")
+            + check_template(config, "body")
+        )
         method = config.get("method")
         if isinstance(method, str) and method.upper() not in METHODS:
             problems.append(f"config.method must be one of {', '.join(METHODS)}")
         if not config.get("url") and "url" not in node.input_names:
             problems.append("http.request needs config.url or a `url` input")
         headers = config.get("headers")
-        if isinstance(headers, dict) and not all(isinstance(v, str) for v in headers.values()):
-            problems.append("config.headers values must be strings")
+        if isinstance(headers, dict):
+            if all(isinstance(v, str) for v in headers.values()):
+                problems += check_template({"headers": " ".join(headers.values())}, "headers")
+            else:
+                problems.append("config.headers values must be strings")
         if "json" in config and "body" in config:
             problems.append("give config.json or config.body, not both")
         return problems
