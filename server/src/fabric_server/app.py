@@ -22,6 +22,8 @@ from fabric_server.orgs.repository import seed_dev
 from fabric_server.runtime import Background
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
+from fabric_server.workflows import definitions_routes as workflow_definition_routes
+from fabric_server.workflows import runs_routes as workflow_run_routes
 
 log = logging.getLogger("fabric_server")
 
@@ -73,5 +75,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(job_routes.router)
     app.include_router(event_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(workflow_definition_routes.router)
+    app.include_router(workflow_run_routes.router)
     app.include_router(dev_routes.router)
     return app

@@ -21,6 +21,7 @@ from fabric_server.mail import Mailer, build_mailer
 from fabric_server.providers.echo import EchoProvider
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
+from fabric_server.workflows.wiring import Workflows, build_workflows
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Services:
     mailer: Mailer
     jobs: JobService
     auth: Auth
+    workflows: Workflows
     handlers: dict[str, Handler]
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
 
@@ -71,9 +73,11 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         max_connection_seconds=settings.sse_max_connection_seconds,
     )
     jobs = JobService(access, queue, events, providers, max_attempts=settings.job_max_attempts)
+    workflows = build_workflows(settings, db, queue, events, access, providers)
     handlers: dict[str, Handler] = {JOB_WORK_KIND: JobHandler(db, queue, events, providers)}
     mailer = build_mailer(settings)
     auth = build_auth(settings, db, events, mailer)
+    handlers.update(workflows.handlers)
     return Services(
         settings=settings,
         db=db,
@@ -87,6 +91,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         mailer=mailer,
         jobs=jobs,
         auth=auth,
+        workflows=workflows,
         handlers=handlers,
         credential_verifiers=[auth.verify_credentials],
     )

@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 300.0
 
+    workflow_node_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="Default per-node timeout of workflow nodes."
+    )
+    workflow_max_fan_out: int = Field(
+        default=1000, ge=1, description="Most child runs one fan-out node may start."
+    )
+    http_allow_private: bool | None = Field(
+        default=None,
+        description="Let http.request nodes reach private, loopback and link-local addresses; "
+        "by default allowed in dev mode only.",
+    )
+    http_max_response_bytes: int = Field(default=1_048_576, ge=1)
+
     sse_keepalive_seconds: float = 15.0
     sse_poll_seconds: float = 1.0
     sse_max_connection_seconds: float = 3600.0
@@ -131,6 +144,11 @@ class Settings(BaseSettings):
         if self.dev_mode is not None:
             return self.dev_mode
         return self.env != "production" and _is_loopback(self.host)
+
+    @property
+    def http_private_allowed(self) -> bool:
+        """Whether outbound workflow HTTP may reach private and loopback addresses."""
+        return self.is_dev if self.http_allow_private is None else self.http_allow_private
 
 
 def to_async_url(url: str) -> str:

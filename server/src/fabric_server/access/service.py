@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.policy import role_allows
 from fabric_server.api.auth import Principal
-from fabric_server.errors import Forbidden, NotFound
+from fabric_server.errors import BadRequest, Forbidden, NotFound
 from fabric_server.orgs import repository as orgs
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 
@@ -52,3 +52,29 @@ class Access:
         if self.dev_mode and principal.kind == "dev":
             ids.add(DEFAULT_ORGANIZATION_ID)
         return sorted(ids)
+
+    async def listable_org_ids(
+        self, session: AsyncSession, principal: Principal, organization_id: str | None, action: str
+    ) -> list[str]:
+        """The organizations a list covers: the one asked for (authorized for `action`), or
+        every organization visible to the principal."""
+        if organization_id is not None:
+            await self.authorize(session, principal, organization_id, action)
+            return [organization_id]
+        return await self.visible_org_ids(session, principal)
+
+    async def organization_for(
+        self, session: AsyncSession, principal: Principal, requested: str | None
+    ) -> str:
+        """The organization a call acts in: the one asked for, else the caller's only (or
+        default) organization; 400 when that is ambiguous."""
+        if requested:
+            return requested
+        if principal.organization_id:
+            return principal.organization_id
+        visible = await self.visible_org_ids(session, principal)
+        if DEFAULT_ORGANIZATION_ID in visible:
+            return DEFAULT_ORGANIZATION_ID
+        if len(visible) == 1:
+            return visible[0]
+        raise BadRequest("organization_id is required: you belong to several organizations.")

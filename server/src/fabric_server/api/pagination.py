@@ -5,9 +5,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from fabric_server.errors import BadRequest
+
+
+class HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Row = TypeVar("Row", bound=HasId)
 
 
 class InvalidCursor(BadRequest):
@@ -47,3 +57,9 @@ def decode_cursor(cursor: str | None) -> str | None:
 
 def page_request(limit: int, cursor: str | None) -> PageRequest:
     return PageRequest(limit=limit, after_id=decode_cursor(cursor))
+
+
+def split_page(rows: Sequence[Row], limit: int) -> tuple[list[Row], str | None]:
+    """Rows fetched with `limit + 1`: the page, and the id to continue after (None at the end)."""
+    page = list(rows[:limit])
+    return page, (page[-1].id if len(rows) > limit and page else None)

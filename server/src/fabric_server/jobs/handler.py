@@ -7,13 +7,14 @@ import time
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import UsageRecord, WorkItem
+from fabric_server.db.models import WorkItem
 from fabric_server.engine.handler import PermanentError, RetryingHandler
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.jobs import repository
-from fabric_server.providers.base import ProviderInputError, ProviderRequest, ProviderResult
+from fabric_server.providers.base import ProviderInputError, ProviderRequest
 from fabric_server.providers.registry import ProviderRegistry
+from fabric_server.usage.records import usage_record
 
 
 class JobHandler(RetryingHandler):
@@ -76,7 +77,16 @@ class JobHandler(RetryingHandler):
                 updated_at=now,
             )
             if moved:
-                session.add(_usage(result, request, org_id, principal_id, job_id, latency_ms))
+                session.add(
+                    usage_record(
+                        result,
+                        modality=request.modality,
+                        organization_id=org_id,
+                        principal_id=principal_id,
+                        latency_ms=latency_ms,
+                        job_id=job_id,
+                    )
+                )
                 await self.events.record(
                     session,
                     "job.completed",
@@ -113,25 +123,3 @@ class JobHandler(RetryingHandler):
                 job_id=job.id,
                 payload={"error": error},
             )
-
-
-def _usage(
-    result: ProviderResult,
-    request: ProviderRequest,
-    org_id: str,
-    principal_id: str | None,
-    job_id: str,
-    latency_ms: int,
-) -> UsageRecord:
-    return UsageRecord(
-        organization_id=org_id,
-        principal_id=principal_id,
-        job_id=job_id,
-        provider_id=result.provider_id,
-        model=result.model,
-        modality=request.modality,
-        input_tokens=result.input_tokens,
-        output_tokens=result.output_tokens,
-        cost_usd=result.cost_usd,
-        latency_ms=latency_ms,
-    )

@@ -10,16 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.service import Access
 from fabric_server.api.auth import Principal
-from fabric_server.api.pagination import PageRequest
+from fabric_server.api.pagination import PageRequest, split_page
 from fabric_server.db.models import Job, UsageRecord
 from fabric_server.engine.queue import WorkQueue
-from fabric_server.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from fabric_server.errors import Conflict, NotFound, ValidationFailed
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.jobs import repository
 from fabric_server.jobs.schemas import JobCreate
 from fabric_server.providers.base import ProviderInputError, ProviderRequest, validate_input
 from fabric_server.providers.registry import ProviderRegistry
-from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 
 JOB_WORK_KIND = "job.execute"
 
@@ -45,7 +44,7 @@ class JobService:
     ) -> tuple[Job, bool]:
         """Create a job and queue it; returns (job, created). A repeated idempotency key
         with the same request returns the original job; with a different request, 409."""
-        org_id = await self._organization_for(session, principal, body.organization_id)
+        org_id = await self.access.organization_for(session, principal, body.organization_id)
         await self.access.authorize(session, principal, org_id, "job.create")
         self._validate(body)
         digest = _request_hash(body)
@@ -111,37 +110,19 @@ class JobService:
         organization_id: str | None,
         status: str | None,
     ) -> tuple[list[Job], str | None]:
-        if organization_id is not None:
-            await self.access.authorize(session, principal, organization_id, "job.read")
-            org_ids = [organization_id]
-        else:
-            org_ids = await self.access.visible_org_ids(session, principal)
+        org_ids = await self.access.listable_org_ids(
+            session, principal, organization_id, "job.read"
+        )
         rows = await repository.page(
             session, org_ids, limit=page.limit + 1, after_id=page.after_id, status=status
         )
-        more = len(rows) > page.limit
-        rows = rows[: page.limit]
-        return rows, (rows[-1].id if more and rows else None)
+        return split_page(rows, page.limit)
 
     async def usage(
         self, session: AsyncSession, principal: Principal, job_id: str
     ) -> tuple[Job, list[UsageRecord]]:
         job = await self.get(session, principal, job_id)
         return job, await repository.usage_for_job(session, job.id)
-
-    async def _organization_for(
-        self, session: AsyncSession, principal: Principal, requested: str | None
-    ) -> str:
-        if requested:
-            return requested
-        if principal.organization_id:
-            return principal.organization_id
-        visible = await self.access.visible_org_ids(session, principal)
-        if DEFAULT_ORGANIZATION_ID in visible:
-            return DEFAULT_ORGANIZATION_ID
-        if len(visible) == 1:
-            return visible[0]
-        raise BadRequest("organization_id is required: you belong to several organizations.")
 
     def _validate(self, body: JobCreate) -> None:
         request = ProviderRequest(

@@ -1,0 +1,1 @@
+"""Workflows: definitions (DAGs of nodes) and durable runs executed through the work queue."""

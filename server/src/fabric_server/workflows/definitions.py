@@ -1,0 +1,88 @@
+"""Business rules for workflow definitions: validated upsert by name, visibility."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fabric_server.access.service import Access
+from fabric_server.api.auth import Principal
+from fabric_server.errors import NotFound, ValidationFailed
+from fabric_server.workflows import graph, repository
+from fabric_server.workflows.models import WorkflowDefinition
+from fabric_server.workflows.nodes import OperationRegistry
+from fabric_server.workflows.schemas import DefinitionUpsert
+
+
+class DefinitionService:
+    def __init__(self, access: Access, operations: OperationRegistry) -> None:
+        self.access = access
+        self.operations = operations
+
+    async def upsert(
+        self, session: AsyncSession, principal: Principal, body: DefinitionUpsert
+    ) -> tuple[WorkflowDefinition, bool]:
+        """Create the definition, or replace the one with this name (same id, next version).
+        Returns (definition, created)."""
+        org_id = await self.access.organization_for(session, principal, body.organization_id)
+        await self.access.authorize(session, principal, org_id, "workflow.edit")
+        defaults = body.defaults or {}
+        nodes, errors = graph.normalise(body.nodes, defaults, self.operations)
+        if errors:
+            first = errors[0]
+            where = f"node {first['node']}: " if first["node"] else ""
+            raise ValidationFailed(
+                f"The workflow definition is invalid: {where}{first['message']}",
+                details={"errors": errors},
+            )
+        existing = await repository.definition_by_name(session, org_id, body.name, lock=True)
+        if existing is None:
+            definition = WorkflowDefinition(
+                organization_id=org_id,
+                name=body.name,
+                version=1,
+                description=body.description,
+                nodes=nodes,
+                defaults=defaults,
+                created_by=principal.id,
+            )
+            try:
+                async with session.begin_nested():
+                    session.add(definition)
+                    await session.flush()
+                return definition, True
+            except IntegrityError:
+                # Another request created this name first: update that one instead.
+                existing = await repository.definition_by_name(
+                    session, org_id, body.name, lock=True
+                )
+                if existing is None:
+                    raise
+        existing.version += 1
+        existing.nodes = nodes
+        existing.defaults = defaults
+        existing.description = body.description
+        await session.flush()
+        return existing, False
+
+    async def get(
+        self, session: AsyncSession, principal: Principal, definition_id: str
+    ) -> WorkflowDefinition:
+        definition = await repository.get_definition(session, definition_id)
+        if definition is None:
+            raise NotFound(f"Workflow definition {definition_id} was not found.")
+        try:
+            await self.access.authorize(
+                session, principal, definition.organization_id, "workflow.read"
+            )
+        except NotFound:
+            raise NotFound(f"Workflow definition {definition_id} was not found.") from None
+        return definition
+
+    async def list(
+        self, session: AsyncSession, principal: Principal, organization_id: str | None
+    ) -> list[WorkflowDefinition]:
+        org_ids = await self.access.listable_org_ids(
+            session, principal, organization_id, "workflow.read"
+        )
+        return await repository.list_definitions(session, org_ids)

@@ -1,0 +1,87 @@
+"""Tables of the workflow domain: definitions, runs and the state of each node of a run."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fabric_server.db.models import Base, Timestamped
+from fabric_server.db.types import JSONType, new_id
+
+
+class WorkflowDefinition(Timestamped, Base):
+    """A reusable DAG of nodes; upserted by (organization, name), each upsert a new version."""
+
+    __tablename__ = "workflow_definitions"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    description: Mapped[str | None] = mapped_column(Text)
+    nodes: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    defaults: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_by: Mapped[str | None] = mapped_column(String(36))
+
+
+class WorkflowRun(Timestamped, Base):
+    """One execution of a definition, with its own context.
+
+    `graph` is the definition's nodes as they were when the run was created (defaults
+    applied), so upserting a definition never changes a run in flight.
+    """
+
+    __tablename__ = "workflow_runs"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "idempotency_key"),
+        Index("ix_workflow_runs_org_id", "organization_id", "id"),
+        Index("ix_workflow_runs_parent", "parent_run_id", "parent_index"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
+    workflow_definition_id: Mapped[str] = mapped_column(ForeignKey("workflow_definitions.id"))
+    workflow_name: Mapped[str] = mapped_column(String(200))
+    definition_version: Mapped[int] = mapped_column(Integer)
+    graph: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    context: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    # `metadata` is reserved on declarative classes; the column keeps the wire name.
+    run_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    environment: Mapped[str | None] = mapped_column(String(100))
+    parent_run_id: Mapped[str | None] = mapped_column(ForeignKey("workflow_runs.id"))
+    parent_node_key: Mapped[str | None] = mapped_column(String(200))
+    parent_index: Mapped[int | None] = mapped_column(Integer)
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str | None] = mapped_column(String(36))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    queued_at: Mapped[dt.datetime | None] = mapped_column()
+    started_at: Mapped[dt.datetime | None] = mapped_column()
+    completed_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class WorkflowNodeState(Timestamped, Base):
+    """Where one node of one run stands. `state` keeps what a node needs between executions
+    (the wake-up time of a delay, the child runs it waits for)."""
+
+    __tablename__ = "workflow_node_states"
+    __table_args__ = (UniqueConstraint("run_id", "node_key"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    run_id: Mapped[str] = mapped_column(ForeignKey("workflow_runs.id", ondelete="CASCADE"))
+    node_key: Mapped[str] = mapped_column(String(200))
+    operation: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    input: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    started_at: Mapped[dt.datetime | None] = mapped_column()
+    completed_at: Mapped[dt.datetime | None] = mapped_column()

@@ -1,0 +1,63 @@
+"""The workflow operations, and the registry that finds one by name or alias."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fabric_server.providers.registry import ProviderRegistry
+from fabric_server.settings import Settings
+from fabric_server.workflows.nodes.ai import AIGenerate
+from fabric_server.workflows.nodes.base import Operation
+from fabric_server.workflows.nodes.children import FanIn, FanOut, Subworkflow
+from fabric_server.workflows.nodes.context import MergeContext, Noop, ValidateContext
+from fabric_server.workflows.nodes.control import Approval, Delay
+from fabric_server.workflows.nodes.http import HttpRequest
+from fabric_server.workflows.nodes.text import TextTransform
+
+
+class OperationRegistry:
+    """Operations by canonical name. `ai_generate` finds `ai.generate`: the first `_` of a
+    name may stand for its `.` (the underscore spellings clients send in `type`/`kind`)."""
+
+    def __init__(self, operations: Iterable[Operation]) -> None:
+        self._operations = {op.name: op for op in operations}
+        self._aliases = {alias: op.name for op in self._operations.values() for alias in op.aliases}
+
+    def canonical(self, name: str) -> str | None:
+        """The canonical name for `name` or one of its spellings; None if unknown."""
+        for candidate in (name, name.replace("_", ".", 1)):
+            if candidate in self._operations:
+                return candidate
+            if candidate in self._aliases:
+                return self._aliases[candidate]
+        return None
+
+    def get(self, name: str) -> Operation:
+        canonical = self.canonical(name)
+        if canonical is None:
+            raise KeyError(name)
+        return self._operations[canonical]
+
+    def names(self) -> list[str]:
+        return sorted(self._operations)
+
+
+def build_operations(providers: ProviderRegistry, settings: Settings) -> OperationRegistry:
+    return OperationRegistry(
+        [
+            AIGenerate(providers),
+            Noop(),
+            MergeContext(),
+            ValidateContext(),
+            TextTransform(),
+            HttpRequest(
+                allow_private=settings.http_private_allowed,
+                max_response_bytes=settings.http_max_response_bytes,
+            ),
+            Delay(),
+            Approval(),
+            Subworkflow(),
+            FanOut(max_items=settings.workflow_max_fan_out),
+            FanIn(),
+        ]
+    )

@@ -1,0 +1,104 @@
+"""`ai.generate`: one provider call, through the provider registry, with a usage record."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fabric_server.providers.base import MODALITIES, ProviderInputError, ProviderRequest
+from fabric_server.providers.registry import ProviderRegistry
+from fabric_server.usage.records import usage_record
+from fabric_server.workflows.nodes.base import (
+    Completed,
+    NodeError,
+    NodeRun,
+    NodeSpec,
+    Operation,
+    Outcome,
+    check_template,
+    check_types,
+)
+
+TIERS = ("basic", "premium")
+
+
+class AIGenerate(Operation):
+    """Config: `modality` (default text), `model`, `tier`, `prompt_template`, `params`.
+    Input: `prompt` (used when there is no template). Output: `content`, `finish_reason`,
+    `provider_id`, `model`, `usage`, plus the provider's own fields for other modalities."""
+
+    name = "ai.generate"
+    aliases = ("ai_invoke",)
+
+    def __init__(self, providers: ProviderRegistry) -> None:
+        self.providers = providers
+
+    def check(self, node: NodeSpec) -> list[str]:
+        config = node.config
+        problems = check_types(
+            config,
+            {"modality": str, "model": str, "tier": str, "prompt_template": str, "params": dict},
+        )
+        problems += check_template(config, "prompt_template")
+        modality = config.get("modality") or "text"
+        if problems:
+            return problems
+        if modality not in MODALITIES:
+            return [f"config.modality must be one of {', '.join(MODALITIES)}"]
+        if config.get("tier") is not None and config["tier"] not in TIERS:
+            problems.append(f"config.tier must be one of {', '.join(TIERS)}")
+        if not config.get("prompt_template") and "prompt" not in node.input_names:
+            problems.append("ai.generate needs config.prompt_template or a `prompt` input")
+        try:
+            self.providers.route(
+                ProviderRequest(modality=modality, input={}, model=config.get("model")),
+                config.get("tier"),
+            )
+        except ProviderInputError as exc:
+            problems.append(str(exc))
+        return problems
+
+    async def run(self, node: NodeRun) -> Outcome:
+        config = node.config
+        template = config.get("prompt_template")
+        prompt = node.render(template) if template else node.inputs.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise NodeError("ai.generate has no prompt: its `prompt` input is empty or unset")
+        request = ProviderRequest(
+            modality=config.get("modality") or "text",
+            input={"prompt": prompt},
+            model=config.get("model"),
+            params=dict(config.get("params") or {}),
+        )
+        started = time.perf_counter()
+        try:
+            provider = self.providers.route(request, config.get("tier"))
+            result = await provider.execute(request)
+        except ProviderInputError as exc:
+            raise NodeError(str(exc)) from exc
+        latency_ms = int((time.perf_counter() - started) * 1000)
+
+        usage = {
+            "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
+            "estimated_cost_usd": result.cost_usd,
+        }
+        extra = {k: v for k, v in result.output.items() if k not in ("provider", "text")}
+        output: dict[str, Any] = {
+            **extra,
+            "content": result.output.get("content", result.output.get("text")),
+            "finish_reason": result.output.get("finish_reason", "stop"),
+            "provider_id": result.provider_id,
+            "model": result.model,
+            "usage": usage,
+        }
+        record = usage_record(
+            result,
+            modality=request.modality,
+            organization_id=node.organization_id,
+            principal_id=node.created_by,
+            latency_ms=latency_ms,
+            run_id=node.run_id,
+            node_key=node.node_key,
+        )
+        return Completed(output, usage=(record,))

@@ -1,0 +1,75 @@
+"""Rows to wire objects (validated by the response schemas, then JSON-ready)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fabric_server.db.models import Event
+from fabric_server.events.hub import LogEvent
+from fabric_server.events.sse import event_to_dict
+from fabric_server.workflows.models import WorkflowDefinition, WorkflowNodeState, WorkflowRun
+from fabric_server.workflows.schemas import DefinitionOut, RunLog, RunOut
+
+_DONE_NODE_STATUSES = ("completed", "skipped", "failed")
+
+
+def definition_out(definition: WorkflowDefinition) -> dict[str, Any]:
+    data = {name: getattr(definition, name) for name in DefinitionOut.model_fields}
+    return DefinitionOut.model_validate(data).model_dump(mode="json")
+
+
+def run_out(run: WorkflowRun, nodes: Sequence[WorkflowNodeState]) -> dict[str, Any]:
+    data = {name: getattr(run, name) for name in _RUN_COLUMNS}
+    data["metadata"] = run.run_metadata
+    data["progress"] = _progress(nodes)
+    data["nodes"] = node_states_out(run, nodes)
+    return RunOut.model_validate(data).model_dump(mode="json")
+
+
+def node_states_out(run: WorkflowRun, nodes: Sequence[WorkflowNodeState]) -> list[dict[str, Any]]:
+    depends = {spec["key"]: spec["depends_on"] for spec in run.graph}
+    return [
+        {
+            "node_key": node.node_key,
+            "operation": node.operation,
+            "status": node.status,
+            "attempts": node.attempts,
+            "depends_on": depends.get(node.node_key, []),
+            "input": node.input,
+            "output": node.output,
+            "error": node.error,
+            "started_at": node.started_at,
+            "completed_at": node.completed_at,
+        }
+        for node in nodes
+    ]
+
+
+def run_log_out(
+    run: WorkflowRun, nodes: Sequence[WorkflowNodeState], events: Sequence[Event]
+) -> dict[str, Any]:
+    data = {
+        "run_id": run.id,
+        "status": run.status,
+        "nodes": node_states_out(run, nodes),
+        "events": [event_to_dict(LogEvent.of(event)) for event in events],
+    }
+    return RunLog.model_validate(data).model_dump(mode="json")
+
+
+def _progress(nodes: Sequence[WorkflowNodeState]) -> dict[str, Any]:
+    total = len(nodes)
+    done = sum(1 for node in nodes if node.status in _DONE_NODE_STATUSES)
+    current = next((n.node_key for n in nodes if n.status in ("running", "waiting")), None)
+    return {
+        "total_tasks": total,
+        "completed_tasks": done,
+        "current_task": current,
+        "percentage": round(100.0 * done / total, 1) if total else 100.0,
+    }
+
+
+_RUN_COLUMNS = tuple(
+    name for name in RunOut.model_fields if name not in ("metadata", "progress", "nodes")
+)
