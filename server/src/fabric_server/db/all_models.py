@@ -4,8 +4,11 @@ Alembic and the migrations test read the metadata from here; a domain that adds 
 `models.py` adds one import line below.
 """
 
+from fabric_server.access import models as access_models  # noqa: F401
 from fabric_server.auth import models as auth_models  # noqa: F401
 from fabric_server.db import models
 from fabric_server.db.models import Base
+from fabric_server.orgs import models as orgs_models  # noqa: F401
+from fabric_server.secrets import models as secrets_models  # noqa: F401
 
 __all__ = ["Base", "models"]
