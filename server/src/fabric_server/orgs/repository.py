@@ -88,7 +88,7 @@ async def members(session: AsyncSession, org_id: str) -> list[tuple[Membership, 
         .where(Membership.organization_id == org_id)
         .order_by(Membership.created_at, Membership.id)
     )
-    return [(membership, user) for membership, user in rows.tuples()]
+    return [(membership, user) for membership, user in rows.all()]
 
 
 async def membership(session: AsyncSession, org_id: str, principal_id: str) -> Membership | None:
@@ -162,7 +162,7 @@ async def teams_of(
         .where(TeamMember.principal_id == principal_id, Team.organization_id.in_(org_ids))
         .order_by(Team.organization_id, Team.slug)
     )
-    return [(team, role) for team, role in rows.tuples()]
+    return [(team, role) for team, role in rows.all()]
 
 
 # --- invitations ---------------------------------------------------------------------------
