@@ -75,6 +75,11 @@ class Access:
             "job": _organization_of_job,
         }
 
+    @property
+    def known_resource_types(self) -> set[str]:
+        """Types a check may name: those with a resolver, and every action's resource."""
+        return set(self.resolvers) | {action.split(".", 1)[0] for action in ACTIONS}
+
     def register_resource(self, resource_type: str, resolver: ResourceResolver) -> None:
         """Teach authorization checks a resource type (each domain registers its own)."""
         self.resolvers[resource_type] = resolver
@@ -162,7 +167,7 @@ class Access:
             if org_id is None or (organization_id is not None and organization_id != org_id):
                 return Decision(False, "not_found")
         else:
-            if resource is not None and resource.type not in self.resolvers:
+            if resource is not None and resource.type not in self.known_resource_types:
                 return Decision(False, "unknown_resource_type")
             org_id = await self.context_org(session, principal, organization_id)
             if org_id is None:
