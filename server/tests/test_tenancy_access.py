@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -321,3 +322,13 @@ async def test_registered_resource_types_are_checked(
     assert not data(await client.post("/v1/authz/check", json=missing, headers=member.headers))[
         "allowed"
     ]
+
+
+def test_docs_show_the_role_table() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "rbac.md").read_text(encoding="utf-8")
+    table = doc.split("<!-- role-matrix:start -->")[1].split("<!-- role-matrix:end -->")[0]
+    documented = {}
+    for line in table.strip().splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        documented[cells[0].strip("`")] = {r for r, c in zip(ROLES, cells[1:]) if c == "✓"}
+    assert documented == {a: {r for r in ROLES if a in ROLE_ACTIONS[r]} for a in ACTIONS}
