@@ -44,7 +44,7 @@ async def list_organizations(
     request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
     async with services.db.read() as session:
-        rows = await services.orgs.list_organizations(session, principal)
+        rows = await services.identity.organizations(session, principal)
         data = [{**organization_out(org), "role": role} for org, role in rows]
     return ok(request, data)
 

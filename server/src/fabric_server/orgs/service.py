@@ -53,19 +53,6 @@ class OrgService:
         )
         return membership
 
-    async def list_organizations(
-        self, session: AsyncSession, principal: Principal
-    ) -> list[tuple[Organization, str]]:
-        """The caller's organizations, with the caller's role in each."""
-        result = []
-        for org in await repository.organizations(
-            session, await self.access.visible_org_ids(session, principal)
-        ):
-            role = await self.access.role_in(session, principal, org.id)
-            if role is not None:
-                result.append((org, role))
-        return result
-
     async def get_organization(
         self, session: AsyncSession, principal: Principal, org_id: str
     ) -> Organization:
