@@ -61,5 +61,17 @@ def test_types_module_exposes_the_response_shapes() -> None:
         "RunLog",
         "BulkCancelResult",
         "RunPage",
+        "Organization",
+        "Team",
+        "Membership",
+        "Invitation",
+        "Me",
+        "MyOrganization",
+        "MyTeam",
+        "MyPermission",
+        "PermissionCheckResult",
+        "ApiKey",
+        "CreatedApiKey",
+        "OrgSecret",
     ):
         assert name in types.__all__

@@ -39,6 +39,29 @@ REQUEST_METHODS = [
     "run_log",
     "list_children",
     "resume_node",
+    "create_organization",
+    "list_organizations",
+    "get_organization",
+    "list_org_members",
+    "create_team",
+    "list_org_teams",
+    "create_invitation",
+    "accept_invitation",
+    "revoke_invitation",
+    "get_me",
+    "get_my_organizations",
+    "get_my_teams",
+    "get_my_permissions",
+    "check_permission",
+    "check_permissions",
+    "create_api_key",
+    "list_api_keys",
+    "rotate_api_key",
+    "disable_api_key",
+    "delete_api_key",
+    "set_secret",
+    "list_secrets",
+    "delete_secret",
 ]
 # Methods that send nothing when called: plain functions on both clients.
 LOCAL_METHODS = ["social_login_url", "stream_job_events", "stream_run_events", "stream_events"]
@@ -106,8 +129,34 @@ def test_spec_call_shapes() -> None:
         "run_workflow": ["workflow_id", "context", "priority"],
         "wait_for_run": ["run_id", "poll_interval", "timeout"],
         "resume_node": ["run_id", "node_key", "data"],
+        "create_organization": ["slug", "name"],
+        "get_organization": ["org_id"],
+        "list_org_members": ["org_id"],
+        "create_team": ["org_id", "slug", "name"],
+        "list_org_teams": ["org_id"],
+        "create_invitation": ["org_id", "email", "role"],
+        "accept_invitation": ["invitation_id"],
+        "revoke_invitation": ["invitation_id"],
+        "check_permission": ["action", "resource_type", "resource_id"],
+        "check_permissions": ["checks"],
+        "create_api_key": ["name", "org_id", "scopes"],
+        "rotate_api_key": ["key_id"],
+        "disable_api_key": ["key_id"],
+        "delete_api_key": ["key_id"],
+        "set_secret": ["name", "value"],
+        "delete_secret": ["name"],
     }
     for name, expected in shapes.items():
         parameters = inspect.signature(getattr(FabricClient, name)).parameters.values()
         positional = [p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
         assert positional[1:] == expected, name
+
+
+def test_spec_defaults() -> None:
+    def default(method: str, name: str) -> object:
+        return inspect.signature(getattr(FabricClient, method)).parameters[name].default
+
+    assert default("create_invitation", "role") == "member"
+    assert default("check_permission", "resource_type") is None
+    assert default("check_permission", "resource_id") is None
+    assert default("create_api_key", "scopes") is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from server_helpers import assert_error
 
 from fabric_server.app import create_app
@@ -79,11 +79,30 @@ def test_every_mutating_route_has_an_audit_action(settings: Settings) -> None:
     # Handlers are named verb_noun so the audit action reads noun.verb; a new mutating route
     # named otherwise would produce an unreadable action and fails here.
     app = create_app(settings)
+    routes = list(iter_route_contexts(app.routes))
+    mutating = [r for r in routes if isinstance(r.original_route, APIRoute)]
+    mutating = [r for r in mutating if (r.methods or set()) & MUTATING_METHODS]
+    assert len(mutating) > 30
     unnamed = [
-        f"{sorted(route.methods)} {route.path} ({route.name})"
-        for route in app.routes
-        if isinstance(route, APIRoute)
-        and route.methods & MUTATING_METHODS
-        and "." not in action_for(route.name, route.path)
+        f"{sorted(r.methods or ())} {r.path} ({r.name})"
+        for r in mutating
+        if "." not in action_for(r.name or "", r.path or "")
     ]
     assert unnamed == []
+
+
+async def test_account_calls_are_audited_with_their_user(client: httpx.AsyncClient) -> None:
+    signup = await client.post(
+        "/v1/auth/signup", json={"email": "audit@example.com", "password": "password123"}
+    )
+    auth = signup.json()["data"]
+    headers = {"authorization": f"Bearer {auth['access_token']}"}
+    assert (await client.post("/v1/auth/logout-all", headers=headers)).status_code == 200
+    login = await client.post(
+        "/v1/auth/login", json={"email": "audit@example.com", "password": "password123"}
+    )
+    headers = {"authorization": f"Bearer {login.json()['data']['access_token']}"}
+    mine = (await client.get("/v1/audit-logs", headers=headers)).json()["data"]["items"]
+    assert [row["action"] for row in mine] == ["auth.logout_all"]
+    assert mine[0]["path"] == "/v1/auth/logout-all"
+    assert mine[0]["actor_id"] == auth["user"]["id"]

@@ -10,20 +10,33 @@ from __future__ import annotations
 from typing import Any, Dict, List, Literal, Optional, TypedDict
 
 __all__ = [
+    "ApiKey",
     "AuthResponse",
     "AuthUser",
     "BulkCancelResult",
+    "CreatedApiKey",
     "Event",
     "HealthStatus",
+    "Invitation",
+    "InvitationStatus",
     "Job",
     "JobPage",
     "JobStatus",
     "JobUsage",
+    "Me",
+    "Membership",
+    "MyOrganization",
+    "MyPermission",
+    "MyTeam",
     "NodeState",
+    "OrgSecret",
+    "Organization",
+    "PermissionCheckResult",
     "RunLog",
     "RunPage",
     "RunProgress",
     "RunStatus",
+    "Team",
     "UsageRecord",
     "WorkflowDefinition",
     "WorkflowNode",
@@ -230,3 +243,139 @@ class BulkCancelResult(TypedDict, total=False):
 
     cancelled: List[str]
     skipped: List[Dict[str, Any]]
+
+
+class Organization(TypedDict, total=False):
+    """An organization (tenant). ``role`` is the caller's, in `list_organizations`."""
+
+    id: str
+    slug: str
+    name: str
+    archived: bool
+    created_at: str
+    updated_at: str
+    role: str
+
+
+class Team(TypedDict, total=False):
+    id: str
+    organization_id: str
+    slug: str
+    name: str
+    archived: bool
+    created_at: str
+
+
+class Membership(TypedDict, total=False):
+    """A principal's membership of an organization (``accept_invitation`` adds
+    ``invitation_id``)."""
+
+    id: str
+    principal_id: str
+    organization_id: str
+    team_id: Optional[str]
+    role: str
+    active: bool
+    created_at: str
+    email: Optional[str]
+    display_name: Optional[str]
+    invitation_id: str
+
+
+InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
+
+
+class Invitation(TypedDict, total=False):
+    id: str
+    organization_id: str
+    team_id: Optional[str]
+    email: str
+    role: str
+    status: InvitationStatus
+    expires_at: str
+    created_at: str
+    accepted_at: Optional[str]
+    revoked_at: Optional[str]
+
+
+class Me(TypedDict, total=False):
+    """``get_me``: who the server takes the caller for (``kind``: user, api_key or dev)."""
+
+    principal_id: str
+    authenticated: bool
+    kind: str
+    email: Optional[str]
+    display_name: Optional[str]
+    email_verified: Optional[bool]
+    organization_id: Optional[str]
+    api_key_id: Optional[str]
+
+
+class MyOrganization(TypedDict, total=False):
+    id: str
+    slug: str
+    name: str
+    archived: bool
+    role: str
+
+
+class MyTeam(TypedDict, total=False):
+    id: str
+    organization_id: str
+    slug: str
+    name: str
+    archived: bool
+    created_at: str
+    role: str
+
+
+class MyPermission(TypedDict, total=False):
+    """The caller's role and allowed actions in one organization (or one of its teams)."""
+
+    organization_id: str
+    team_id: Optional[str]
+    role: str
+    actions: List[str]
+
+
+class PermissionCheckResult(TypedDict, total=False):
+    """One answer of `check_permissions`; ``reason`` says why (role, grant, or a refusal)."""
+
+    action: str
+    resource_type: Optional[str]
+    resource_id: Optional[str]
+    organization_id: Optional[str]
+    allowed: bool
+    reason: str
+    role: Optional[str]
+
+
+class ApiKey(TypedDict, total=False):
+    """An API key as listed: never with its secret."""
+
+    id: str
+    prefix: str
+    name: str
+    description: Optional[str]
+    organization_id: str
+    scopes: List[str]
+    disabled: bool
+    expires_at: Optional[str]
+    created_by: str
+    created_at: str
+    rotated_at: Optional[str]
+    last_used_at: Optional[str]
+
+
+class CreatedApiKey(ApiKey, total=False):
+    """`create_api_key` / `rotate_api_key`: ``key`` is the secret, shown this once."""
+
+    key: str
+
+
+class OrgSecret(TypedDict, total=False):
+    """A secret's metadata; its value is never returned."""
+
+    name: str
+    created_at: str
+    updated_at: str

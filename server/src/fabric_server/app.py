@@ -9,6 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from fabric_server import __version__
+from fabric_server.access import key_routes as api_key_routes
+from fabric_server.access import me_routes
+from fabric_server.access import routes as access_routes
 from fabric_server.api import system
 from fabric_server.api.handlers import install_error_handlers
 from fabric_server.api.middleware import RequestContextMiddleware
@@ -18,8 +21,11 @@ from fabric_server.db.migrate import migrate
 from fabric_server.dev import routes as dev_routes
 from fabric_server.events import routes as event_routes
 from fabric_server.jobs import routes as job_routes
+from fabric_server.orgs import invitation_routes
+from fabric_server.orgs import routes as org_routes
 from fabric_server.orgs.repository import seed_dev
 from fabric_server.runtime import Background
+from fabric_server.secrets import routes as secret_routes
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
 from fabric_server.workflows import definitions_routes as workflow_definition_routes
@@ -35,6 +41,7 @@ async def start(services: Services) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     await migrate(services.db)
     services.auth.start()
+    services.secrets.start()
     if settings.is_dev:
         async with services.db.write() as session:
             await seed_dev(session)
@@ -78,4 +85,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(workflow_definition_routes.router)
     app.include_router(workflow_run_routes.router)
     app.include_router(dev_routes.router)
+    app.include_router(org_routes.router)
+    app.include_router(invitation_routes.router)
+    app.include_router(me_routes.router)
+    app.include_router(access_routes.router)
+    app.include_router(api_key_routes.router)
+    app.include_router(secret_routes.router)
     return app

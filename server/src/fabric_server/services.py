@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fabric_server.access.grants import GrantService
+from fabric_server.access.keys import ApiKeyService
+from fabric_server.access.me import Identity
 from fabric_server.access.service import Access
 from fabric_server.api.auth import CredentialVerifier
 from fabric_server.audit.recorder import add_audit_row
@@ -18,9 +21,13 @@ from fabric_server.events.sse import EventStreamer
 from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
+from fabric_server.orgs.invitations import InvitationService
+from fabric_server.orgs.service import OrgService
 from fabric_server.providers.echo import EchoProvider
 from fabric_server.providers.registry import ProviderRegistry
+from fabric_server.secrets.service import SecretStore
 from fabric_server.settings import Settings
+from fabric_server.workflows import repository as workflow_repository
 from fabric_server.workflows.wiring import Workflows, build_workflows
 
 
@@ -40,6 +47,12 @@ class Services:
     auth: Auth
     workflows: Workflows
     handlers: dict[str, Handler]
+    orgs: OrgService
+    invitations: InvitationService
+    identity: Identity
+    grants: GrantService
+    api_keys: ApiKeyService
+    secrets: SecretStore
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
 
     def new_worker(self) -> Worker:
@@ -78,6 +91,11 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     mailer = build_mailer(settings)
     auth = build_auth(settings, db, events, mailer)
     handlers.update(workflows.handlers)
+    access.register_resource("workflow", workflow_repository.organization_of_definition)
+    access.register_resource("workflow_run", workflow_repository.organization_of_run)
+    orgs = OrgService(access, events)
+    invitations = InvitationService(settings, access, events, mailer, orgs, auth.core.accounts)
+    api_keys = ApiKeyService(db, access, events)
     return Services(
         settings=settings,
         db=db,
@@ -93,5 +111,12 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         auth=auth,
         workflows=workflows,
         handlers=handlers,
-        credential_verifiers=[auth.verify_credentials],
+        orgs=orgs,
+        invitations=invitations,
+        identity=Identity(access),
+        grants=GrantService(access, events),
+        api_keys=api_keys,
+        secrets=SecretStore(settings, access, events),
+        # API keys first: they claim every `fab_…` token, the session verifier the rest.
+        credential_verifiers=[api_keys.verify_credentials, auth.verify_credentials],
     )

@@ -127,6 +127,20 @@ class Settings(BaseSettings):
     github_client_secret: str | None = None
     oidc_providers: dict[str, OAuthProviderSettings] = Field(default_factory=dict)
 
+    # Organizations, invitations, API keys (fabric_server.orgs, fabric_server.access).
+    invitation_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    invitation_max_pending: int = Field(
+        default=100, ge=1, description="Pending invitations an organization may have at once."
+    )
+    invitation_max_per_hour: int = Field(
+        default=20, ge=1, description="Invitations an organization may send per hour."
+    )
+    invite_redirect_url: str | None = Field(
+        default=None,
+        description="Where the mailed invitation link lands after accepting (a 302 carrying "
+        "`invitation_id`, `organization_id` and `status`, or `error`); default: JSON.",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL: PostgreSQL when configured, else SQLite in the data dir."""

@@ -1,14 +1,67 @@
-"""Authorization: may this principal do this action in this organization?"""
+"""Authorization: may this principal do this action in this organization (on this resource)?
+
+One mechanism answers every question: the caller's role in the organization (the table in
+`access/policy.py`), then explicit grants (deny wins over everything, allow adds actions the
+role lacks), then — for API keys — the key's scopes, which can only narrow. Another
+organization's data is simply not found: `authorize` raises 404 for an organization the
+caller cannot see and 403 for an action it may not take there.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.access.policy import role_allows
+from fabric_server.access import repository
+from fabric_server.access.models import PermissionGrant
+from fabric_server.access.policy import (
+    ACTIONS,
+    ALL_ACTIONS,
+    canonical_action,
+    is_known_action,
+    role_allows,
+)
 from fabric_server.api.auth import Principal
 from fabric_server.errors import BadRequest, Forbidden, NotFound
+from fabric_server.jobs import repository as jobs
 from fabric_server.orgs import repository as orgs
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID
+
+# Finds the organization a resource belongs to (None: no such resource).
+ResourceResolver = Callable[[AsyncSession, str], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What an action is about; `id` None means "any resource of this type"."""
+
+    type: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to one authorization question.
+
+    `reason` is one of: `role`, `grant` (allowed); `not_found` (the organization or resource
+    is not visible), `unknown_action`, `unknown_resource_type`, `no_organization`,
+    `denied_by_grant`, `role_does_not_allow`, `outside_key_scopes` (refused).
+    """
+
+    allowed: bool
+    reason: str
+    role: str | None = None
+    organization_id: str | None = None
+
+
+REFUSALS = {
+    "denied_by_grant": "An explicit grant denies {action} here.",
+    "role_does_not_allow": "Your role ({role}) does not allow {action}.",
+    "outside_key_scopes": "These credentials are not scoped for {action}.",
+    "unknown_action": "{action} is not a known action.",
+}
 
 
 class Access:
@@ -16,6 +69,20 @@ class Access:
 
     def __init__(self, *, dev_mode: bool) -> None:
         self.dev_mode = dev_mode
+        self.resolvers: dict[str, ResourceResolver] = {
+            "organization": _organization_of_org,
+            "team": _organization_of_team,
+            "job": _organization_of_job,
+        }
+
+    @property
+    def known_resource_types(self) -> set[str]:
+        """Types a check may name: those with a resolver, and every action's resource."""
+        return set(self.resolvers) | {action.split(".", 1)[0] for action in ACTIONS}
+
+    def register_resource(self, resource_type: str, resolver: ResourceResolver) -> None:
+        """Teach authorization checks a resource type (each domain registers its own)."""
+        self.resolvers[resource_type] = resolver
 
     async def role_in(self, session: AsyncSession, principal: Principal, org_id: str) -> str | None:
         if principal.organization_id is not None and principal.organization_id != org_id:
@@ -31,18 +98,81 @@ class Access:
             return "admin"
         return role
 
-    async def authorize(
-        self, session: AsyncSession, principal: Principal, org_id: str, action: str
-    ) -> str:
-        """Return the caller's role in `org_id`, or raise 404 (invisible) / 403 (not allowed)."""
+    async def decide(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        org_id: str,
+        action: str,
+        resource: Resource | None = None,
+    ) -> Decision:
+        """Whether `principal` may do `action` in `org_id` (on `resource`), and why."""
         role = await self.role_in(session, principal, org_id)
         if role is None or not await orgs.exists(session, org_id):
+            return Decision(False, "not_found", None, org_id)
+        grants = await repository.grants_for(session, principal.id, org_id)
+        allowed, reason = evaluate(principal, role, grants, canonical_action(action), resource)
+        return Decision(allowed, reason, role, org_id)
+
+    async def authorize(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        org_id: str,
+        action: str,
+        resource: Resource | None = None,
+    ) -> str:
+        """Return the caller's role in `org_id`, or raise 404 (invisible) / 403 (not allowed)."""
+        decision = await self.decide(session, principal, org_id, action, resource)
+        if decision.reason == "not_found":
             raise NotFound(f"Organization {org_id} was not found.")
-        if not role_allows(role, action):
-            raise Forbidden(f"Your role ({role}) does not allow {action}.")
-        if principal.scopes and action not in principal.scopes and "*" not in principal.scopes:
-            raise Forbidden(f"These credentials are not scoped for {action}.")
-        return role
+        if not decision.allowed:
+            template = REFUSALS.get(decision.reason, "You may not {action} here.")
+            raise Forbidden(template.format(action=action, role=decision.role))
+        assert decision.role is not None
+        return decision.role
+
+    async def effective_actions(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        org_id: str,
+        resource: Resource | None = None,
+    ) -> tuple[str | None, list[str]]:
+        """The caller's role in `org_id` and every action it may take there (sorted)."""
+        role = await self.role_in(session, principal, org_id)
+        if role is None:
+            return None, []
+        grants = await repository.grants_for(session, principal.id, org_id)
+        allowed = [a for a in ACTIONS if evaluate(principal, role, grants, a, resource)[0]]
+        return role, allowed
+
+    async def check(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        action: str,
+        resource: Resource | None,
+        organization_id: str | None,
+    ) -> Decision:
+        """`decide` for a check request: finds the organization from the resource (or the
+        caller's context). Never raises for invisible things: they are simply not allowed."""
+        if not is_known_action(action):
+            return Decision(False, "unknown_action")
+        if resource is not None and resource.id is not None:
+            resolver = self.resolvers.get(resource.type)
+            if resolver is None:
+                return Decision(False, "unknown_resource_type")
+            org_id = await resolver(session, resource.id)
+            if org_id is None or (organization_id is not None and organization_id != org_id):
+                return Decision(False, "not_found")
+        else:
+            if resource is not None and resource.type not in self.known_resource_types:
+                return Decision(False, "unknown_resource_type")
+            org_id = await self.context_org(session, principal, organization_id)
+            if org_id is None:
+                return Decision(False, "no_organization")
+        return await self.decide(session, principal, org_id, action, resource)
 
     async def visible_org_ids(self, session: AsyncSession, principal: Principal) -> list[str]:
         """Organizations whose data the principal may list."""
@@ -66,8 +196,17 @@ class Access:
     async def organization_for(
         self, session: AsyncSession, principal: Principal, requested: str | None
     ) -> str:
-        """The organization a call acts in: the one asked for, else the caller's only (or
-        default) organization; 400 when that is ambiguous."""
+        """The organization a call acts in (see `context_org`); 400 when that is ambiguous."""
+        org_id = await self.context_org(session, principal, requested)
+        if org_id is None:
+            raise BadRequest("organization_id is required: you belong to several organizations.")
+        return org_id
+
+    async def context_org(
+        self, session: AsyncSession, principal: Principal, requested: str | None
+    ) -> str | None:
+        """The organization a call means when it names none: the requested one, else the
+        key's, else the default organization when visible, else the only one visible."""
         if requested:
             return requested
         if principal.organization_id:
@@ -75,6 +214,62 @@ class Access:
         visible = await self.visible_org_ids(session, principal)
         if DEFAULT_ORGANIZATION_ID in visible:
             return DEFAULT_ORGANIZATION_ID
-        if len(visible) == 1:
-            return visible[0]
-        raise BadRequest("organization_id is required: you belong to several organizations.")
+        return visible[0] if len(visible) == 1 else None
+
+
+def evaluate(
+    principal: Principal,
+    role: str,
+    grants: Iterable[PermissionGrant],
+    action: str,
+    resource: Resource | None,
+) -> tuple[bool, str]:
+    """The pure rule: deny grant > role or allow grant > key scopes."""
+    if not is_known_action(action):
+        return False, "unknown_action"
+    matching = [g for g in grants if grant_matches(g, action, resource)]
+    if any(g.effect == "deny" for g in matching):
+        return False, "denied_by_grant"
+    if role_allows(role, action):
+        reason = "role"
+    elif matching:
+        reason = "grant"
+    else:
+        return False, "role_does_not_allow"
+    scopes = principal.scopes
+    if scopes and action not in scopes and ALL_ACTIONS not in scopes:
+        return False, "outside_key_scopes"
+    return True, reason
+
+
+def grant_matches(grant: PermissionGrant, action: str, resource: Resource | None) -> bool:
+    """Whether a grant speaks about `action` on `resource`.
+
+    An unscoped grant covers the whole organization. A grant scoped to a resource type, a
+    resource or a team covers only checks about that very resource (or type).
+    """
+    if canonical_action(grant.action) not in (action, ALL_ACTIONS):
+        return False
+    if grant.resource_type is None and grant.team_id is None:
+        return True
+    if resource is None:
+        return False
+    if grant.team_id is not None and (resource.type, resource.id) != ("team", grant.team_id):
+        return False
+    if grant.resource_type is not None and grant.resource_type != resource.type:
+        return False
+    return grant.resource_id is None or grant.resource_id == resource.id
+
+
+async def _organization_of_org(session: AsyncSession, org_id: str) -> str | None:
+    return org_id if await orgs.exists(session, org_id) else None
+
+
+async def _organization_of_team(session: AsyncSession, team_id: str) -> str | None:
+    team = await orgs.get_team(session, team_id)
+    return None if team is None else team.organization_id
+
+
+async def _organization_of_job(session: AsyncSession, job_id: str) -> str | None:
+    job = await jobs.get(session, job_id)
+    return None if job is None else job.organization_id

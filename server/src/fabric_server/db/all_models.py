@@ -4,10 +4,22 @@ Alembic and the migrations test read the metadata from here; a domain that adds 
 `models.py` adds one import line below.
 """
 
-from fabric_server.audit import models as audit_models  # noqa: F401
-from fabric_server.auth import models as auth_models  # noqa: F401
+from fabric_server.access import models as access_models
+from fabric_server.audit import models as audit_models
+from fabric_server.auth import models as auth_models
 from fabric_server.db import models
 from fabric_server.db.models import Base
+from fabric_server.orgs import models as orgs_models
+from fabric_server.secrets import models as secrets_models
 from fabric_server.workflows import models as workflow_models
 
-__all__ = ["Base", "models", "workflow_models"]
+__all__ = [
+    "Base",
+    "access_models",
+    "audit_models",
+    "auth_models",
+    "models",
+    "orgs_models",
+    "secrets_models",
+    "workflow_models",
+]

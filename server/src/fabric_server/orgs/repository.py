@@ -1,11 +1,15 @@
-"""SQL for organizations and memberships."""
+"""SQL for organizations, memberships and teams."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.models import Membership, Organization, User
+from fabric_server.orgs.models import Invitation, Team, TeamMember
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, DEV_OWNER_ID
 
 
@@ -64,3 +68,180 @@ async def seed_dev(session: AsyncSession) -> None:
                 organization_id=DEFAULT_ORGANIZATION_ID, principal_id=DEV_OWNER_ID, role="owner"
             )
         )
+
+
+async def get_organization(session: AsyncSession, org_id: str) -> Organization | None:
+    return await session.get(Organization, org_id)
+
+
+async def organizations(session: AsyncSession, org_ids: list[str]) -> list[Organization]:
+    rows = await session.scalars(
+        select(Organization).where(Organization.id.in_(org_ids)).order_by(Organization.id)
+    )
+    return list(rows)
+
+
+async def members(session: AsyncSession, org_id: str) -> list[tuple[Membership, User | None]]:
+    rows = await session.execute(
+        select(Membership, User)
+        .outerjoin(User, User.id == Membership.principal_id)
+        .where(Membership.organization_id == org_id)
+        .order_by(Membership.created_at, Membership.id)
+    )
+    return [(membership, user) for membership, user in rows.all()]
+
+
+async def membership(session: AsyncSession, org_id: str, principal_id: str) -> Membership | None:
+    return await session.scalar(
+        select(Membership).where(
+            Membership.organization_id == org_id, Membership.principal_id == principal_id
+        )
+    )
+
+
+async def add_membership(
+    session: AsyncSession, org_id: str, principal_id: str, role: str
+) -> Membership:
+    row = Membership(organization_id=org_id, principal_id=principal_id, role=role)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get_team(session: AsyncSession, team_id: str) -> Team | None:
+    return await session.get(Team, team_id)
+
+
+async def teams(session: AsyncSession, org_id: str) -> list[Team]:
+    rows = await session.scalars(
+        select(Team).where(Team.organization_id == org_id).order_by(Team.slug)
+    )
+    return list(rows)
+
+
+async def add_team(session: AsyncSession, team: Team) -> Team:
+    """Insert a team (flushed: a slug taken in the organization raises IntegrityError)."""
+    session.add(team)
+    await session.flush()
+    return team
+
+
+async def team_slug_taken(session: AsyncSession, org_id: str, slug: str) -> bool:
+    found = await session.scalar(
+        select(Team.id).where(Team.organization_id == org_id, Team.slug == slug)
+    )
+    return found is not None
+
+
+async def add_team_member(
+    session: AsyncSession, team: Team, principal_id: str, role: str
+) -> TeamMember:
+    row = TeamMember(
+        team_id=team.id, organization_id=team.organization_id, principal_id=principal_id, role=role
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def team_member(session: AsyncSession, team_id: str, principal_id: str) -> TeamMember | None:
+    return await session.scalar(
+        select(TeamMember).where(
+            TeamMember.team_id == team_id, TeamMember.principal_id == principal_id
+        )
+    )
+
+
+async def teams_of(
+    session: AsyncSession, principal_id: str, org_ids: list[str]
+) -> list[tuple[Team, str]]:
+    """The teams a principal belongs to within `org_ids`, with their team role."""
+    rows = await session.execute(
+        select(Team, TeamMember.role)
+        .join(TeamMember, TeamMember.team_id == Team.id)
+        .where(TeamMember.principal_id == principal_id, Team.organization_id.in_(org_ids))
+        .order_by(Team.organization_id, Team.slug)
+    )
+    return [(team, role) for team, role in rows.all()]
+
+
+# --- invitations ---------------------------------------------------------------------------
+
+
+async def lock_organization(session: AsyncSession, org_id: str) -> None:
+    """Serialise writers on one organization until commit (PostgreSQL row lock; SQLite
+    transactions that write are serialised already)."""
+    await session.execute(
+        select(Organization.id).where(Organization.id == org_id).with_for_update()
+    )
+
+
+async def add_invitation(session: AsyncSession, invitation: Invitation) -> Invitation:
+    session.add(invitation)
+    await session.flush()
+    return invitation
+
+
+async def get_invitation(session: AsyncSession, invitation_id: str) -> Invitation | None:
+    return await session.get(Invitation, invitation_id)
+
+
+async def pending_invitation(session: AsyncSession, org_id: str, email: str) -> Invitation | None:
+    return await session.scalar(
+        select(Invitation).where(
+            Invitation.organization_id == org_id,
+            Invitation.email == email,
+            Invitation.status == "pending",
+        )
+    )
+
+
+async def invitations(session: AsyncSession, org_id: str) -> list[Invitation]:
+    rows = await session.scalars(
+        select(Invitation)
+        .where(Invitation.organization_id == org_id)
+        .order_by(Invitation.created_at.desc(), Invitation.id.desc())
+    )
+    return list(rows)
+
+
+async def live_pending_expiries(
+    session: AsyncSession, org_id: str, now: dt.datetime
+) -> list[dt.datetime]:
+    """When each pending, unexpired invitation of the organization expires (soonest first)."""
+    rows = await session.scalars(
+        select(Invitation.expires_at)
+        .where(
+            Invitation.organization_id == org_id,
+            Invitation.status == "pending",
+            Invitation.expires_at > now,
+        )
+        .order_by(Invitation.expires_at)
+    )
+    return list(rows)
+
+
+async def invitations_since(
+    session: AsyncSession, org_id: str, since: dt.datetime
+) -> list[dt.datetime]:
+    """Creation times of the organization's invitations since `since` (oldest first)."""
+    rows = await session.scalars(
+        select(Invitation.created_at)
+        .where(Invitation.organization_id == org_id, Invitation.created_at > since)
+        .order_by(Invitation.created_at)
+    )
+    return list(rows)
+
+
+async def settle_invitation(
+    session: AsyncSession, invitation_id: str, status: str, **values: Any
+) -> bool:
+    """Move a pending invitation to `status`; False when it was no longer pending."""
+    stmt = (
+        update(Invitation)
+        .where(Invitation.id == invitation_id, Invitation.status == "pending")
+        .values(status=status, **values)
+        .execution_options(synchronize_session="fetch")
+    )
+    result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
+    return result.rowcount == 1

@@ -143,3 +143,15 @@ async def events_of_run(session: AsyncSession, run_id: str, limit: int) -> list[
         select(Event).where(Event.run_id == run_id).order_by(Event.seq).limit(limit)
     )
     return list(rows)
+
+
+async def organization_of_definition(session: AsyncSession, definition_id: str) -> str | None:
+    """Resolver for permission checks on `workflow:<id>`."""
+    definition = await get_definition(session, definition_id)
+    return None if definition is None else definition.organization_id
+
+
+async def organization_of_run(session: AsyncSession, run_id: str) -> str | None:
+    """Resolver for permission checks on `workflow_run:<id>`."""
+    run = await get_run(session, run_id)
+    return None if run is None else run.organization_id

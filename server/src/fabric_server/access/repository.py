@@ -1,0 +1,92 @@
+"""SQL for permission grants and API keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fabric_server.access.models import ApiKey, PermissionGrant
+
+# --- grants --------------------------------------------------------------------------------
+
+
+async def grants_for(
+    session: AsyncSession, principal_id: str, org_id: str
+) -> list[PermissionGrant]:
+    rows = await session.scalars(
+        select(PermissionGrant).where(
+            PermissionGrant.principal_id == principal_id,
+            PermissionGrant.organization_id == org_id,
+        )
+    )
+    return list(rows)
+
+
+async def add_grant(session: AsyncSession, grant: PermissionGrant) -> PermissionGrant:
+    session.add(grant)
+    await session.flush()
+    return grant
+
+
+async def get_grant(session: AsyncSession, grant_id: str) -> PermissionGrant | None:
+    return await session.get(PermissionGrant, grant_id)
+
+
+async def list_grants(
+    session: AsyncSession, org_id: str, principal_id: str | None
+) -> list[PermissionGrant]:
+    query = select(PermissionGrant).where(PermissionGrant.organization_id == org_id)
+    if principal_id is not None:
+        query = query.where(PermissionGrant.principal_id == principal_id)
+    return list(await session.scalars(query.order_by(PermissionGrant.id)))
+
+
+async def delete_grant(session: AsyncSession, grant_id: str) -> None:
+    await session.execute(delete(PermissionGrant).where(PermissionGrant.id == grant_id))
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+
+async def add_key(session: AsyncSession, key: ApiKey) -> ApiKey:
+    session.add(key)
+    await session.flush()
+    return key
+
+
+async def get_key(session: AsyncSession, key_id: str) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
+async def keys_with_prefix(session: AsyncSession, prefix: str) -> list[ApiKey]:
+    return list(await session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)))
+
+
+async def list_keys(session: AsyncSession, org_ids: list[str]) -> list[ApiKey]:
+    rows = await session.scalars(
+        select(ApiKey).where(ApiKey.organization_id.in_(org_ids)).order_by(ApiKey.id)
+    )
+    return list(rows)
+
+
+async def delete_key(session: AsyncSession, key_id: str) -> None:
+    await session.execute(delete(ApiKey).where(ApiKey.id == key_id))
+
+
+async def touch_key(session: AsyncSession, key_id: str, now: dt.datetime, every: float) -> bool:
+    """Set `last_used_at` unless it was set less than `every` seconds ago; True if written."""
+    stale = now - dt.timedelta(seconds=every)
+    stmt = (
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < stale),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
+    return result.rowcount == 1

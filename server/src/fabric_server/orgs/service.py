@@ -1,0 +1,114 @@
+"""Business rules for organizations, teams and members."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fabric_server.access.service import Access, Resource
+from fabric_server.api.auth import Principal
+from fabric_server.db.models import Membership, Organization, User
+from fabric_server.errors import Conflict, Forbidden, NotFound
+from fabric_server.events.outbox import EventRecorder
+from fabric_server.orgs import repository
+from fabric_server.orgs.models import Team
+
+
+class OrgService:
+    def __init__(self, access: Access, events: EventRecorder) -> None:
+        self.access = access
+        self.events = events
+
+    async def create_organization(
+        self, session: AsyncSession, principal: Principal, slug: str, name: str
+    ) -> Organization:
+        """A new organization owned by the caller; 409 when the slug is taken."""
+        if principal.kind == "api_key":
+            raise Forbidden("API keys act inside their organization; they cannot create one.")
+        if await repository.slug_taken(session, slug):
+            raise Conflict(f"The organization slug {slug!r} is taken.")
+        try:
+            async with session.begin_nested():
+                org = await repository.add_organization(session, slug, name)
+        except IntegrityError:
+            raise Conflict(f"The organization slug {slug!r} is taken.") from None
+        await self.events.record(
+            session,
+            "organization.created",
+            organization_id=org.id,
+            payload={"slug": slug, "created_by": principal.id},
+        )
+        await self.add_member(session, org.id, principal.id, "owner", via="organization.created")
+        return org
+
+    async def add_member(
+        self, session: AsyncSession, org_id: str, principal_id: str, role: str, *, via: str
+    ) -> Membership:
+        membership = await repository.add_membership(session, org_id, principal_id, role)
+        await self.events.record(
+            session,
+            "membership.created",
+            organization_id=org_id,
+            payload={"principal_id": principal_id, "role": role, "via": via},
+        )
+        return membership
+
+    async def get_organization(
+        self, session: AsyncSession, principal: Principal, org_id: str
+    ) -> Organization:
+        await self.access.authorize(
+            session, principal, org_id, "organization.read", Resource("organization", org_id)
+        )
+        org = await repository.get_organization(session, org_id)
+        assert org is not None  # authorize found it
+        return org
+
+    async def members(
+        self, session: AsyncSession, principal: Principal, org_id: str
+    ) -> list[tuple[Membership, User | None]]:
+        await self.access.authorize(session, principal, org_id, "organization.read")
+        return await repository.members(session, org_id)
+
+    async def teams(self, session: AsyncSession, principal: Principal, org_id: str) -> list[Team]:
+        await self.access.authorize(session, principal, org_id, "organization.read")
+        return await repository.teams(session, org_id)
+
+    async def create_team(
+        self, session: AsyncSession, principal: Principal, org_id: str, slug: str, name: str
+    ) -> Team:
+        """A team in `org_id` (the caller joins it as its owner); 409 on a taken slug."""
+        await self.access.authorize(session, principal, org_id, "team.create")
+        if await repository.team_slug_taken(session, org_id, slug):
+            raise Conflict(f"The team slug {slug!r} is taken in this organization.")
+        try:
+            async with session.begin_nested():
+                team = await repository.add_team(
+                    session,
+                    Team(organization_id=org_id, slug=slug, name=name, created_by=principal.id),
+                )
+        except IntegrityError:
+            raise Conflict(f"The team slug {slug!r} is taken in this organization.") from None
+        await repository.add_team_member(session, team, principal.id, "owner")
+        await self.events.record(
+            session,
+            "team.created",
+            organization_id=org_id,
+            payload={"team_id": team.id, "slug": slug, "created_by": principal.id},
+        )
+        return team
+
+    async def get_team(self, session: AsyncSession, principal: Principal, team_id: str) -> Team:
+        team = await repository.get_team(session, team_id)
+        if team is None:
+            raise NotFound(f"Team {team_id} was not found.")
+        try:
+            await self.access.authorize(
+                session,
+                principal,
+                team.organization_id,
+                "organization.read",
+                Resource("team", team.id),
+            )
+        except NotFound:
+            raise NotFound(f"Team {team_id} was not found.") from None
+        return team

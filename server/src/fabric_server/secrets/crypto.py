@@ -1,0 +1,105 @@
+"""Sealing secret values: AES-256-GCM under a master key from settings.
+
+`FABRIC_SECRETS_MASTER_KEY` is either 32 bytes in base64 (standard or URL-safe alphabet),
+used as is, or any other string, whose SHA-256 becomes the key. In dev mode without it, a
+random key is generated once into `<data dir>/secrets.key` (mode 0600) and reused.
+Each value gets a fresh 96-bit nonce; the organization id and the secret's name are the
+associated data, so a ciphertext copied to another row does not open.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from fabric_server.settings import Settings
+
+log = logging.getLogger("fabric_server.secrets")
+
+KEY_FILE = "secrets.key"
+NONCE_BYTES = 12
+
+
+class SecretUnreadable(Exception):
+    """A stored value cannot be opened: another master key sealed it, or it was altered."""
+
+
+def derive_key(raw: str) -> bytes:
+    """The 32-byte key a `FABRIC_SECRETS_MASTER_KEY` value stands for."""
+    text = raw.strip().replace("-", "+").replace("_", "/")
+    try:
+        decoded = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if len(decoded) == 32:
+        return decoded
+    return hashlib.sha256(raw.encode("utf-8")).digest()
+
+
+def load_master_key(settings: Settings) -> bytes:
+    """The master key from settings, or (dev mode) from the data dir's key file."""
+    if settings.secrets_master_key:
+        return derive_key(settings.secrets_master_key)
+    if not settings.is_dev:
+        raise RuntimeError("production mode needs FABRIC_SECRETS_MASTER_KEY to be set")
+    path = settings.data_dir / KEY_FILE
+    if not path.exists():
+        _create_key_file(path)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("%s is readable by other users (mode %o); use chmod 600", path, mode)
+    text = path.read_text(encoding="ascii").strip()
+    if not text:
+        raise RuntimeError(f"{path} is empty; restore it (secrets sealed with it are lost)")
+    return derive_key(text)
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(base64.b64encode(os.urandom(32)).decode("ascii") + "\n")
+        try:  # link() never replaces: when two processes start at once, the first key wins
+            os.link(tmp, path)
+            log.warning("generated a secrets master key in %s (dev mode)", path)
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class SecretCipher:
+    def __init__(self, key: bytes) -> None:
+        if len(key) != 32:
+            raise ValueError("AES-256 needs a 32-byte key")
+        self._aead = AESGCM(key)
+        # Names the key without revealing it: rows remember which key sealed them.
+        self.key_id = hashlib.sha256(b"fabric-secrets-key-id:" + key).hexdigest()[:16]
+
+    def seal(self, org_id: str, name: str, value: str) -> tuple[bytes, bytes]:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce, self._aead.encrypt(nonce, value.encode("utf-8"), _aad(org_id, name))
+
+    def open(self, org_id: str, name: str, nonce: bytes, ciphertext: bytes, key_id: str) -> str:
+        if key_id != self.key_id:
+            raise SecretUnreadable(f"secret {name} was sealed with another master key")
+        try:
+            plain = self._aead.decrypt(nonce, ciphertext, _aad(org_id, name))
+        except InvalidTag:
+            raise SecretUnreadable(f"secret {name} does not open (altered or moved)") from None
+        return plain.decode("utf-8")
+
+
+def _aad(org_id: str, name: str) -> bytes:
+    return f"fabric-secret:{org_id}:{name}".encode()

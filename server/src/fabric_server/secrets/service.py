@@ -1,0 +1,111 @@
+"""Organization secrets: set (upsert), list names, delete — and `get` for the engine.
+
+Values are sealed before they reach the session and opened only by `get`; they never go
+into responses, events or logs.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fabric_server.access.service import Access
+from fabric_server.api.auth import Principal
+from fabric_server.db.types import utcnow
+from fabric_server.errors import NotFound
+from fabric_server.events.outbox import EventRecorder
+from fabric_server.secrets import repository
+from fabric_server.secrets.crypto import SecretCipher, load_master_key
+from fabric_server.secrets.models import OrgSecret
+from fabric_server.settings import Settings
+
+NAME_PATTERN = r"^[A-Z][A-Z0-9_]{0,127}$"
+_NAME = re.compile(NAME_PATTERN)
+
+
+class SecretStore:
+    def __init__(self, settings: Settings, access: Access, events: EventRecorder) -> None:
+        self.settings = settings
+        self.access = access
+        self.events = events
+        self._cipher: SecretCipher | None = None
+
+    def start(self) -> None:
+        """Load (dev mode: create) the master key. Called when the server starts."""
+        self._cipher = SecretCipher(load_master_key(self.settings))
+
+    @property
+    def cipher(self) -> SecretCipher:
+        if self._cipher is None:
+            raise RuntimeError("the secret store was not started")
+        return self._cipher
+
+    async def set(
+        self, session: AsyncSession, principal: Principal, org_id: str, name: str, value: str
+    ) -> tuple[OrgSecret, bool]:
+        """Store `value` under `name` (replacing any previous one); True when it is new."""
+        await self.access.authorize(session, principal, org_id, "secret.manage")
+        nonce, sealed = self.cipher.seal(org_id, name, value)
+        row = await repository.get(session, org_id, name)
+        created = row is None
+        if row is None:
+            try:
+                async with session.begin_nested():
+                    row = await repository.add(
+                        session,
+                        OrgSecret(
+                            organization_id=org_id,
+                            name=name,
+                            nonce=nonce,
+                            ciphertext=sealed,
+                            key_id=self.cipher.key_id,
+                            created_by=principal.id,
+                        ),
+                    )
+            except IntegrityError:  # set concurrently: replace that one instead
+                created, row = False, await repository.get(session, org_id, name)
+                assert row is not None
+        if not created:
+            row.nonce, row.ciphertext, row.key_id = nonce, sealed, self.cipher.key_id
+            row.updated_at = utcnow()
+            await session.flush()
+        await self.events.record(
+            session,
+            "secret.set",
+            organization_id=org_id,
+            payload={"name": name, "created": created, "by": principal.id},
+        )
+        return row, created
+
+    async def list(
+        self, session: AsyncSession, principal: Principal, org_id: str
+    ) -> list[OrgSecret]:
+        await self.access.authorize(session, principal, org_id, "secret.manage")
+        return await repository.names(session, org_id)
+
+    async def delete(
+        self, session: AsyncSession, principal: Principal, org_id: str, name: str
+    ) -> None:
+        await self.access.authorize(session, principal, org_id, "secret.manage")
+        row = await repository.get(session, org_id, name)
+        if row is None:
+            raise NotFound(f"There is no secret named {name}.")
+        await repository.remove(session, row.id)
+        await self.events.record(
+            session,
+            "secret.deleted",
+            organization_id=org_id,
+            payload={"name": name, "by": principal.id},
+        )
+
+    async def get(self, session: AsyncSession, org_id: str, name: str) -> str | None:
+        """The plain value of a secret, for the engine and providers (no authorization:
+        callers act for the organization already). None when there is no such secret."""
+        if not _NAME.match(name):
+            return None
+        row = await repository.get(session, org_id, name)
+        if row is None:
+            return None
+        return self.cipher.open(org_id, name, row.nonce, row.ciphertext, row.key_id)
