@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         finally:
             await background.stop()
             await services.mailer.aclose()
+            await services.providers.aclose()
             await services.db.dispose()
 
     app = FastAPI(

@@ -17,8 +17,8 @@ from fabric_server.events.sse import EventStreamer
 from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
-from fabric_server.providers.echo import EchoProvider
 from fabric_server.providers.registry import ProviderRegistry
+from fabric_server.providers.setup import build_registry
 from fabric_server.settings import Settings
 
 
@@ -60,7 +60,10 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
     )
     access = Access(dev_mode=settings.is_dev)
-    providers = ProviderRegistry([EchoProvider()])
+    # Provider credentials come from server settings for now. The organization secret store
+    # plugs in here: build_registry(settings, org_secrets=<the SecretStore>) — its
+    # get(session, org_id, name) is the CredentialSource protocol.
+    providers = build_registry(settings)
     hub = EventHub(db, broadcaster, poll_seconds=settings.sse_poll_seconds)
     streamer = EventStreamer(
         db,
