@@ -18,6 +18,7 @@ from fabric_server.dev import routes as dev_routes
 from fabric_server.events import routes as event_routes
 from fabric_server.jobs import routes as job_routes
 from fabric_server.orgs.repository import seed_dev
+from fabric_server.providers import routes as provider_routes
 from fabric_server.runtime import Background
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
@@ -72,5 +73,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(auth_routes.router)
     app.include_router(job_routes.router)
     app.include_router(event_routes.router)
+    app.include_router(provider_routes.router)
     app.include_router(dev_routes.router)
     return app

@@ -129,6 +129,10 @@ class Settings(BaseSettings):
         description="An OpenAI-compatible API root including /v1 (vLLM, Ollama, llama.cpp, "
         "LM Studio); default https://api.openai.com/v1. Trusted: may be a private address.",
     )
+    openai_default_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="Where OpenAI itself is reached when no base URL is configured.",
+    )
     openai_models: str = Field(
         default="gpt-4o,gpt-4o-mini,gpt-4.1,gpt-4.1-mini,gpt-4.1-nano,o3-mini,o4-mini",
         description="Chat models the openai provider offers (comma-separated).",

@@ -65,6 +65,7 @@ class OpenAIProvider:
         default_chat_model: str = "gpt-4o-mini",
         default_embedding_model: str = "text-embedding-3-small",
         allow_private_urls: bool = False,
+        default_base_url: str = DEFAULT_BASE_URL,
     ) -> None:
         self.http = http
         self.tier = tier
@@ -72,6 +73,7 @@ class OpenAIProvider:
         self._embedding = tuple(dict.fromkeys((default_embedding_model, *embedding_models)))
         self._defaults = {"text": default_chat_model, "embedding": default_embedding_model}
         self.allow_private_urls = allow_private_urls
+        self.default_base_url = default_base_url.rstrip("/")
         self._upstream = Upstream(self.id, "OpenAI", KEY)
 
     def models(self) -> tuple[str, ...]:
@@ -93,7 +95,7 @@ class OpenAIProvider:
         return f"set the {KEY} secret (or FABRIC_OPENAI_API_KEY on the server)"
 
     def endpoint(self, credentials: Credentials) -> str:
-        return (credentials.get(BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
+        return (credentials.get(BASE_URL) or self.default_base_url).rstrip("/")
 
     def estimate_tokens(self, request: ProviderRequest) -> tuple[int, int]:
         return estimate_remote_tokens(request)

@@ -39,6 +39,7 @@ def build_registry(
         default_chat_model=settings.openai_default_model,
         default_embedding_model=settings.openai_default_embedding_model,
         allow_private_urls=settings.allow_private_provider_urls,
+        default_base_url=settings.openai_default_base_url,
     )
     anthropic = AnthropicProvider(
         http,
