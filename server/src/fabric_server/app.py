@@ -22,6 +22,7 @@ from fabric_server.providers import routes as provider_routes
 from fabric_server.runtime import Background
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
+from fabric_server.usage import routes as usage_routes
 
 log = logging.getLogger("fabric_server")
 
@@ -74,5 +75,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(job_routes.router)
     app.include_router(event_routes.router)
     app.include_router(provider_routes.router)
+    app.include_router(usage_routes.router)
     app.include_router(dev_routes.router)
     return app
