@@ -16,6 +16,8 @@ from fabric_server.auth import routes as auth_routes
 from fabric_server.db.migrate import migrate
 from fabric_server.dev import routes as dev_routes
 from fabric_server.events import routes as event_routes
+from fabric_server.galleries import routes as gallery_routes
+from fabric_server.galleries.seed import seed_sample_galleries
 from fabric_server.jobs import routes as job_routes
 from fabric_server.orgs.repository import seed_dev
 from fabric_server.providers import routes as provider_routes
@@ -37,6 +39,7 @@ async def start(services: Services) -> None:
     if settings.is_dev:
         async with services.db.write() as session:
             await seed_dev(session)
+            await seed_sample_galleries(session)
         log.warning(
             "DEV MODE: requests without credentials act as the dev owner of organization %s, "
             "and X-Principal-Id is trusted. Set FABRIC_ENV=production to turn this off.",
@@ -76,5 +79,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(event_routes.router)
     app.include_router(provider_routes.router)
     app.include_router(usage_routes.router)
+    app.include_router(gallery_routes.router)
     app.include_router(dev_routes.router)
     return app

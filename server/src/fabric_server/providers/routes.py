@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from fabric_server.access.scope import caller_organization
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ErrorEnvelope, ok
 from fabric_server.errors import ValidationFailed
@@ -22,7 +23,6 @@ from fabric_server.providers.service import (
     EXECUTE_ACTION,
     READ_ACTION,
     authorized_organization,
-    caller_organization,
 )
 from fabric_server.usage.recorder import usage_record
 

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.scope import caller_organization
 from fabric_server.access.service import Access
 from fabric_server.api.auth import Principal
 from fabric_server.errors import BadRequest
-from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 
 # Running a provider directly is a job without a row: the same permission.
 EXECUTE_ACTION = "job.create"
 READ_ACTION = "organization.read"
-
-
-async def caller_organization(
-    access: Access, session: AsyncSession, principal: Principal, requested: str | None
-) -> str | None:
-    """`requested`, else the caller's organization; None when that is ambiguous."""
-    if requested:
-        return requested
-    if principal.organization_id:
-        return principal.organization_id
-    visible = await access.visible_org_ids(session, principal)
-    if DEFAULT_ORGANIZATION_ID in visible:
-        return DEFAULT_ORGANIZATION_ID
-    return visible[0] if len(visible) == 1 else None
 
 
 async def authorized_organization(
