@@ -61,5 +61,14 @@ def test_types_module_exposes_the_response_shapes() -> None:
         "RunLog",
         "BulkCancelResult",
         "RunPage",
+        "ProviderInfo",
+        "ProviderCapability",
+        "ProviderExecution",
+        "CostEstimate",
+        "OrgUsage",
+        "UsageRecordPage",
+        "UsageDay",
+        "Gallery",
+        "GalleryItem",
     ):
         assert name in types.__all__
