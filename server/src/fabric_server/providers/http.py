@@ -161,7 +161,7 @@ def error_for_response(upstream: Upstream, response: httpx.Response) -> Provider
         # The upstream's own text may quote part of the key: it is not passed on.
         return ProviderAuthFailed(
             f"The {upstream.label} API refused the credentials (HTTP {status}): check the "
-            f"{upstream.key_name} secret.",
+            f"{upstream.key_name} secret (or the server's FABRIC_{upstream.key_name}).",
             provider_id=pid,
         )
     if status == 429:
