@@ -150,6 +150,10 @@ def test_org_usage_daily(make_client: MakeClient) -> None:
     assert script.last.url.path == "/v1/organizations/org-1/usage/daily"
     assert dict(script.last.url.params) == {"start": "2026-03-01", "end": "2026-03-02"}
 
+    late_evening = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))
+    client.get_org_usage_daily("org-1", start=late_evening, end=dt.date(2026, 3, 5))
+    assert dict(script.last.url.params) == {"start": "2026-03-02", "end": "2026-03-05"}
+
 
 def test_list_galleries_sends_the_client_organization(make_client: MakeClient) -> None:
     script = Script(ok([]))

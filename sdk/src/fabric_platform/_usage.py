@@ -20,6 +20,15 @@ def _iso(value: When) -> Optional[str]:
     return value.isoformat()
 
 
+def _day(value: When) -> Optional[str]:
+    """A day for the daily series: a datetime counts as its (UTC) date."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc)
+        return value.date().isoformat()
+    return _iso(value)
+
+
 def _path(org_id: str, suffix: str = "") -> str:
     return encode_path("/v1/organizations/{}/usage", org_id) + suffix
 
@@ -102,7 +111,7 @@ class UsageMethods(SyncClientCore):
     ) -> List[UsageDay]:
         """One row per UTC day from ``start`` up to (not including) ``end``, days without
         usage included; by default the current month up to today."""
-        params = query(start=_iso(start), end=_iso(end))
+        params = query(start=_day(start), end=_day(end))
         return cast(List[UsageDay], self._request("GET", _path(org_id, "/daily"), params=params))
 
 
@@ -163,6 +172,6 @@ class AsyncUsageMethods(AsyncClientCore):
         self, org_id: str, *, start: When = None, end: When = None
     ) -> List[UsageDay]:
         """One row per UTC day in ``[start, end)``, days without usage included."""
-        params = query(start=_iso(start), end=_iso(end))
+        params = query(start=_day(start), end=_day(end))
         path = _path(org_id, "/daily")
         return cast(List[UsageDay], await self._request("GET", path, params=params))
