@@ -73,5 +73,14 @@ def test_types_module_exposes_the_response_shapes() -> None:
         "ApiKey",
         "CreatedApiKey",
         "OrgSecret",
+        "ProviderInfo",
+        "ProviderCapability",
+        "ProviderExecution",
+        "CostEstimate",
+        "OrgUsage",
+        "UsageRecordPage",
+        "UsageDay",
+        "Gallery",
+        "GalleryItem",
     ):
         assert name in types.__all__

@@ -62,10 +62,25 @@ REQUEST_METHODS = [
     "set_secret",
     "list_secrets",
     "delete_secret",
+    "providers",
+    "list_providers",
+    "execute_provider",
+    "estimate_cost",
+    "get_org_usage",
+    "get_org_usage_records",
+    "get_org_usage_daily",
+    "list_galleries",
+    "list_gallery_items",
+    "get_gallery",
+    "create_gallery",
+    "delete_gallery",
+    "add_gallery_item",
+    "delete_gallery_item",
 ]
 # Methods that send nothing when called: plain functions on both clients.
 LOCAL_METHODS = ["social_login_url", "stream_job_events", "stream_run_events", "stream_events"]
-PUBLIC_METHODS = [*REQUEST_METHODS, "iter_jobs", *LOCAL_METHODS]
+ITERATORS = ["iter_jobs", "iter_org_usage_records"]
+PUBLIC_METHODS = [*REQUEST_METHODS, *ITERATORS, *LOCAL_METHODS]
 
 
 @pytest.mark.parametrize("client_class", [FabricClient, AsyncFabricClient])
@@ -110,8 +125,9 @@ def test_local_methods_are_plain_on_both_clients(name: str) -> None:
         assert not inspect.iscoroutinefunction(getattr(client_class, name))
 
 
-def test_async_iter_jobs_is_an_async_generator() -> None:
-    assert inspect.isasyncgenfunction(AsyncFabricClient.iter_jobs)
+@pytest.mark.parametrize("name", ITERATORS)
+def test_async_iterators_are_async_generators(name: str) -> None:
+    assert inspect.isasyncgenfunction(getattr(AsyncFabricClient, name))
 
 
 def test_create_job_takes_the_reference_positional_order() -> None:
@@ -145,6 +161,13 @@ def test_spec_call_shapes() -> None:
         "delete_api_key": ["key_id"],
         "set_secret": ["name", "value"],
         "delete_secret": ["name"],
+        "execute_provider": ["modality", "input", "model"],
+        "estimate_cost": ["modality", "input", "model"],
+        "get_org_usage": ["org_id"],
+        "get_org_usage_records": ["org_id"],
+        "get_org_usage_daily": ["org_id"],
+        "list_galleries": ["kind"],
+        "list_gallery_items": ["gallery_id", "tags"],
     }
     for name, expected in shapes.items():
         parameters = inspect.signature(getattr(FabricClient, name)).parameters.values()

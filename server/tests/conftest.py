@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fake_llm import FakeLLM
 
 from fabric_server.app import create_app
 from fabric_server.services import Services, build_services
@@ -60,3 +61,17 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     """A real uvicorn server on a free loopback port (for SSE and the sync SDK)."""
     with LiveServer(settings) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def fake_llm_server() -> Iterator[FakeLLM]:
+    server = FakeLLM().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm(fake_llm_server: FakeLLM) -> FakeLLM:
+    """A loopback server speaking the OpenAI and Anthropic APIs, reset for each test."""
+    fake_llm_server.reset()
+    return fake_llm_server

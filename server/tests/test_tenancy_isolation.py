@@ -52,6 +52,14 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/v1/organizations/{org_id}/secrets"): Case(404),
     ("DELETE", "/v1/organizations/{org_id}/secrets/{name}"): Case(404),
     ("GET", "/v1/organizations/{org_id}/audit-logs"): Case(404),
+    ("GET", "/v1/organizations/{org_id}/usage"): Case(404),
+    ("GET", "/v1/organizations/{org_id}/usage/daily"): Case(404),
+    ("GET", "/v1/organizations/{org_id}/usage/records"): Case(404),
+    ("GET", "/v1/galleries/{gallery_id}"): Case(404),
+    ("GET", "/v1/galleries/{gallery_id}/items"): Case(404),
+    ("POST", "/v1/galleries/{gallery_id}/items"): Case(404, body={"url": "https://example.com/x"}),
+    ("DELETE", "/v1/gallery-items/{item_id}"): Case(404),
+    ("DELETE", "/v1/galleries/{gallery_id}"): Case(404),
     ("GET", "/v1/workflow-definitions/{definition_id}"): Case(404),
     ("GET", "/v1/workflow-runs/{run_id}"): Case(404),
     ("GET", "/v1/workflows/runs/{run_id}"): Case(404),
@@ -159,7 +167,25 @@ async def build_org_a(client: httpx.AsyncClient, services: Services) -> World:
         ),
         201,
     )
+    gallery = data(
+        await client.post(
+            "/v1/galleries",
+            json={"organization_id": org_id, "kind": "portrait", "name": "A's"},
+            headers=h,
+        ),
+        201,
+    )
+    item = data(
+        await client.post(
+            f"/v1/galleries/{gallery['id']}/items",
+            json={"url": "https://example.com/a.png", "tags": ["a"]},
+            headers=h,
+        ),
+        201,
+    )
     ids = {
+        "gallery_id": gallery["id"],
+        "item_id": item["id"],
         "definition_id": definition["id"],
         "run_id": run["id"],
         "node_key": "gate",

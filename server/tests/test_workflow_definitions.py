@@ -153,10 +153,16 @@ async def test_every_node_spelling_is_normalised(client: httpx.AsyncClient) -> N
             "context.<path>",
         ),
         (
-            [{"key": "a", "operation": "ai.generate", "config": {"prompt": "x", "model": "gpt-9"}}],
+            [
+                {
+                    "key": "a",
+                    "operation": "ai.generate",
+                    "config": {"prompt_template": "x", "model": "mystery-9"},
+                }
+            ],
             "a",
             "invalid_config",
-            "gpt-9",
+            "mystery-9",
         ),
         (
             [

@@ -1,8 +1,8 @@
 """The public clients, composed from the per-domain method mixins.
 
-Each domain module (`_accounts`, `_jobs`, `_workflows`, `_events`, `_tenancy`) provides a
-sync mixin on `SyncClientCore` and an async twin on `AsyncClientCore`; adding a domain means
-writing that module and listing its mixins here.
+Each domain module (`_accounts`, `_jobs`, `_workflows`, `_events`, `_tenancy`, `_providers`,
+`_usage`, `_galleries`) provides a sync mixin on `SyncClientCore` and an async twin on
+`AsyncClientCore`; adding a domain means writing that module and listing its mixins here.
 """
 
 from __future__ import annotations
@@ -11,15 +11,27 @@ from typing import cast
 
 from ._accounts import AccountsMethods, AsyncAccountsMethods
 from ._events import AsyncEventsMethods, EventsMethods
+from ._galleries import AsyncGalleriesMethods, GalleriesMethods
 from ._jobs import AsyncJobsMethods, JobsMethods
+from ._providers import AsyncProvidersMethods, ProvidersMethods
 from ._tenancy import AsyncTenancyMethods, TenancyMethods
+from ._usage import AsyncUsageMethods, UsageMethods
 from ._workflows import AsyncWorkflowsMethods, WorkflowsMethods
 from .types import HealthStatus
 
 __all__ = ["AsyncFabricClient", "FabricClient"]
 
 
-class FabricClient(AccountsMethods, JobsMethods, WorkflowsMethods, EventsMethods, TenancyMethods):
+class FabricClient(
+    AccountsMethods,
+    JobsMethods,
+    WorkflowsMethods,
+    EventsMethods,
+    TenancyMethods,
+    ProvidersMethods,
+    UsageMethods,
+    GalleriesMethods,
+):
     """Synchronous client for the Fabric control-plane API.
 
     ``FabricClient(base_url=None, api_key=None, principal_id=None, organization_id=<default
@@ -46,6 +58,9 @@ class AsyncFabricClient(
     AsyncWorkflowsMethods,
     AsyncEventsMethods,
     AsyncTenancyMethods,
+    AsyncProvidersMethods,
+    AsyncUsageMethods,
+    AsyncGalleriesMethods,
 ):
     """Asynchronous twin of `FabricClient`: same constructor, same methods, awaited.
 

@@ -14,8 +14,13 @@ __all__ = [
     "AuthResponse",
     "AuthUser",
     "BulkCancelResult",
+    "CostEstimate",
     "CreatedApiKey",
+    "DeleteResult",
     "Event",
+    "FailedAttempt",
+    "Gallery",
+    "GalleryItem",
     "HealthStatus",
     "Invitation",
     "InvitationStatus",
@@ -30,14 +35,22 @@ __all__ = [
     "MyTeam",
     "NodeState",
     "OrgSecret",
+    "OrgUsage",
     "Organization",
     "PermissionCheckResult",
+    "ProviderCapability",
+    "ProviderExecution",
+    "ProviderInfo",
+    "ProviderUsage",
+    "ProviderUsageBreakdown",
     "RunLog",
     "RunPage",
     "RunProgress",
     "RunStatus",
     "Team",
+    "UsageDay",
     "UsageRecord",
+    "UsageRecordPage",
     "WorkflowDefinition",
     "WorkflowNode",
     "WorkflowRun",
@@ -87,17 +100,25 @@ class JobPage(TypedDict, total=False):
 
 
 class UsageRecord(TypedDict, total=False):
-    """One provider execution recorded against a job."""
+    """One provider execution: who ran it (principal, API key), for what (job, run and node),
+    on which provider and model, and what it used and cost (``cost_usd`` and
+    ``estimated_cost_usd`` carry the same value)."""
 
     id: str
-    job_id: str
+    organization_id: str
+    principal_id: Optional[str]
+    api_key_id: Optional[str]
+    job_id: Optional[str]
     run_id: Optional[str]
+    node_key: Optional[str]
     provider_id: str
     model: Optional[str]
     modality: str
     input_tokens: int
     output_tokens: int
+    cost_usd: float
     estimated_cost_usd: float
+    latency_ms: int
     created_at: str
 
 
@@ -379,3 +400,155 @@ class OrgSecret(TypedDict, total=False):
     name: str
     created_at: str
     updated_at: str
+
+
+class ProviderCapability(TypedDict, total=False):
+    """One model of a provider for one modality, with its price."""
+
+    modality: str
+    model: str
+    supports_streaming: bool
+    estimated_cost_per_request: float
+    input_cost_per_million_tokens: float
+    output_cost_per_million_tokens: float
+    default: bool
+
+
+class ProviderInfo(TypedDict, total=False):
+    """``GET /v1/providers``: a provider and whether the organization can use it.
+
+    ``id`` and ``provider_id`` carry the same value; when ``available`` is false, ``reason``
+    says what to configure (e.g. "set the OPENAI_API_KEY secret").
+    """
+
+    id: str
+    provider_id: str
+    name: str
+    tier: str
+    healthy: bool
+    health_detail: Optional[str]
+    available: bool
+    reason: Optional[str]
+    modalities: List[str]
+    supports_streaming: bool
+    models: List[str]
+    default_models: Dict[str, str]
+    capabilities: List[ProviderCapability]
+
+
+class ProviderUsage(TypedDict, total=False):
+    input_tokens: int
+    output_tokens: int
+    estimated_cost_usd: float
+
+
+class FailedAttempt(TypedDict, total=False):
+    """A provider routing tried before falling back to the one that answered."""
+
+    provider_id: Optional[str]
+    code: str
+    message: str
+
+
+class ProviderExecution(TypedDict, total=False):
+    """``execute_provider``: the output of the provider routing chose, and what it used."""
+
+    provider_id: str
+    model: str
+    modality: str
+    tier: str
+    output: Dict[str, Any]
+    usage: ProviderUsage
+    latency_ms: int
+    failed_attempts: List[FailedAttempt]
+
+
+class CostEstimate(TypedDict, total=False):
+    """``estimate_cost``: the likely provider, tokens and price of a request."""
+
+    provider_id: str
+    model: str
+    modality: str
+    tier: str
+    input_tokens_estimate: int
+    output_tokens_estimate: int
+    estimated_cost_usd: float
+    currency: str
+    available: bool
+
+
+class ProviderUsageBreakdown(TypedDict, total=False):
+    provider_id: str
+    model: str
+    executions: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class OrgUsage(TypedDict, total=False):
+    """``get_org_usage``: totals of a period (by default the current month, UTC)."""
+
+    organization_id: str
+    period_start: str
+    period_end: str
+    total_runs: int
+    total_jobs: int
+    total_executions: int
+    input_tokens: int
+    output_tokens: int
+    total_cost_usd: float
+    currency: str
+    by_provider: List[ProviderUsageBreakdown]
+
+
+class UsageRecordPage(TypedDict, total=False):
+    """One page of ``get_org_usage_records``; pass ``next_cursor`` back for the next page."""
+
+    items: List[UsageRecord]
+    next_cursor: Optional[str]
+
+
+class UsageDay(TypedDict, total=False):
+    """One UTC day of ``get_org_usage_daily`` (``date`` is ``YYYY-MM-DD``)."""
+
+    date: str
+    executions: int
+    jobs: int
+    runs: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class Gallery(TypedDict, total=False):
+    """A curated collection of reference assets; ``public`` ones have no organization."""
+
+    id: str
+    organization_id: Optional[str]
+    kind: str
+    name: str
+    description: Optional[str]
+    metadata: Optional[Dict[str, Any]]
+    public: bool
+    item_count: int
+    created_at: str
+    updated_at: str
+
+
+class GalleryItem(TypedDict, total=False):
+    """One asset of a gallery: a ``url`` or an ``asset_id``, with its ``tags``."""
+
+    id: str
+    gallery_id: str
+    url: Optional[str]
+    asset_id: Optional[str]
+    title: Optional[str]
+    tags: List[str]
+    metadata: Optional[Dict[str, Any]]
+    created_at: str
+
+
+class DeleteResult(TypedDict, total=False):
+    id: str
+    deleted: bool

@@ -20,14 +20,18 @@ from fabric_server.auth import routes as auth_routes
 from fabric_server.db.migrate import migrate
 from fabric_server.dev import routes as dev_routes
 from fabric_server.events import routes as event_routes
+from fabric_server.galleries import routes as gallery_routes
+from fabric_server.galleries.seed import seed_sample_galleries
 from fabric_server.jobs import routes as job_routes
 from fabric_server.orgs import invitation_routes
 from fabric_server.orgs import routes as org_routes
 from fabric_server.orgs.repository import seed_dev
+from fabric_server.providers import routes as provider_routes
 from fabric_server.runtime import Background
 from fabric_server.secrets import routes as secret_routes
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
+from fabric_server.usage import routes as usage_routes
 from fabric_server.workflows import definitions_routes as workflow_definition_routes
 from fabric_server.workflows import runs_routes as workflow_run_routes
 
@@ -45,6 +49,7 @@ async def start(services: Services) -> None:
     if settings.is_dev:
         async with services.db.write() as session:
             await seed_dev(session)
+            await seed_sample_galleries(session)
         log.warning(
             "DEV MODE: requests without credentials act as the dev owner of organization %s, "
             "and X-Principal-Id is trusted. Set FABRIC_ENV=production to turn this off.",
@@ -66,6 +71,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         finally:
             await background.stop()
             await services.mailer.aclose()
+            await services.providers.aclose()
             await services.db.dispose()
 
     app = FastAPI(
@@ -84,6 +90,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(audit_routes.router)
     app.include_router(workflow_definition_routes.router)
     app.include_router(workflow_run_routes.router)
+    app.include_router(provider_routes.router)
+    app.include_router(usage_routes.router)
+    app.include_router(gallery_routes.router)
     app.include_router(dev_routes.router)
     app.include_router(org_routes.router)
     app.include_router(invitation_routes.router)

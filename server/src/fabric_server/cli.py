@@ -95,6 +95,7 @@ async def _worker(settings: Settings) -> int:
     await stop.wait()
     log.info("stopping worker")
     await background.stop()
+    await services.providers.aclose()
     await services.db.dispose()
     return 0
 

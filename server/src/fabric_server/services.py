@@ -23,8 +23,8 @@ from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
 from fabric_server.orgs.invitations import InvitationService
 from fabric_server.orgs.service import OrgService
-from fabric_server.providers.echo import EchoProvider
 from fabric_server.providers.registry import ProviderRegistry
+from fabric_server.providers.setup import build_registry
 from fabric_server.secrets.service import SecretStore
 from fabric_server.settings import Settings
 from fabric_server.workflows import repository as workflow_repository
@@ -77,7 +77,9 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
     )
     access = Access(dev_mode=settings.is_dev)
-    providers = ProviderRegistry([EchoProvider()])
+    # Provider credentials: the organization's own secrets first, then server settings.
+    secrets = SecretStore(settings, access, events)
+    providers = build_registry(settings, org_secrets=secrets)
     hub = EventHub(db, broadcaster, poll_seconds=settings.sse_poll_seconds)
     streamer = EventStreamer(
         db,
@@ -116,7 +118,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         identity=Identity(access),
         grants=GrantService(access, events),
         api_keys=api_keys,
-        secrets=SecretStore(settings, access, events),
+        secrets=secrets,
         # API keys first: they claim every `fab_…` token, the session verifier the rest.
         credential_verifiers=[api_keys.verify_credentials, auth.verify_credentials],
     )

@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ORGANIZATION_ID = "00000000-0000-0000-0000-000000000010"
@@ -26,6 +26,13 @@ class OAuthProviderSettings(BaseModel):
         default="oidc", description="How to read the user profile: OIDC claims or GitHub's API."
     )
     emails_url: str | None = Field(default=None, description="GitHub style: verified emails.")
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens, in and out."""
+
+    input: float = Field(ge=0)
+    output: float = Field(default=0.0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -139,6 +146,57 @@ class Settings(BaseSettings):
         default=None,
         description="Where the mailed invitation link lands after accepting (a 302 carrying "
         "`invitation_id`, `organization_id` and `status`, or `error`); default: JSON.",
+    )
+
+    # Model providers (fabric_server.providers). Keys set here serve every organization that
+    # has not stored its own OPENAI_API_KEY / ANTHROPIC_API_KEY secret.
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = Field(
+        default=None,
+        description="An OpenAI-compatible API root including /v1 (vLLM, Ollama, llama.cpp, "
+        "LM Studio); default https://api.openai.com/v1. Trusted: may be a private address.",
+    )
+    openai_default_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="Where OpenAI itself is reached when no base URL is configured.",
+    )
+    openai_models: str = Field(
+        default="gpt-4o,gpt-4o-mini,gpt-4.1,gpt-4.1-mini,gpt-4.1-nano,o3-mini,o4-mini",
+        description="Chat models the openai provider offers (comma-separated).",
+    )
+    openai_embedding_models: str = Field(
+        default="text-embedding-3-small,text-embedding-3-large",
+        description="Embedding models the openai provider offers (comma-separated).",
+    )
+    openai_default_model: str = "gpt-4o-mini"
+    openai_default_embedding_model: str = "text-embedding-3-small"
+    openai_tier: Literal["basic", "premium"] = Field(
+        default="premium", description="basic suits a local OpenAI-compatible server."
+    )
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_version: str = "2023-06-01"
+    anthropic_models: str = Field(
+        default="claude-haiku-4-5,claude-sonnet-4-5,claude-opus-4-1,claude-sonnet-4-0,"
+        "claude-3-7-sonnet-latest,claude-3-5-haiku-latest",
+        description="Claude models listed (any other claude-* model is accepted too).",
+    )
+    anthropic_default_model: str = "claude-haiku-4-5"
+    anthropic_max_tokens: int = Field(default=1024, ge=1)
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='Price overrides, JSON: {"llama3.2": {"input": 0, "output": 0}}.',
+    )
+    provider_timeout_seconds: float = Field(default=60.0, gt=0)
+    provider_max_retries: int = Field(default=2, ge=0, le=10)
+    provider_retry_base_seconds: float = Field(default=0.5, ge=0)
+    provider_circuit_failures: int = Field(default=3, ge=1)
+    provider_circuit_cooldown_seconds: float = Field(default=30.0, ge=0)
+    provider_health_ttl_seconds: float = Field(default=60.0, ge=0)
+    allow_private_provider_urls: bool = Field(
+        default=False,
+        description="Let organizations point their OPENAI_BASE_URL secret at private or "
+        "loopback addresses (the server's own FABRIC_OPENAI_BASE_URL is always trusted).",
     )
 
     @property

@@ -44,6 +44,13 @@ def fast_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "argon2_memory_kib": 8,
         "argon2_parallelism": 1,
         "auth_rate_limit": 0,
+        # No real model provider, whatever the environment says: tests never leave the machine.
+        "openai_api_key": None,
+        "openai_base_url": None,
+        "anthropic_api_key": None,
+        # Even a key stored later (an organization secret) only ever reaches the discard port.
+        "openai_default_base_url": "http://127.0.0.1:9/v1",
+        "anthropic_base_url": "http://127.0.0.1:9",
     }
     values.update(overrides)
     return Settings(**values)

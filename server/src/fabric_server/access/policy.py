@@ -10,7 +10,9 @@ ROLES = ("owner", "admin", "member", "viewer")
 ROLE_RANK = {role: rank for rank, role in enumerate(reversed(ROLES))}
 
 _VIEWER = frozenset({"organization.read", "job.read", "workflow.read", "usage.read"})
+_VIEWER = _VIEWER | {"gallery.read"}
 _MEMBER = _VIEWER | {"job.create", "workflow.run", "workflow.edit"}
+_MEMBER = _MEMBER | {"gallery.manage"}
 _ADMIN = _MEMBER | {
     "organization.update",
     "member.invite",

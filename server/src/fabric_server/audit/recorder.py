@@ -14,7 +14,12 @@ from fabric_server.db.models import Event
 
 # Route handlers are named verb_noun (create_job, rotate_api_key); the audit action is the
 # dotted noun.verb form (job.create, api_key.rotate). Exceptions are listed here.
-ACTION_OVERRIDES: dict[str, str] = {"check": "authz.check", "check_batch": "authz.check_batch"}
+ACTION_OVERRIDES: dict[str, str] = {
+    "check": "authz.check",
+    "check_batch": "authz.check_batch",
+    "execute": "provider.execute",
+    "estimate": "provider.estimate",
+}
 _VERBS = (
     "create",
     "update",

@@ -9,6 +9,7 @@ from fabric_server.audit import models as audit_models
 from fabric_server.auth import models as auth_models
 from fabric_server.db import models
 from fabric_server.db.models import Base
+from fabric_server.galleries import models as gallery_models  # noqa: F401
 from fabric_server.orgs import models as orgs_models
 from fabric_server.secrets import models as secrets_models
 from fabric_server.workflows import models as workflow_models

@@ -90,6 +90,7 @@ class Job(Timestamped, Base):
     output: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[str | None] = mapped_column(Text)
     workflow_run_id: Mapped[str | None] = mapped_column(String(36))
+    api_key_id: Mapped[str | None] = mapped_column(String(36))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -144,7 +145,10 @@ class Event(Base):
 
 class UsageRecord(Base):
     __tablename__ = "usage_records"
-    __table_args__ = (Index("ix_usage_records_org_id", "organization_id", "id"),)
+    __table_args__ = (
+        Index("ix_usage_records_org_id", "organization_id", "id"),
+        Index("ix_usage_records_org_created", "organization_id", "created_at"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     organization_id: Mapped[str] = mapped_column(String(36))
     principal_id: Mapped[str | None] = mapped_column(String(36))

@@ -1,8 +1,11 @@
-"""Executes queued jobs through the provider interface."""
+"""Executes queued jobs through provider routing (the same path as direct execution).
+
+Provider failures that time can fix — upstream rate limits, 5xx, timeouts, paused
+endpoints — are retried with backoff; input mistakes, refused credentials and missing
+configuration fail the job at once.
+"""
 
 from __future__ import annotations
-
-import time
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,8 +16,9 @@ from fabric_server.engine.queue import WorkQueue
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.jobs import repository
 from fabric_server.providers.base import ProviderInputError, ProviderRequest
+from fabric_server.providers.errors import ProviderError
 from fabric_server.providers.registry import ProviderRegistry
-from fabric_server.usage.records import usage_record
+from fabric_server.usage.recorder import usage_record
 
 
 class JobHandler(RetryingHandler):
@@ -55,14 +59,18 @@ class JobHandler(RetryingHandler):
                 modality=job.modality, input=job.input, model=job.model, params=job.params or {}
             )
             tier, org_id, principal_id = job.tier, job.organization_id, job.created_by
+            api_key_id = job.api_key_id
+            credentials = await self.providers.credentials(session, org_id)
 
-        started = time.perf_counter()
         try:
-            provider = self.providers.route(request, tier)
-            result = await provider.execute(request)
+            execution = await self.providers.execute(request, tier, credentials)
         except ProviderInputError as exc:
             raise PermanentError(str(exc)) from exc
-        latency_ms = int((time.perf_counter() - started) * 1000)
+        except ProviderError as exc:
+            if exc.transient:
+                raise
+            raise PermanentError(f"{exc.code}: {exc.message}") from exc
+        result = execution.result
 
         async with self.db.write() as session:
             now = repository.now()
@@ -79,11 +87,10 @@ class JobHandler(RetryingHandler):
             if moved:
                 session.add(
                     usage_record(
-                        result,
-                        modality=request.modality,
+                        execution,
                         organization_id=org_id,
                         principal_id=principal_id,
-                        latency_ms=latency_ms,
+                        api_key_id=api_key_id,
                         job_id=job_id,
                     )
                 )

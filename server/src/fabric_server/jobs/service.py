@@ -46,7 +46,7 @@ class JobService:
         with the same request returns the original job; with a different request, 409."""
         org_id = await self.access.organization_for(session, principal, body.organization_id)
         await self.access.authorize(session, principal, org_id, "job.create")
-        self._validate(body)
+        await self._validate(session, org_id, body)
         digest = _request_hash(body)
         if body.idempotency_key:
             existing = await repository.by_idempotency_key(session, org_id, body.idempotency_key)
@@ -55,6 +55,7 @@ class JobService:
         job = Job(
             organization_id=org_id,
             created_by=principal.id,
+            api_key_id=principal.api_key_id,
             modality=body.modality,
             tier=body.tier,
             model=body.model,
@@ -124,13 +125,16 @@ class JobService:
         job = await self.get(session, principal, job_id)
         return job, await repository.usage_for_job(session, job.id)
 
-    def _validate(self, body: JobCreate) -> None:
+    async def _validate(self, session: AsyncSession, org_id: str, body: JobCreate) -> None:
+        """Bad input is a 400 `validation_failed`; a provider the organization has no
+        credentials for is a 400 `provider_not_configured` — both before anything is queued."""
         request = ProviderRequest(
             modality=body.modality, input=body.input, model=body.model, params=body.params or {}
         )
         try:
             validate_input(request)
-            self.providers.route(request, body.tier)
+            credentials = await self.providers.credentials(session, org_id)
+            self.providers.plan(request, body.tier, credentials)
         except ProviderInputError as exc:
             raise ValidationFailed(
                 str(exc), details={"errors": [{"path": "input", "message": str(exc)}]}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 MODALITIES = ("text", "image", "audio", "video", "embedding")
+TIERS = ("basic", "premium")
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,34 @@ class ProviderInputError(ValueError):
     """The request cannot be served as given (missing prompt, unknown model…)."""
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """The secrets one organization can use with providers, by name (`OPENAI_API_KEY`…).
+
+    `from_organization` names the values that came from the organization's own secrets
+    rather than the server's settings: an adapter must never send a server-wide key to an
+    endpoint an organization chose. Values never appear in `repr`.
+    """
+
+    values: Mapping[str, str] = field(default_factory=dict, repr=False)
+    from_organization: frozenset[str] = frozenset()
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name) or None
+
+    def is_organization_value(self, name: str) -> bool:
+        return name in self.from_organization and bool(self.values.get(name))
+
+
+NO_CREDENTIALS = Credentials()
+
+
 class Provider(Protocol):
+    """A provider adapter: what it offers, and how to call it.
+
+    Adapters report tokens, not money: the registry prices every result from one table.
+    """
+
     @property
     def id(self) -> str: ...
 
@@ -43,9 +73,41 @@ class Provider(Protocol):
     @property
     def modalities(self) -> tuple[str, ...]: ...
 
+    @property
+    def supports_streaming(self) -> bool: ...
+
+    @property
+    def credential_names(self) -> tuple[str, ...]:
+        """The secrets this adapter reads (looked up per organization)."""
+        ...
+
     def models(self) -> tuple[str, ...]: ...
 
-    async def execute(self, request: ProviderRequest) -> ProviderResult: ...
+    def serves(self, model: str, modality: str) -> bool:
+        """Whether a request pinned to `model` for `modality` belongs to this provider."""
+        ...
+
+    def default_model(self, modality: str) -> str: ...
+
+    def unavailable_reason(self, credentials: Credentials) -> str | None:
+        """None when the adapter can be called with these credentials, else what to set."""
+        ...
+
+    def endpoint(self, credentials: Credentials) -> str:
+        """Where calls go (health is tracked per provider and endpoint)."""
+        ...
+
+    def estimate_tokens(self, request: ProviderRequest) -> tuple[int, int]:
+        """Likely (input, output) tokens of a request, before running it."""
+        ...
+
+    async def execute(
+        self, request: ProviderRequest, credentials: Credentials = NO_CREDENTIALS
+    ) -> ProviderResult: ...
+
+    async def check_health(self, credentials: Credentials) -> None:
+        """A cheap call proving the endpoint answers; raises a `ProviderError` if not."""
+        ...
 
 
 _TEXT_KEYS = ("prompt", "text", "input", "query")
@@ -63,3 +125,33 @@ def validate_input(request: ProviderRequest) -> None:
     raise ProviderInputError(
         "input needs a non-empty `prompt` (or `text`, `messages`, or a media `url`)"
     )
+
+
+DEFAULT_OUTPUT_TOKENS = 256
+
+
+def input_text(data: Mapping[str, Any]) -> str:
+    """The text a request works on: the prompt-like field, else the messages joined."""
+    for key in _TEXT_KEYS + _URL_KEYS:
+        value = data.get(key)
+        if isinstance(value, str):
+            return value
+    messages = data.get("messages")
+    if isinstance(messages, list):
+        return "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+    return ""
+
+
+def approximate_tokens(text: str) -> int:
+    """About four characters per token: the usual rule of thumb for English text."""
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+def estimate_remote_tokens(request: ProviderRequest) -> tuple[int, int]:
+    """Token estimate for a remote model: input from its text, output from `max_tokens`."""
+    tokens_in = approximate_tokens(input_text(request.input))
+    if request.modality == "embedding":
+        return tokens_in, 0
+    limit = request.params.get("max_tokens") or request.params.get("max_completion_tokens")
+    tokens_out = limit if isinstance(limit, int) and limit > 0 else DEFAULT_OUTPUT_TOKENS
+    return tokens_in, tokens_out

@@ -15,6 +15,8 @@ from typing import Any
 
 from fabric_server.providers.base import (
     MODALITIES,
+    NO_CREDENTIALS,
+    Credentials,
     ProviderInputError,
     ProviderRequest,
     ProviderResult,
@@ -29,11 +31,37 @@ class EchoProvider:
     name = "Echo (offline test provider)"
     tier = "basic"
     modalities = MODALITIES
+    supports_streaming = False
+    credential_names: tuple[str, ...] = ()
 
     def models(self) -> tuple[str, ...]:
         return ("echo-1",)
 
-    async def execute(self, request: ProviderRequest) -> ProviderResult:
+    def serves(self, model: str, modality: str) -> bool:
+        return model == "echo-1"
+
+    def default_model(self, modality: str) -> str:
+        return "echo-1"
+
+    def unavailable_reason(self, credentials: Credentials) -> str | None:
+        return None
+
+    def endpoint(self, credentials: Credentials) -> str:
+        return "local"
+
+    def estimate_tokens(self, request: ProviderRequest) -> tuple[int, int]:
+        try:
+            tokens = _count_tokens(_input_text(request.input))
+        except ProviderInputError:
+            tokens = 0
+        return tokens, tokens if request.modality == "text" else 0
+
+    async def check_health(self, credentials: Credentials) -> None:
+        return None
+
+    async def execute(
+        self, request: ProviderRequest, credentials: Credentials = NO_CREDENTIALS
+    ) -> ProviderResult:
         delay_ms = request.params.get("delay_ms", 0)
         if not isinstance(delay_ms, int | float) or not 0 <= delay_ms <= _MAX_DELAY_MS:
             raise ProviderInputError(f"params.delay_ms must be between 0 and {_MAX_DELAY_MS}")

@@ -40,7 +40,7 @@ def build_workflows(
     access: Access,
     providers: ProviderRegistry,
 ) -> Workflows:
-    operations = build_operations(providers, settings)
+    operations = build_operations(providers, settings, db)
     launcher = RunLauncher(
         queue, events, operations, default_timeout=settings.workflow_node_timeout_seconds
     )

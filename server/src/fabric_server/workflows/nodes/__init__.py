@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from fabric_server.db.database import Database
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
 from fabric_server.workflows.nodes.ai import AIGenerate
@@ -42,10 +43,12 @@ class OperationRegistry:
         return sorted(self._operations)
 
 
-def build_operations(providers: ProviderRegistry, settings: Settings) -> OperationRegistry:
+def build_operations(
+    providers: ProviderRegistry, settings: Settings, db: Database
+) -> OperationRegistry:
     return OperationRegistry(
         [
-            AIGenerate(providers),
+            AIGenerate(providers, db),
             Noop(),
             MergeContext(),
             ValidateContext(),

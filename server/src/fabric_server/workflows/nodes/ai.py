@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from fabric_server.db.database import Database
 from fabric_server.providers.base import MODALITIES, ProviderInputError, ProviderRequest
+from fabric_server.providers.errors import ProviderError
 from fabric_server.providers.registry import ProviderRegistry
-from fabric_server.usage.records import usage_record
+from fabric_server.usage.recorder import usage_record
 from fabric_server.workflows.nodes.base import (
     Completed,
     NodeError,
@@ -15,6 +16,7 @@ from fabric_server.workflows.nodes.base import (
     NodeSpec,
     Operation,
     Outcome,
+    TransientNodeError,
     check_template,
     check_types,
 )
@@ -30,8 +32,9 @@ class AIGenerate(Operation):
     name = "ai.generate"
     aliases = ("ai_invoke",)
 
-    def __init__(self, providers: ProviderRegistry) -> None:
+    def __init__(self, providers: ProviderRegistry, db: Database) -> None:
         self.providers = providers
+        self.db = db
 
     def check(self, node: NodeSpec) -> list[str]:
         config = node.config
@@ -70,13 +73,17 @@ class AIGenerate(Operation):
             model=config.get("model"),
             params=dict(config.get("params") or {}),
         )
-        started = time.perf_counter()
         try:
-            provider = self.providers.route(request, config.get("tier"))
-            result = await provider.execute(request)
+            async with self.db.read() as session:
+                credentials = await self.providers.credentials(session, node.organization_id)
+            execution = await self.providers.execute(request, config.get("tier"), credentials)
         except ProviderInputError as exc:
             raise NodeError(str(exc)) from exc
-        latency_ms = int((time.perf_counter() - started) * 1000)
+        except ProviderError as exc:
+            if exc.transient:
+                raise TransientNodeError(exc.message) from exc
+            raise NodeError(exc.message) from exc
+        result = execution.result
 
         usage = {
             "input_tokens": result.input_tokens,
@@ -93,11 +100,9 @@ class AIGenerate(Operation):
             "usage": usage,
         }
         record = usage_record(
-            result,
-            modality=request.modality,
+            execution,
             organization_id=node.organization_id,
             principal_id=node.created_by,
-            latency_ms=latency_ms,
             run_id=node.run_id,
             node_key=node.node_key,
         )

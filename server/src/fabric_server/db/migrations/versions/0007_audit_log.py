@@ -1,7 +1,7 @@
 """audit log
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-28 19:19:39.261683
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 import fabric_server.db.types
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

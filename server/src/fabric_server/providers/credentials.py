@@ -1,0 +1,73 @@
+"""Where provider credentials come from: the organization's secrets, then server settings.
+
+A `CredentialSource` answers one secret by name for one organization. The organization's
+secret store has exactly this shape (`get(session, org_id, name)`), so it plugs in as the
+`org_secrets` source of `CredentialResolver` without an adapter. Values are only ever held
+in `Credentials`, whose `repr` hides them; nothing here logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fabric_server.providers.base import Credentials
+from fabric_server.settings import Settings
+
+
+class CredentialSource(Protocol):
+    async def get(self, session: AsyncSession, org_id: str, name: str) -> str | None: ...
+
+
+class SettingsCredentials:
+    """Server-wide credentials from `FABRIC_*` settings, the same for every organization."""
+
+    def __init__(self, settings: Settings) -> None:
+        values = {
+            "OPENAI_API_KEY": settings.openai_api_key,
+            "ANTHROPIC_API_KEY": settings.anthropic_api_key,
+        }
+        self._values = {
+            name: secret.get_secret_value() for name, secret in values.items() if secret
+        }
+        if settings.openai_base_url:
+            self._values["OPENAI_BASE_URL"] = settings.openai_base_url
+
+    async def get(self, session: AsyncSession, org_id: str, name: str) -> str | None:
+        return self._values.get(name)
+
+    def lookup(self, name: str) -> str | None:
+        return self._values.get(name)
+
+
+class CredentialResolver:
+    """Collects the credentials of one organization: its own secrets win over settings.
+
+    `org_secrets` is the organization secret store. Until it is wired in (see
+    `fabric_server.services`), only server settings supply credentials.
+    """
+
+    def __init__(
+        self, server: SettingsCredentials, org_secrets: CredentialSource | None = None
+    ) -> None:
+        self.server = server
+        self.org_secrets = org_secrets
+
+    async def resolve(
+        self, session: AsyncSession, org_id: str | None, names: Iterable[str]
+    ) -> Credentials:
+        values: dict[str, str] = {}
+        from_org: set[str] = set()
+        for name in sorted(set(names)):
+            value = None
+            if self.org_secrets is not None and org_id is not None:
+                value = await self.org_secrets.get(session, org_id, name)
+                if value:
+                    from_org.add(name)
+            if not value:
+                value = self.server.lookup(name)
+            if value:
+                values[name] = value
+        return Credentials(values, frozenset(from_org))

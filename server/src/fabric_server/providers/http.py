@@ -1,0 +1,217 @@
+"""Calling a provider's HTTP API: bounded, jittered retries and one error mapping.
+
+* Connection failures and 5xx answers (including Anthropic's 529 "overloaded") are retried up
+  to `max_retries` times with full-jitter exponential backoff, then become `UpstreamError`.
+* A read timeout is not retried (the upstream may have done — and billed — the work) and
+  becomes `UpstreamTimeout`; a connect timeout sent nothing and is retried like a refusal.
+* 401/403 become `ProviderAuthFailed`, 429 `ProviderRateLimited` with the upstream's
+  `Retry-After`, any other 4xx `ProviderRejected` carrying the upstream's own explanation.
+
+Request headers (credentials) are never logged or put in an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from fabric_server.providers.errors import (
+    ProviderAuthFailed,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+    UpstreamError,
+    UpstreamTimeout,
+)
+
+log = logging.getLogger("fabric_server.providers")
+
+_BACKOFF_CAP_SECONDS = 8.0
+_DEFAULT_RETRY_AFTER = 1
+_MAX_RETRY_AFTER = 3600
+_MAX_UPSTREAM_MESSAGE = 500
+_RETRY_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Who we are calling, for error messages: `label` names it, `key_name` is its secret."""
+
+    provider_id: str
+    label: str
+    key_name: str
+
+
+@dataclass
+class UpstreamClient:
+    timeout: float = 60.0
+    max_retries: int = 2
+    retry_base: float = 0.5
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rng: Callable[[], float] = field(default=random.random, repr=False)
+    _client: httpx.AsyncClient | None = field(default=None, repr=False)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            # Redirects are not followed: a provider API never needs one, and following
+            # them would carry credentials to wherever a server points.
+            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def post_json(
+        self, upstream: Upstream, url: str, headers: Mapping[str, str], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """POST `body`; the decoded JSON object of a 2xx answer, else a `ProviderError`."""
+        response = await self._send(upstream, "POST", url, headers, body)
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise UpstreamError(
+                f"The {upstream.label} API answered with something other than a JSON object.",
+                provider_id=upstream.provider_id,
+            )
+        return data
+
+    async def get(self, upstream: Upstream, url: str, headers: Mapping[str, str]) -> None:
+        """GET `url` without retries (a health check); raises a `ProviderError` on failure."""
+        await self._send(upstream, "GET", url, headers, None, retries=0)
+
+    async def _send(
+        self,
+        upstream: Upstream,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: dict[str, Any] | None,
+        *,
+        retries: int | None = None,
+    ) -> httpx.Response:
+        budget = self.max_retries if retries is None else retries
+        attempt = 0
+        while True:
+            try:
+                response = await self.client.request(method, url, headers=headers, json=body)
+            except _RETRY_CONNECT_ERRORS as exc:
+                failure: ProviderError = UpstreamError(
+                    f"Could not reach the {upstream.label} API ({type(exc).__name__}).",
+                    provider_id=upstream.provider_id,
+                )
+                delay = None
+            except httpx.TimeoutException as exc:
+                raise UpstreamTimeout(
+                    f"The {upstream.label} API did not answer within {self.timeout:g} s.",
+                    provider_id=upstream.provider_id,
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise UpstreamError(
+                    f"The call to the {upstream.label} API failed ({type(exc).__name__}).",
+                    provider_id=upstream.provider_id,
+                ) from exc
+            else:
+                if response.is_success:
+                    return response
+                failure = error_for_response(upstream, response)
+                if not isinstance(failure, UpstreamError):
+                    log.warning(
+                        "%s answered HTTP %s (%s)",
+                        upstream.provider_id,
+                        response.status_code,
+                        failure.code,
+                    )
+                    raise failure
+                delay = retry_after_seconds(response.headers)
+            log.warning(
+                "%s call failed (attempt %d of %d): %s",
+                upstream.provider_id,
+                attempt + 1,
+                budget + 1,
+                failure.message,
+            )
+            if attempt >= budget:
+                raise failure
+            attempt += 1
+            await self.sleep(self._backoff(attempt, delay))
+
+    def _backoff(self, attempt: int, retry_after: int | None) -> float:
+        if retry_after is not None and retry_after <= _BACKOFF_CAP_SECONDS:
+            return float(retry_after)
+        ceiling = min(_BACKOFF_CAP_SECONDS, self.retry_base * 2.0 ** (attempt - 1))
+        return self.rng() * ceiling
+
+
+def error_for_response(upstream: Upstream, response: httpx.Response) -> ProviderError:
+    status = response.status_code
+    pid = upstream.provider_id
+    if status in (401, 403):
+        # The upstream's own text may quote part of the key: it is not passed on.
+        return ProviderAuthFailed(
+            f"The {upstream.label} API refused the credentials (HTTP {status}): check the "
+            f"{upstream.key_name} secret (or the server's FABRIC_{upstream.key_name}).",
+            provider_id=pid,
+        )
+    if status == 429:
+        retry_after = retry_after_seconds(response.headers) or _DEFAULT_RETRY_AFTER
+        return ProviderRateLimited(
+            f"The {upstream.label} API is rate limiting these requests; retry in {retry_after} s.",
+            retry_after=retry_after,
+            provider_id=pid,
+        )
+    if status == 408:
+        return UpstreamTimeout(f"The {upstream.label} API timed out (HTTP 408).", provider_id=pid)
+    explanation = upstream_message(response)
+    if 400 <= status < 500:
+        return ProviderRejected(
+            f"The {upstream.label} API rejected the request (HTTP {status})"
+            + (f": {explanation}" if explanation else "."),
+            provider_id=pid,
+            details={"upstream_status": status},
+        )
+    return UpstreamError(
+        f"The {upstream.label} API failed (HTTP {status}).",
+        provider_id=pid,
+        details={"upstream_status": status},
+    )
+
+
+def upstream_message(response: httpx.Response) -> str | None:
+    """The human explanation in an OpenAI- or Anthropic-style error body, shortened."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        return None
+    return message.strip()[:_MAX_UPSTREAM_MESSAGE]
+
+
+def retry_after_seconds(headers: httpx.Headers) -> int | None:
+    """`Retry-After` (or OpenAI's `retry-after-ms`) as whole seconds, if present and sane."""
+    raw = headers.get("retry-after")
+    seconds: float | None = None
+    try:
+        if raw is not None:
+            seconds = float(raw)
+        elif headers.get("retry-after-ms") is not None:
+            seconds = float(headers["retry-after-ms"]) / 1000
+    except ValueError:
+        return None
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(_MAX_RETRY_AFTER, max(1, math.ceil(seconds)))

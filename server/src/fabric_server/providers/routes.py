@@ -1,0 +1,144 @@
+"""HTTP routes for providers: the catalogue, direct execution and cost estimates."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from fabric_server.access.scope import caller_organization
+from fabric_server.api.deps import PrincipalDep, ServicesDep
+from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ErrorEnvelope, ok
+from fabric_server.errors import ValidationFailed
+from fabric_server.providers.base import ProviderInputError, ProviderRequest, validate_input
+from fabric_server.providers.schemas import (
+    EstimateBody,
+    EstimateOut,
+    ExecuteBody,
+    ExecutionOut,
+    ProviderOut,
+)
+from fabric_server.providers.service import (
+    EXECUTE_ACTION,
+    READ_ACTION,
+    authorized_organization,
+)
+from fabric_server.usage.recorder import usage_record
+
+UPSTREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    424: {"model": ErrorEnvelope, "description": "The provider refused the stored credentials"},
+    502: {"model": ErrorEnvelope, "description": "The provider failed"},
+    504: {"model": ErrorEnvelope, "description": "The provider did not answer in time"},
+}
+
+router = APIRouter(prefix="/v1/providers", tags=["providers"], responses=ERROR_RESPONSES)
+
+
+@router.get(
+    "",
+    response_model=Envelope[list[ProviderOut]],
+    summary="Providers, their models, prices, health and availability for an organization",
+)
+async def list_providers(
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    organization_id: Annotated[str | None, Query(max_length=64)] = None,
+    check: Annotated[
+        bool, Query(description="Run each available provider's health check (cached)")
+    ] = False,
+) -> JSONResponse:
+    registry = services.providers
+    async with services.db.read() as session:
+        org_id = await caller_organization(services.access, session, principal, organization_id)
+        if org_id is not None:
+            await services.access.authorize(session, principal, org_id, READ_ACTION)
+        credentials = await registry.credentials(session, org_id)
+    if check:
+        await registry.check_health(credentials)
+    return ok(request, registry.catalogue(credentials))
+
+
+@router.post(
+    "/execute",
+    response_model=Envelope[ExecutionOut],
+    responses=UPSTREAM_RESPONSES,
+    summary="Run one request on the provider routing picks (or the pinned model's)",
+)
+async def execute(
+    body: ExecuteBody, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> JSONResponse:
+    provider_request = _provider_request(body)
+    registry = services.providers
+    async with services.db.read() as session:
+        org_id = await authorized_organization(
+            services.access, session, principal, body.organization_id, EXECUTE_ACTION
+        )
+        credentials = await registry.credentials(session, org_id)
+    try:
+        execution = await registry.execute(provider_request, body.tier, credentials)
+    except ProviderInputError as exc:
+        raise _invalid(exc) from exc
+    async with services.db.write() as session:
+        session.add(
+            usage_record(
+                execution,
+                organization_id=org_id,
+                principal_id=principal.id,
+                api_key_id=principal.api_key_id,
+            )
+        )
+    result = execution.result
+    data = {
+        "provider_id": result.provider_id,
+        "model": result.model,
+        "modality": execution.modality,
+        "tier": execution.tier,
+        "output": result.output,
+        "usage": {
+            "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
+            "estimated_cost_usd": result.cost_usd,
+        },
+        "latency_ms": execution.latency_ms,
+        "failed_attempts": list(execution.failed_attempts),
+    }
+    return ok(request, data)
+
+
+@router.post(
+    "/estimate",
+    response_model=Envelope[EstimateOut],
+    summary="What a request would cost, and on which provider",
+)
+async def estimate(
+    body: EstimateBody, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> JSONResponse:
+    provider_request = _provider_request(body)
+    async with services.db.read() as session:
+        org_id = await authorized_organization(
+            services.access, session, principal, body.organization_id, READ_ACTION
+        )
+        credentials = await services.providers.credentials(session, org_id)
+    try:
+        data = services.providers.estimate(provider_request, body.tier, credentials)
+    except ProviderInputError as exc:
+        raise _invalid(exc) from exc
+    return ok(request, data)
+
+
+def _provider_request(body: ExecuteBody) -> ProviderRequest:
+    provider_request = ProviderRequest(
+        modality=body.modality, input=body.input, model=body.model, params=body.params or {}
+    )
+    try:
+        validate_input(provider_request)
+    except ProviderInputError as exc:
+        raise _invalid(exc) from exc
+    return provider_request
+
+
+def _invalid(exc: ProviderInputError) -> ValidationFailed:
+    return ValidationFailed(str(exc), details={"errors": [{"path": "input", "message": str(exc)}]})

@@ -1,0 +1,29 @@
+"""Which organization a provider call is for, and whether the caller may make it."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fabric_server.access.scope import caller_organization
+from fabric_server.access.service import Access
+from fabric_server.api.auth import Principal
+from fabric_server.errors import BadRequest
+
+# Running a provider directly is a job without a row: the same permission.
+EXECUTE_ACTION = "job.create"
+READ_ACTION = "organization.read"
+
+
+async def authorized_organization(
+    access: Access,
+    session: AsyncSession,
+    principal: Principal,
+    requested: str | None,
+    action: str,
+) -> str:
+    """The organization the call runs in, after checking `action` there (404/403)."""
+    org_id = await caller_organization(access, session, principal, requested)
+    if org_id is None:
+        raise BadRequest("organization_id is required: no single organization of yours applies.")
+    await access.authorize(session, principal, org_id, action)
+    return org_id
