@@ -21,6 +21,7 @@ from fabric_server.orgs.repository import seed_dev
 from fabric_server.runtime import Background
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
+from fabric_server.webhooks import routes as webhook_routes
 
 log = logging.getLogger("fabric_server")
 
@@ -71,5 +72,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(auth_routes.router)
     app.include_router(job_routes.router)
     app.include_router(event_routes.router)
+    app.include_router(webhook_routes.router)
     app.include_router(dev_routes.router)
     return app

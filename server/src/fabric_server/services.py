@@ -20,6 +20,7 @@ from fabric_server.mail import Mailer, build_mailer
 from fabric_server.providers.echo import EchoProvider
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
+from fabric_server.webhooks.module import Webhooks, build_webhooks
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Services:
     mailer: Mailer
     jobs: JobService
     auth: Auth
+    webhooks: Webhooks
     handlers: dict[str, Handler]
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
 
@@ -72,6 +74,8 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     handlers: dict[str, Handler] = {JOB_WORK_KIND: JobHandler(db, queue, events, providers)}
     mailer = build_mailer(settings)
     auth = build_auth(settings, db, events, mailer)
+    webhooks = build_webhooks(settings, db, queue, events, access, broadcaster)
+    handlers[webhooks.work_kind] = webhooks.handler
     return Services(
         settings=settings,
         db=db,
@@ -85,6 +89,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         mailer=mailer,
         jobs=jobs,
         auth=auth,
+        webhooks=webhooks,
         handlers=handlers,
         credential_verifiers=[auth.verify_credentials],
     )

@@ -6,7 +6,7 @@ ROLES = ("owner", "admin", "member", "viewer")
 
 _VIEWER = frozenset({"organization.read", "job.read", "workflow.read", "usage.read"})
 _MEMBER = _VIEWER | {"job.create", "workflow.run", "workflow.edit"}
-_ADMIN = _MEMBER | {"organization.update", "member.invite", "audit.read"}
+_ADMIN = _MEMBER | {"organization.update", "member.invite", "audit.read", "webhook.manage"}
 _OWNER = _ADMIN | {"organization.delete"}
 
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
