@@ -39,6 +39,12 @@ REQUEST_METHODS = [
     "run_log",
     "list_children",
     "resume_node",
+    "create_webhook",
+    "list_webhooks",
+    "get_webhook",
+    "update_webhook",
+    "delete_webhook",
+    "list_webhook_deliveries",
 ]
 # Methods that send nothing when called: plain functions on both clients.
 LOCAL_METHODS = ["social_login_url", "stream_job_events", "stream_run_events", "stream_events"]
@@ -106,6 +112,11 @@ def test_spec_call_shapes() -> None:
         "run_workflow": ["workflow_id", "context", "priority"],
         "wait_for_run": ["run_id", "poll_interval", "timeout"],
         "resume_node": ["run_id", "node_key", "data"],
+        "create_webhook": ["org_id", "url", "events", "secret"],
+        "list_webhooks": ["org_id"],
+        "update_webhook": ["webhook_id"],
+        "delete_webhook": ["webhook_id"],
+        "list_webhook_deliveries": ["webhook_id", "limit", "cursor"],
     }
     for name, expected in shapes.items():
         parameters = inspect.signature(getattr(FabricClient, name)).parameters.values()
