@@ -7,13 +7,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from server_helpers import eventually
+from server_helpers import eventually, wait_for_job
 
 from fabric_server.app import create_app
 from fabric_server.events import repository
 from fabric_server.events.repository import EventFilter
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
+from fabric_server.webhooks import repository as webhook_repository
 
 ORG = DEFAULT_ORGANIZATION_ID
 
@@ -45,6 +46,13 @@ async def submit_job(client: httpx.AsyncClient, **body: Any) -> str:
     response = await client.post("/v1/jobs", json=payload)
     assert response.status_code == 201, response.text
     job_id: str = response.json()["data"]["id"]
+    return job_id
+
+
+async def finished_job(client: httpx.AsyncClient, **body: Any) -> str:
+    """Submit a job and wait until it completed (so all its events are written)."""
+    job_id = await submit_job(client, **body)
+    await wait_for_job(client, job_id, "completed")
     return job_id
 
 
@@ -82,3 +90,16 @@ async def job_event_ids(services: Services, job_id: str) -> list[str]:
     async with services.db.read() as session:
         rows = await repository.events_after(session, 0, EventFilter(job_id=job_id))
     return [row.id for row in rows]
+
+
+async def wait_dispatched(services: Services, job_id: str) -> None:
+    """Wait until the dispatcher has gone past every event of the job."""
+    async with services.db.read() as session:
+        rows = await repository.events_after(session, 0, EventFilter(job_id=job_id))
+    last = max(row.seq for row in rows)
+
+    async def position() -> int:
+        async with services.db.read() as session:
+            return await webhook_repository.dispatch_position(session, lock=False) or 0
+
+    await eventually(position, lambda seq: seq >= last)
