@@ -53,6 +53,8 @@ def is_public(address: IPAddress) -> bool:
     """True for globally routable unicast addresses; False for private, loopback,
     link-local, multicast, reserved, unspecified and shared ranges (IPv4 and IPv6, including
     IPv4 addresses wrapped in IPv6)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return is_public(address.ipv4_mapped)  # a connection goes to the IPv4 address
     inner = embedded_ipv4(address)
     if inner is not None and not is_public(inner):
         return False

@@ -53,7 +53,7 @@ async def attempts_page(
     if after_id is not None:
         query = query.where(WebhookAttempt.id < after_id)
     rows = await session.execute(query.order_by(WebhookAttempt.id.desc()).limit(limit))
-    return [(attempt, delivery) for attempt, delivery in rows.tuples()]
+    return [(attempt, delivery) for attempt, delivery in rows]
 
 
 # ---- dispatch
