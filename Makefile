@@ -57,6 +57,7 @@ format: install
 bench: install
 	$(VENV)/bin/python bench/sdk_overhead.py
 	$(VENV)/bin/python bench/jobs.py
+	$(VENV)/bin/python bench/events.py
 
 clean:
 	rm -rf $(VENV) .venv39 .tools .fabric
