@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ORGANIZATION_ID = "00000000-0000-0000-0000-000000000010"
@@ -143,6 +143,13 @@ class Settings(BaseSettings):
     webhook_dispatch_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often the dispatcher looks for events unprompted."
     )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # a ValueError names the bad one
+        return value
 
     @property
     def resolved_database_url(self) -> str:
