@@ -58,6 +58,7 @@ bench: install
 	$(VENV)/bin/python bench/sdk_overhead.py
 	$(VENV)/bin/python bench/jobs.py
 	$(VENV)/bin/python bench/workflows.py
+	$(VENV)/bin/python bench/events.py
 
 clean:
 	rm -rf $(VENV) .venv39 .tools .fabric

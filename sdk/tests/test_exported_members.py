@@ -19,11 +19,13 @@ def test_all_is_the_curated_public_surface() -> None:
         "FabricNotFoundError",
         "FabricRateLimitError",
         "FabricServerError",
+        "FabricSignatureError",
         "FabricTimeoutError",
         "FabricValidationError",
         "FabricWaitTimeout",
         "__version__",
         "types",
+        "webhooks",
     ]
 
 
@@ -82,5 +84,26 @@ def test_types_module_exposes_the_response_shapes() -> None:
         "UsageDay",
         "Gallery",
         "GalleryItem",
+        "Webhook",
+        "WebhookDelivery",
+        "WebhookDeliveryPage",
+        "DeletedWebhook",
     ):
         assert name in types.__all__
+
+
+def test_webhooks_module_exposes_the_verification_helpers() -> None:
+    from fabric_platform import webhooks
+
+    assert webhooks.__all__ == [
+        "DELIVERY_HEADER",
+        "EVENT_HEADER",
+        "SIGNATURE_256_HEADER",
+        "SIGNATURE_HEADER",
+        "TIMESTAMP_HEADER",
+        "FabricSignatureError",
+        "construct_event",
+        "verify_signature",
+    ]
+    assert webhooks.FabricSignatureError is fabric_platform.FabricSignatureError
+    assert issubclass(webhooks.FabricSignatureError, fabric_platform.FabricError)

@@ -76,6 +76,12 @@ REQUEST_METHODS = [
     "delete_gallery",
     "add_gallery_item",
     "delete_gallery_item",
+    "create_webhook",
+    "list_webhooks",
+    "get_webhook",
+    "update_webhook",
+    "delete_webhook",
+    "list_webhook_deliveries",
 ]
 # Methods that send nothing when called: plain functions on both clients.
 LOCAL_METHODS = ["social_login_url", "stream_job_events", "stream_run_events", "stream_events"]
@@ -168,6 +174,11 @@ def test_spec_call_shapes() -> None:
         "get_org_usage_daily": ["org_id"],
         "list_galleries": ["kind"],
         "list_gallery_items": ["gallery_id", "tags"],
+        "create_webhook": ["org_id", "url", "events", "secret"],
+        "list_webhooks": ["org_id"],
+        "update_webhook": ["webhook_id"],
+        "delete_webhook": ["webhook_id"],
+        "list_webhook_deliveries": ["webhook_id", "limit", "cursor"],
     }
     for name, expected in shapes.items():
         parameters = inspect.signature(getattr(FabricClient, name)).parameters.values()

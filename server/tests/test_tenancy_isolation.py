@@ -53,6 +53,14 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("DELETE", "/v1/organizations/{org_id}/secrets/{name}"): Case(404),
     ("GET", "/v1/organizations/{org_id}/audit-logs"): Case(404),
     ("GET", "/v1/organizations/{org_id}/usage"): Case(404),
+    ("GET", "/v1/organizations/{organization_id}/webhooks"): Case(404),
+    ("POST", "/v1/organizations/{organization_id}/webhooks"): Case(
+        404, body={"url": "http://127.0.0.1:9/hook", "events": []}
+    ),
+    ("GET", "/v1/webhooks/{webhook_id}"): Case(404),
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): Case(404),
+    ("PATCH", "/v1/webhooks/{webhook_id}"): Case(404, body={"active": False}),
+    ("DELETE", "/v1/webhooks/{webhook_id}"): Case(404),
     ("GET", "/v1/organizations/{org_id}/usage/daily"): Case(404),
     ("GET", "/v1/organizations/{org_id}/usage/records"): Case(404),
     ("GET", "/v1/galleries/{gallery_id}"): Case(404),
@@ -183,7 +191,17 @@ async def build_org_a(client: httpx.AsyncClient, services: Services) -> World:
         ),
         201,
     )
+    webhook = data(
+        await client.post(
+            "/v1/webhooks",
+            json={"organization_id": org_id, "url": "http://127.0.0.1:9/a", "events": []},
+            headers=h,
+        ),
+        201,
+    )
     ids = {
+        "webhook_id": webhook["id"],
+        "organization_id": org_id,
         "gallery_id": gallery["id"],
         "item_id": item["id"],
         "definition_id": definition["id"],

@@ -5,7 +5,7 @@ Start with `FabricClient` (or `AsyncFabricClient`); every error it raises is a `
 
 from __future__ import annotations
 
-from . import types
+from . import types, webhooks
 from ._client import AsyncFabricClient, FabricClient
 from ._errors import (
     FabricAPIError,
@@ -18,6 +18,7 @@ from ._errors import (
     FabricNotFoundError,
     FabricRateLimitError,
     FabricServerError,
+    FabricSignatureError,
     FabricTimeoutError,
     FabricValidationError,
     FabricWaitTimeout,
@@ -40,11 +41,13 @@ __all__ = [
     "FabricNotFoundError",
     "FabricRateLimitError",
     "FabricServerError",
+    "FabricSignatureError",
     "FabricTimeoutError",
     "FabricValidationError",
     "FabricWaitTimeout",
     "__version__",
     "types",
+    "webhooks",
 ]
 
 # Show the public classes under the package's name (tracebacks, reprs), as httpx does.

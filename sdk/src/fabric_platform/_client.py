@@ -1,8 +1,9 @@
 """The public clients, composed from the per-domain method mixins.
 
 Each domain module (`_accounts`, `_jobs`, `_workflows`, `_events`, `_tenancy`, `_providers`,
-`_usage`, `_galleries`) provides a sync mixin on `SyncClientCore` and an async twin on
-`AsyncClientCore`; adding a domain means writing that module and listing its mixins here.
+`_usage`, `_galleries`, `_webhooks`) provides a sync mixin on `SyncClientCore` and an async
+twin on `AsyncClientCore`; adding a domain means writing that module and listing its mixins
+here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ._jobs import AsyncJobsMethods, JobsMethods
 from ._providers import AsyncProvidersMethods, ProvidersMethods
 from ._tenancy import AsyncTenancyMethods, TenancyMethods
 from ._usage import AsyncUsageMethods, UsageMethods
+from ._webhooks import AsyncWebhooksMethods, WebhooksMethods
 from ._workflows import AsyncWorkflowsMethods, WorkflowsMethods
 from .types import HealthStatus
 
@@ -31,6 +33,7 @@ class FabricClient(
     ProvidersMethods,
     UsageMethods,
     GalleriesMethods,
+    WebhooksMethods,
 ):
     """Synchronous client for the Fabric control-plane API.
 
@@ -61,6 +64,7 @@ class AsyncFabricClient(
     AsyncProvidersMethods,
     AsyncUsageMethods,
     AsyncGalleriesMethods,
+    AsyncWebhooksMethods,
 ):
     """Asynchronous twin of `FabricClient`: same constructor, same methods, awaited.
 

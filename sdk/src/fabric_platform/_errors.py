@@ -23,6 +23,7 @@ __all__ = [
     "FabricNotFoundError",
     "FabricRateLimitError",
     "FabricServerError",
+    "FabricSignatureError",
     "FabricTimeoutError",
     "FabricValidationError",
     "FabricWaitTimeout",
@@ -31,6 +32,11 @@ __all__ = [
 
 class FabricError(Exception):
     """Root of every exception the SDK raises on purpose."""
+
+
+class FabricSignatureError(FabricError):
+    """A webhook delivery failed verification: missing, wrong or stale signature, or a body
+    that is not a JSON object (see `fabric_platform.webhooks`)."""
 
 
 class FabricClientClosedError(FabricError):

@@ -17,6 +17,8 @@ __all__ = [
     "CostEstimate",
     "CreatedApiKey",
     "DeleteResult",
+    "DeletedWebhook",
+    "DeliveryStatus",
     "Event",
     "FailedAttempt",
     "Gallery",
@@ -51,6 +53,9 @@ __all__ = [
     "UsageDay",
     "UsageRecord",
     "UsageRecordPage",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookDeliveryPage",
     "WorkflowDefinition",
     "WorkflowNode",
     "WorkflowRun",
@@ -58,6 +63,7 @@ __all__ = [
 
 JobStatus = Literal["pending", "started", "completed", "failed"]
 RunStatus = Literal["pending", "running", "waiting", "paused", "completed", "failed", "cancelled"]
+DeliveryStatus = Literal["pending", "succeeded", "failed", "retrying"]
 
 
 class HealthStatus(TypedDict, total=False):
@@ -145,6 +151,7 @@ class Event(TypedDict, total=False):
     node_key: Optional[str]
     payload: Dict[str, Any]
     created_at: str
+    timestamp: str
 
 
 class AuthUser(TypedDict, total=False):
@@ -552,3 +559,55 @@ class GalleryItem(TypedDict, total=False):
 class DeleteResult(TypedDict, total=False):
     id: str
     deleted: bool
+
+
+class Webhook(TypedDict, total=False):
+    """A webhook endpoint. ``secret`` is present only in the answer to its creation."""
+
+    id: str
+    organization_id: str
+    url: str
+    description: Optional[str]
+    event_filter: List[str]
+    events: List[str]
+    resource_filter: Optional[Dict[str, str]]
+    active: bool
+    max_retries: int
+    created_at: str
+    updated_at: str
+    disabled_reason: Optional[str]
+    secret: str
+
+
+class DeletedWebhook(TypedDict, total=False):
+    """``delete_webhook``."""
+
+    id: str
+    deleted: bool
+
+
+class WebhookDelivery(TypedDict, total=False):
+    """One delivery attempt; ``delivery_id`` is the ``X-Fabric-Delivery`` header's value."""
+
+    id: str
+    delivery_id: str
+    webhook_id: str
+    event_id: str
+    event_kind: str
+    attempt: int
+    status: DeliveryStatus
+    status_code: Optional[int]
+    latency_ms: Optional[int]
+    response_body: Optional[str]
+    error: Optional[str]
+    error_message: Optional[str]
+    next_retry_at: Optional[str]
+    created_at: str
+    completed_at: Optional[str]
+
+
+class WebhookDeliveryPage(TypedDict, total=False):
+    """``list_webhook_deliveries``: newest first; pass ``next_cursor`` back for more."""
+
+    items: List[WebhookDelivery]
+    next_cursor: Optional[str]

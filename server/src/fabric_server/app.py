@@ -32,6 +32,7 @@ from fabric_server.secrets import routes as secret_routes
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
 from fabric_server.usage import routes as usage_routes
+from fabric_server.webhooks import routes as webhook_routes
 from fabric_server.workflows import definitions_routes as workflow_definition_routes
 from fabric_server.workflows import runs_routes as workflow_run_routes
 
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(provider_routes.router)
     app.include_router(usage_routes.router)
     app.include_router(gallery_routes.router)
+    app.include_router(webhook_routes.router)
     app.include_router(dev_routes.router)
     app.include_router(org_routes.router)
     app.include_router(invitation_routes.router)

@@ -1,4 +1,5 @@
-"""Background work of a server process: workers, the PostgreSQL listener, retention.
+"""Background work of a server process: workers, the webhook dispatcher, the PostgreSQL
+listener, retention.
 
 `fabric-server serve` runs it beside the API; `fabric-server worker` runs it alone.
 """
@@ -47,11 +48,14 @@ class Background:
             self.workers = [services.new_worker()]
             for worker in self.workers:
                 worker.start()
+            services.webhooks.dispatcher.start()
 
     async def stop(self) -> None:
         self._stopping.set()
+        await self.services.webhooks.dispatcher.stop()
         for worker in self.workers:
             await worker.stop()
+        await self.services.webhooks.aclose()
         if self._tasks:
             # Let periodic tasks finish the step they are in; cancel only stragglers.
             _, late = await asyncio.wait(self._tasks, timeout=10)

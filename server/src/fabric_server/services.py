@@ -27,6 +27,7 @@ from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.providers.setup import build_registry
 from fabric_server.secrets.service import SecretStore
 from fabric_server.settings import Settings
+from fabric_server.webhooks.module import Webhooks, build_webhooks
 from fabric_server.workflows import repository as workflow_repository
 from fabric_server.workflows.wiring import Workflows, build_workflows
 
@@ -46,6 +47,7 @@ class Services:
     jobs: JobService
     auth: Auth
     workflows: Workflows
+    webhooks: Webhooks
     handlers: dict[str, Handler]
     orgs: OrgService
     invitations: InvitationService
@@ -98,6 +100,8 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     orgs = OrgService(access, events)
     invitations = InvitationService(settings, access, events, mailer, orgs, auth.core.accounts)
     api_keys = ApiKeyService(db, access, events)
+    webhooks = build_webhooks(settings, db, queue, events, access, broadcaster)
+    handlers[webhooks.work_kind] = webhooks.handler
     return Services(
         settings=settings,
         db=db,
@@ -112,6 +116,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         jobs=jobs,
         auth=auth,
         workflows=workflows,
+        webhooks=webhooks,
         handlers=handlers,
         orgs=orgs,
         invitations=invitations,

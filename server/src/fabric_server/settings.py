@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ORGANIZATION_ID = "00000000-0000-0000-0000-000000000010"
@@ -198,6 +198,42 @@ class Settings(BaseSettings):
         description="Let organizations point their OPENAI_BASE_URL secret at private or "
         "loopback addresses (the server's own FABRIC_OPENAI_BASE_URL is always trusted).",
     )
+    # Webhooks (fabric_server.webhooks).
+    webhook_allow_private: bool | None = Field(
+        default=None,
+        description="Allow webhook URLs in private, loopback, link-local and reserved ranges; "
+        "default: allowed in dev mode, refused otherwise.",
+    )
+    webhook_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="When set, deliveries may only reach addresses in these networks (CIDR), "
+        'e.g. ["127.0.0.0/8"] in tests.',
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_retry_schedule: list[float] = Field(
+        default_factory=lambda: [30.0, 120.0, 600.0, 3600.0, 14400.0, 28800.0],
+        min_length=1,
+        description="Seconds before retry 1, 2, …; later retries reuse the last value.",
+    )
+    webhook_retry_after_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest receiver `Retry-After` that is honoured."
+    )
+    webhook_disable_after_days: float = Field(
+        default=3.0, ge=0, description="Disable an endpoint failing this long; 0 = never."
+    )
+    webhook_disable_after_failures: int = Field(
+        default=20, ge=0, description="Disable after this many events failed in a row; 0 = never."
+    )
+    webhook_dispatch_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often the dispatcher looks for events unprompted."
+    )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # a ValueError names the bad one
+        return value
 
     @property
     def resolved_database_url(self) -> str:
@@ -209,6 +245,13 @@ class Settings(BaseSettings):
     def resolved_public_url(self) -> str:
         """Where users reach this server, without a trailing slash."""
         return (self.public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+    @property
+    def webhook_private_allowed(self) -> bool:
+        """Whether webhooks may target private and loopback addresses."""
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return self.is_dev
 
     @property
     def is_dev(self) -> bool:

@@ -27,7 +27,8 @@ from fabric_server.settings import Settings, to_async_url
 
 
 def fast_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
-    """Settings tuned for tests: quick polling, short leases, no waiting on backoff."""
+    """Settings tuned for tests: quick polling, short leases, no waiting on backoff, and
+    webhook deliveries restricted to loopback."""
     values: dict[str, Any] = {
         "database_url": database_url,
         "data_dir": data_dir,
@@ -51,6 +52,12 @@ def fast_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         # Even a key stored later (an organization secret) only ever reaches the discard port.
         "openai_default_base_url": "http://127.0.0.1:9/v1",
         "anthropic_base_url": "http://127.0.0.1:9",
+        # Webhook deliveries never leave the machine in tests (fuzzed URLs included), and
+        # retry at once.
+        "webhook_allowed_networks": ["127.0.0.0/8", "::1/128"],
+        "webhook_retry_schedule": [0.05, 0.1, 0.2],
+        "webhook_dispatch_poll_seconds": 0.05,
+        "webhook_timeout_seconds": 5.0,
     }
     values.update(overrides)
     return Settings(**values)

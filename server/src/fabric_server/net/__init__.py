@@ -1,0 +1,1 @@
+"""Outbound networking shared by every feature that calls URLs given by users."""

@@ -1,0 +1,1 @@
+"""Webhooks: per-organization endpoints that receive signed copies of domain events."""

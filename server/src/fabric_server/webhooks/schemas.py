@@ -1,0 +1,123 @@
+"""Request and response models for webhooks (the OpenAPI document comes from these)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+EventPattern = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(\*|[a-z0-9_-]+(\.[a-z0-9_-]+)*(\.\*)?)$", min_length=1, max_length=100
+    ),
+]
+ResourceKey = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
+ResourceValue = Annotated[str, StringConstraints(max_length=200)]
+DeliveryStatus = Literal["pending", "succeeded", "failed", "retrying"]
+
+_EVENTS = (
+    "Event kinds to receive: exact kinds (`job.completed`) or prefix wildcards "
+    "(`workflow.run.*`, `*`). Empty or absent: every event."
+)
+_RESOURCE = (
+    "Only events whose field equals the value: `job_id`, `run_id`, `node_key`, "
+    "`organization_id`, else a top-level payload field (e.g. `workflow_id`)."
+)
+
+
+class _WebhookFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, description="http(s) URL receiving the POSTs")
+    events: list[EventPattern] | None = Field(default=None, max_length=100, description=_EVENTS)
+    event_filter: list[EventPattern] | None = Field(
+        default=None, max_length=100, description="Same as `events` (the docs' field name)"
+    )
+    secret: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=256,
+        description="Signing secret; generated (`whsec_…`) when absent. Returned once.",
+    )
+    description: str | None = Field(default=None, max_length=500)
+    resource_filter: dict[ResourceKey, ResourceValue] | None = Field(
+        default=None, max_length=20, description=_RESOURCE
+    )
+    max_retries: int = Field(default=5, ge=0, le=20, description="Retries after the first try")
+    active: bool = True
+
+
+class WebhookCreate(_WebhookFields):
+    """`POST /v1/webhooks` (reference client A)."""
+
+    organization_id: str = Field(max_length=64)
+
+
+class OrgWebhookCreate(_WebhookFields):
+    """`POST /v1/organizations/{org}/webhooks` (reference client B and the docs)."""
+
+
+class WebhookUpdate(BaseModel):
+    """Any subset of the fields; `active: true` re-enables a disabled endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=2048)
+    events: list[EventPattern] | None = Field(default=None, max_length=100, description=_EVENTS)
+    event_filter: list[EventPattern] | None = Field(default=None, max_length=100)
+    active: bool | None = None
+    description: str | None = Field(default=None, max_length=500)
+    max_retries: int | None = Field(default=None, ge=0, le=20)
+    resource_filter: dict[ResourceKey, ResourceValue] | None = Field(
+        default=None, max_length=20, description=_RESOURCE
+    )
+    secret: str | None = Field(default=None, min_length=8, max_length=256)
+
+
+class WebhookOut(BaseModel):
+    id: str
+    organization_id: str
+    url: str
+    description: str | None
+    event_filter: list[str]
+    events: list[str] = Field(description="The same list as `event_filter`")
+    resource_filter: dict[str, str] | None
+    active: bool
+    max_retries: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    disabled_reason: str | None
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="The signing secret: shown this once, never again")
+
+
+class WebhookDeleted(BaseModel):
+    id: str
+    deleted: bool
+
+
+class DeliveryAttemptOut(BaseModel):
+    id: str = Field(description="This attempt")
+    delivery_id: str = Field(description="The delivery (`X-Fabric-Delivery`), same every retry")
+    webhook_id: str
+    event_id: str
+    event_kind: str
+    attempt: int = Field(description="1 for the first try, 2 for the first retry, …")
+    status: DeliveryStatus
+    status_code: int | None
+    latency_ms: int | None
+    response_body: str | None = Field(description="The receiver's answer, first 1 KiB")
+    error: str | None
+    error_message: str | None = Field(description="The same as `error`")
+    next_retry_at: dt.datetime | None
+    created_at: dt.datetime
+    completed_at: dt.datetime | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryAttemptOut]
+    next_cursor: str | None
