@@ -20,6 +20,7 @@ from fabric_server.events import routes as event_routes
 from fabric_server.jobs import routes as job_routes
 from fabric_server.orgs.repository import seed_dev
 from fabric_server.runtime import Background
+from fabric_server.schedules import routes as schedule_routes
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
 from fabric_server.workflows import definitions_routes as workflow_definition_routes
@@ -77,5 +78,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(audit_routes.router)
     app.include_router(workflow_definition_routes.router)
     app.include_router(workflow_run_routes.router)
+    app.include_router(schedule_routes.router)
     app.include_router(dev_routes.router)
     return app

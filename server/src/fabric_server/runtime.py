@@ -1,4 +1,5 @@
-"""Background work of a server process: workers, the PostgreSQL listener, retention.
+"""Background work of a server process: workers, the scheduler, the PostgreSQL listener,
+retention.
 
 `fabric-server serve` runs it beside the API; `fabric-server worker` runs it alone.
 """
@@ -12,6 +13,7 @@ from fabric_server.engine.worker import Worker
 from fabric_server.events.outbox import EVENTS_CHANNEL
 from fabric_server.events.pg_listener import PgListener
 from fabric_server.events.retention import retention_loop
+from fabric_server.schedules.scheduler import Scheduler
 from fabric_server.services import Services
 
 
@@ -21,6 +23,7 @@ class Background:
         self.run_workers = run_workers
         self.workers: list[Worker] = []
         self.listener: PgListener | None = None
+        self.scheduler: Scheduler | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
@@ -47,9 +50,14 @@ class Background:
             self.workers = [services.new_worker()]
             for worker in self.workers:
                 worker.start()
+            if settings.scheduler_enabled:
+                self.scheduler = services.schedules.new_scheduler()
+                self.scheduler.start()
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         for worker in self.workers:
             await worker.stop()
         if self._tasks:

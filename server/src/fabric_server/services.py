@@ -20,6 +20,7 @@ from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
 from fabric_server.providers.echo import EchoProvider
 from fabric_server.providers.registry import ProviderRegistry
+from fabric_server.schedules.wiring import Schedules, build_schedules
 from fabric_server.settings import Settings
 from fabric_server.workflows.wiring import Workflows, build_workflows
 
@@ -39,6 +40,7 @@ class Services:
     jobs: JobService
     auth: Auth
     workflows: Workflows
+    schedules: Schedules
     handlers: dict[str, Handler]
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
 
@@ -74,6 +76,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     )
     jobs = JobService(access, queue, events, providers, max_attempts=settings.job_max_attempts)
     workflows = build_workflows(settings, db, queue, events, access, providers)
+    schedules = build_schedules(settings, db, events, access, workflows, broadcaster)
     handlers: dict[str, Handler] = {JOB_WORK_KIND: JobHandler(db, queue, events, providers)}
     mailer = build_mailer(settings)
     auth = build_auth(settings, db, events, mailer)
@@ -92,6 +95,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         jobs=jobs,
         auth=auth,
         workflows=workflows,
+        schedules=schedules,
         handlers=handlers,
         credential_verifiers=[auth.verify_credentials],
     )

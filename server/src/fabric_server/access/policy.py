@@ -5,7 +5,7 @@ from __future__ import annotations
 ROLES = ("owner", "admin", "member", "viewer")
 
 _VIEWER = frozenset({"organization.read", "job.read", "workflow.read", "usage.read"})
-_MEMBER = _VIEWER | {"job.create", "workflow.run", "workflow.edit"}
+_MEMBER = _VIEWER | {"job.create", "workflow.run", "workflow.edit", "schedule.manage"}
 _ADMIN = _MEMBER | {"organization.update", "member.invite", "audit.read"}
 _OWNER = _ADMIN | {"organization.delete"}
 

@@ -145,7 +145,8 @@ class CronSchedule:
         first = wall.replace(tzinfo=self.zone, fold=0)
         second = wall.replace(tzinfo=self.zone, fold=1)
         before, after = first.utcoffset(), second.utcoffset()
-        assert before is not None and after is not None
+        assert before is not None
+        assert after is not None
         if before == after:
             return [first.astimezone(UTC)]
         if before > after:  # the clock went back: this wall time happens twice
