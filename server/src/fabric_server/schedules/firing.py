@@ -88,6 +88,9 @@ class ScheduleFirer:
         self.launcher = launcher
         self.grace = dt.timedelta(seconds=misfire_grace_seconds)
         self.clock = clock
+        # Whether some run waits for its predecessor (as last seen by this process): while it
+        # does, schedulers look again whenever an event is committed, as a run may have ended.
+        self.runs_waiting = False
 
     # -- cron firing ------------------------------------------------------------------------
 
@@ -167,6 +170,7 @@ class ScheduleFirer:
             },
         )
         if held and previous is not None:
+            self.runs_waiting = True
             firing.held = True
             firing.reason = f"waiting for run {previous.id} to finish"
         else:

@@ -96,7 +96,7 @@ async def history_page(
     if before_sequence is not None:
         query = query.where(ScheduleFiring.sequence < before_sequence)
     rows = await session.execute(query.order_by(ScheduleFiring.sequence.desc()).limit(limit))
-    return [(firing, status) for firing, status in rows.tuples()]
+    return [(firing, status) for firing, status in rows]
 
 
 async def firing_sequence(session: AsyncSession, schedule_id: str, firing_id: str) -> int | None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 
 from fabric_server.db.database import Database
 from fabric_server.events.broadcaster import Broadcaster
@@ -43,7 +44,6 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._runs_waiting = False
 
     def wake(self) -> None:
         """Look at the schedules again now (one changed)."""
@@ -74,7 +74,8 @@ class Scheduler:
                 break
         released = await self.firer.release_held()
         async with self.db.read() as session:
-            self._runs_waiting = bool(await repository.schedules_with_held_runs(session))
+            waiting = bool(await repository.schedules_with_held_runs(session))
+        self.firer.runs_waiting = waiting
         return started + released
 
     async def _loop(self) -> None:
@@ -82,14 +83,20 @@ class Scheduler:
         while not self._stopping.is_set():
             self._wake.clear()
             # Taken before the pass, so a run ending during the pass still wakes the next one.
-            events = self.broadcaster.watch() if self.broadcaster is not None else None
+            events = self._watch()
             try:
                 await self.tick()
                 pause = await self._pause_length()
             except Exception:
                 log.exception("scheduler pass failed; retrying")
                 pause = self.poll_seconds
-            await self._sleep(max(pause, _MIN_PAUSE), events if self._runs_waiting else None)
+            deadline = time.monotonic() + max(pause, _MIN_PAUSE)
+            while not self._stopping.is_set():
+                woken_by = await self._sleep(deadline - time.monotonic(), events)
+                if woken_by is not events or self.firer.runs_waiting:
+                    break
+                # Nothing waits for a run to end: this event is no reason to look again.
+                events = self._watch()
         log.info("scheduler stopped")
 
     async def _pause_length(self) -> float:
@@ -101,16 +108,21 @@ class Scheduler:
         # Still due after this pass: another scheduler holds it, or it failed; poll.
         return self.poll_seconds if until <= 0 else min(self.poll_seconds, until)
 
-    async def _sleep(self, seconds: float, events: asyncio.Event | None) -> None:
-        waits = [self._wake.wait(), self._stopping.wait()]
-        if events is not None:
-            waits.append(events.wait())
-        tasks = [asyncio.ensure_future(wait) for wait in waits]
+    def _watch(self) -> asyncio.Event | None:
+        return self.broadcaster.watch() if self.broadcaster is not None else None
+
+    async def _sleep(self, seconds: float, events: asyncio.Event | None) -> asyncio.Event | None:
+        """Wait up to `seconds`; returns the signal that ended the wait (None: time is up)."""
+        signals = [self._wake, self._stopping, *([events] if events is not None else [])]
+        tasks = {asyncio.ensure_future(signal.wait()): signal for signal in signals}
         try:
-            await asyncio.wait(tasks, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                tasks, timeout=max(seconds, 0.0), return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        return next((tasks[task] for task in done), None)
