@@ -61,5 +61,9 @@ def test_types_module_exposes_the_response_shapes() -> None:
         "RunLog",
         "BulkCancelResult",
         "RunPage",
+        "Schedule",
+        "ScheduleTrigger",
+        "ScheduleHistoryEntry",
+        "ScheduleDeleted",
     ):
         assert name in types.__all__

@@ -39,6 +39,13 @@ REQUEST_METHODS = [
     "run_log",
     "list_children",
     "resume_node",
+    "create_schedule",
+    "list_schedules",
+    "get_schedule",
+    "update_schedule",
+    "trigger_schedule",
+    "schedule_history",
+    "delete_schedule",
 ]
 # Methods that send nothing when called: plain functions on both clients.
 LOCAL_METHODS = ["social_login_url", "stream_job_events", "stream_run_events", "stream_events"]
@@ -106,6 +113,12 @@ def test_spec_call_shapes() -> None:
         "run_workflow": ["workflow_id", "context", "priority"],
         "wait_for_run": ["run_id", "poll_interval", "timeout"],
         "resume_node": ["run_id", "node_key", "data"],
+        "create_schedule": ["workflow_definition_id", "cron_expression"],
+        "list_schedules": ["workflow_definition_id"],
+        "update_schedule": ["schedule_id"],
+        "trigger_schedule": ["schedule_id"],
+        "schedule_history": ["schedule_id"],
+        "delete_schedule": ["schedule_id"],
     }
     for name, expected in shapes.items():
         parameters = inspect.signature(getattr(FabricClient, name)).parameters.values()

@@ -1,8 +1,8 @@
 """The public clients, composed from the per-domain method mixins.
 
-Each domain module (`_accounts`, `_jobs`, `_workflows`, `_events`) provides a sync mixin on
-`SyncClientCore` and an async twin on `AsyncClientCore`; adding a domain means writing that
-module and listing its mixins here.
+Each domain module (`_accounts`, `_jobs`, `_workflows`, `_schedules`, `_events`) provides a
+sync mixin on `SyncClientCore` and an async twin on `AsyncClientCore`; adding a domain means
+writing that module and listing its mixins here.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from typing import cast
 from ._accounts import AccountsMethods, AsyncAccountsMethods
 from ._events import AsyncEventsMethods, EventsMethods
 from ._jobs import AsyncJobsMethods, JobsMethods
+from ._schedules import AsyncSchedulesMethods, SchedulesMethods
 from ._workflows import AsyncWorkflowsMethods, WorkflowsMethods
 from .types import HealthStatus
 
 __all__ = ["AsyncFabricClient", "FabricClient"]
 
 
-class FabricClient(AccountsMethods, JobsMethods, WorkflowsMethods, EventsMethods):
+class FabricClient(AccountsMethods, JobsMethods, WorkflowsMethods, SchedulesMethods, EventsMethods):
     """Synchronous client for the Fabric control-plane API.
 
     ``FabricClient(base_url=None, api_key=None, principal_id=None, organization_id=<default
@@ -40,7 +41,11 @@ class FabricClient(AccountsMethods, JobsMethods, WorkflowsMethods, EventsMethods
 
 
 class AsyncFabricClient(
-    AsyncAccountsMethods, AsyncJobsMethods, AsyncWorkflowsMethods, AsyncEventsMethods
+    AsyncAccountsMethods,
+    AsyncJobsMethods,
+    AsyncWorkflowsMethods,
+    AsyncSchedulesMethods,
+    AsyncEventsMethods,
 ):
     """Asynchronous twin of `FabricClient`: same constructor, same methods, awaited.
 
