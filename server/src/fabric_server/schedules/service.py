@@ -122,8 +122,12 @@ class ScheduleService:
         still waiting their turn (`queue`) never started, and are cancelled."""
         schedule = await self._visible(session, principal, schedule_id, MANAGE, lock=True)
         reason = f"schedule {schedule.id} was deleted"
-        for firing in await repository.held_firings(session, schedule.id):
-            run = await workflow_repository.lock_run(session, firing.run_id or "")
+        held = sorted(
+            f.run_id for f in await repository.held_firings(session, schedule.id) if f.run_id
+        )
+        # Every row lock before the first event (which takes the event-order lock), in id order.
+        runs = [await workflow_repository.lock_run(session, run_id) for run_id in held]
+        for run in runs:
             if run is not None and run.status not in TERMINAL_RUN_STATUSES:
                 nodes = await workflow_repository.nodes_of(session, run.id)
                 await self.lifecycle.cancel_run(session, run, nodes, reason)
