@@ -88,6 +88,10 @@ def test_types_module_exposes_the_response_shapes() -> None:
         "WebhookDelivery",
         "WebhookDeliveryPage",
         "DeletedWebhook",
+        "Schedule",
+        "ScheduleTrigger",
+        "ScheduleHistoryEntry",
+        "ScheduleDeleted",
     ):
         assert name in types.__all__
 

@@ -82,6 +82,13 @@ REQUEST_METHODS = [
     "update_webhook",
     "delete_webhook",
     "list_webhook_deliveries",
+    "create_schedule",
+    "list_schedules",
+    "get_schedule",
+    "update_schedule",
+    "trigger_schedule",
+    "schedule_history",
+    "delete_schedule",
 ]
 # Methods that send nothing when called: plain functions on both clients.
 LOCAL_METHODS = ["social_login_url", "stream_job_events", "stream_run_events", "stream_events"]
@@ -179,6 +186,12 @@ def test_spec_call_shapes() -> None:
         "update_webhook": ["webhook_id"],
         "delete_webhook": ["webhook_id"],
         "list_webhook_deliveries": ["webhook_id", "limit", "cursor"],
+        "create_schedule": ["workflow_definition_id", "cron_expression"],
+        "list_schedules": ["workflow_definition_id"],
+        "update_schedule": ["schedule_id"],
+        "trigger_schedule": ["schedule_id"],
+        "schedule_history": ["schedule_id"],
+        "delete_schedule": ["schedule_id"],
     }
     for name, expected in shapes.items():
         parameters = inspect.signature(getattr(FabricClient, name)).parameters.values()

@@ -53,6 +53,15 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("DELETE", "/v1/organizations/{org_id}/secrets/{name}"): Case(404),
     ("GET", "/v1/organizations/{org_id}/audit-logs"): Case(404),
     ("GET", "/v1/organizations/{org_id}/usage"): Case(404),
+    ("GET", "/v1/workflow-definitions/{definition_id}/schedules"): Case(404),
+    ("POST", "/v1/workflow-definitions/{definition_id}/schedules"): Case(
+        404, body={"cron_expression": "0 9 * * 1-5"}
+    ),
+    ("GET", "/v1/schedules/{schedule_id}"): Case(404),
+    ("GET", "/v1/schedules/{schedule_id}/history"): Case(404),
+    ("PATCH", "/v1/schedules/{schedule_id}"): Case(404, body={"enabled": False}),
+    ("POST", "/v1/schedules/{schedule_id}/trigger"): Case(404, body={}),
+    ("DELETE", "/v1/schedules/{schedule_id}"): Case(404),
     ("GET", "/v1/organizations/{organization_id}/webhooks"): Case(404),
     ("POST", "/v1/organizations/{organization_id}/webhooks"): Case(
         404, body={"url": "http://127.0.0.1:9/hook", "events": []}
@@ -199,7 +208,16 @@ async def build_org_a(client: httpx.AsyncClient, services: Services) -> World:
         ),
         201,
     )
+    schedule = data(
+        await client.post(
+            f"/v1/workflow-definitions/{definition['id']}/schedules",
+            json={"cron_expression": "0 9 * * 1-5"},
+            headers=h,
+        ),
+        201,
+    )
     ids = {
+        "schedule_id": schedule["id"],
         "webhook_id": webhook["id"],
         "organization_id": org_id,
         "gallery_id": gallery["id"],

@@ -1,9 +1,9 @@
 """The public clients, composed from the per-domain method mixins.
 
-Each domain module (`_accounts`, `_jobs`, `_workflows`, `_events`, `_tenancy`, `_providers`,
-`_usage`, `_galleries`, `_webhooks`) provides a sync mixin on `SyncClientCore` and an async
-twin on `AsyncClientCore`; adding a domain means writing that module and listing its mixins
-here.
+Each domain module (`_accounts`, `_jobs`, `_workflows`, `_schedules`, `_events`, `_tenancy`,
+`_providers`, `_usage`, `_galleries`, `_webhooks`) provides a sync mixin on `SyncClientCore`
+and an async twin on `AsyncClientCore`; adding a domain means writing that module and listing
+its mixins here.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from ._events import AsyncEventsMethods, EventsMethods
 from ._galleries import AsyncGalleriesMethods, GalleriesMethods
 from ._jobs import AsyncJobsMethods, JobsMethods
 from ._providers import AsyncProvidersMethods, ProvidersMethods
+from ._schedules import AsyncSchedulesMethods, SchedulesMethods
 from ._tenancy import AsyncTenancyMethods, TenancyMethods
 from ._usage import AsyncUsageMethods, UsageMethods
 from ._webhooks import AsyncWebhooksMethods, WebhooksMethods
@@ -34,6 +35,7 @@ class FabricClient(
     UsageMethods,
     GalleriesMethods,
     WebhooksMethods,
+    SchedulesMethods,
 ):
     """Synchronous client for the Fabric control-plane API.
 
@@ -65,6 +67,7 @@ class AsyncFabricClient(
     AsyncUsageMethods,
     AsyncGalleriesMethods,
     AsyncWebhooksMethods,
+    AsyncSchedulesMethods,
 ):
     """Asynchronous twin of `FabricClient`: same constructor, same methods, awaited.
 

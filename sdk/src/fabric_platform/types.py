@@ -49,6 +49,10 @@ __all__ = [
     "RunPage",
     "RunProgress",
     "RunStatus",
+    "Schedule",
+    "ScheduleDeleted",
+    "ScheduleHistoryEntry",
+    "ScheduleTrigger",
     "Team",
     "UsageDay",
     "UsageRecord",
@@ -405,6 +409,26 @@ class OrgSecret(TypedDict, total=False):
     """A secret's metadata; its value is never returned."""
 
     name: str
+
+
+class Schedule(TypedDict, total=False):
+    """A cron schedule that starts runs of a workflow definition. Times are UTC ISO-8601."""
+
+    id: str
+    workflow_definition_id: str
+    organization_id: str
+    cron_expression: str
+    timezone: str
+    enabled: bool
+    concurrency_policy: Literal["allow", "skip", "queue"]
+    catchup_policy: Literal["skip", "latest"]
+    input_context: Dict[str, Any]
+    priority: int
+    description: Optional[str]
+    next_run_at: Optional[str]
+    last_run_at: Optional[str]
+    last_run_id: Optional[str]
+    created_by: Optional[str]
     created_at: str
     updated_at: str
 
@@ -611,3 +635,35 @@ class WebhookDeliveryPage(TypedDict, total=False):
 
     items: List[WebhookDelivery]
     next_cursor: Optional[str]
+
+
+class ScheduleTrigger(TypedDict, total=False):
+    """``trigger_schedule``: the run just started by hand."""
+
+    run_id: str
+    schedule_id: str
+    triggered_at: str
+    trigger: Literal["manual"]
+    held: bool
+
+
+class ScheduleHistoryEntry(TypedDict, total=False):
+    """One firing of a schedule: a run it started (with the run's current status), or an
+    occurrence it skipped (``status`` ``"skipped"``, with the ``reason``)."""
+
+    id: str
+    schedule_id: str
+    run_id: Optional[str]
+    scheduled_for: Optional[str]
+    fired_at: str
+    triggered_at: str
+    trigger: Literal["cron", "manual"]
+    status: str
+    reason: Optional[str]
+
+
+class ScheduleDeleted(TypedDict, total=False):
+    """``delete_schedule``."""
+
+    id: str
+    deleted: bool

@@ -28,6 +28,7 @@ from fabric_server.orgs import routes as org_routes
 from fabric_server.orgs.repository import seed_dev
 from fabric_server.providers import routes as provider_routes
 from fabric_server.runtime import Background
+from fabric_server.schedules import routes as schedule_routes
 from fabric_server.secrets import routes as secret_routes
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(usage_routes.router)
     app.include_router(gallery_routes.router)
     app.include_router(webhook_routes.router)
+    app.include_router(schedule_routes.router)
     app.include_router(dev_routes.router)
     app.include_router(org_routes.router)
     app.include_router(invitation_routes.router)

@@ -1,5 +1,5 @@
-"""Background work of a server process: workers, the webhook dispatcher, the PostgreSQL
-listener, retention.
+"""Background work of a server process: workers, the scheduler, the webhook dispatcher,
+the PostgreSQL listener, retention.
 
 `fabric-server serve` runs it beside the API; `fabric-server worker` runs it alone.
 """
@@ -13,6 +13,7 @@ from fabric_server.engine.worker import Worker
 from fabric_server.events.outbox import EVENTS_CHANNEL
 from fabric_server.events.pg_listener import PgListener
 from fabric_server.events.retention import retention_loop
+from fabric_server.schedules.scheduler import Scheduler
 from fabric_server.services import Services
 
 
@@ -22,6 +23,7 @@ class Background:
         self.run_workers = run_workers
         self.workers: list[Worker] = []
         self.listener: PgListener | None = None
+        self.scheduler: Scheduler | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
@@ -49,10 +51,15 @@ class Background:
             for worker in self.workers:
                 worker.start()
             services.webhooks.dispatcher.start()
+            if settings.scheduler_enabled:
+                self.scheduler = services.schedules.new_scheduler()
+                self.scheduler.start()
 
     async def stop(self) -> None:
         self._stopping.set()
         await self.services.webhooks.dispatcher.stop()
+        if self.scheduler is not None:
+            await self.scheduler.stop()
         for worker in self.workers:
             await worker.stop()
         await self.services.webhooks.aclose()

@@ -25,6 +25,7 @@ from fabric_server.orgs.invitations import InvitationService
 from fabric_server.orgs.service import OrgService
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.providers.setup import build_registry
+from fabric_server.schedules.wiring import Schedules, build_schedules
 from fabric_server.secrets.service import SecretStore
 from fabric_server.settings import Settings
 from fabric_server.webhooks.module import Webhooks, build_webhooks
@@ -48,6 +49,7 @@ class Services:
     auth: Auth
     workflows: Workflows
     webhooks: Webhooks
+    schedules: Schedules
     handlers: dict[str, Handler]
     orgs: OrgService
     invitations: InvitationService
@@ -91,6 +93,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     )
     jobs = JobService(access, queue, events, providers, max_attempts=settings.job_max_attempts)
     workflows = build_workflows(settings, db, queue, events, access, providers)
+    schedules = build_schedules(settings, db, events, access, workflows, broadcaster)
     handlers: dict[str, Handler] = {JOB_WORK_KIND: JobHandler(db, queue, events, providers)}
     mailer = build_mailer(settings)
     auth = build_auth(settings, db, events, mailer)
@@ -117,6 +120,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         auth=auth,
         workflows=workflows,
         webhooks=webhooks,
+        schedules=schedules,
         handlers=handlers,
         orgs=orgs,
         invitations=invitations,

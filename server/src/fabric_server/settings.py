@@ -75,6 +75,19 @@ class Settings(BaseSettings):
     )
     http_max_response_bytes: int = Field(default=1_048_576, ge=1)
 
+    scheduler_enabled: bool = Field(
+        default=True, description="Fire cron schedules in processes that run workers."
+    )
+    scheduler_poll_seconds: float = Field(
+        default=5.0, gt=0, description="Longest pause between two looks at the schedules."
+    )
+    scheduler_misfire_grace_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="An occurrence found later than this (downtime) counts as missed and is "
+        "handled by the schedule's catch-up policy.",
+    )
+
     sse_keepalive_seconds: float = 15.0
     sse_poll_seconds: float = 1.0
     sse_max_connection_seconds: float = 3600.0

@@ -9,16 +9,21 @@ from __future__ import annotations
 ROLES = ("owner", "admin", "member", "viewer")
 ROLE_RANK = {role: rank for rank, role in enumerate(reversed(ROLES))}
 
-_VIEWER = frozenset({"organization.read", "job.read", "workflow.read", "usage.read"})
-_VIEWER = _VIEWER | {"gallery.read"}
-_MEMBER = _VIEWER | {"job.create", "workflow.run", "workflow.edit"}
-_MEMBER = _MEMBER | {"gallery.manage"}
+_VIEWER = frozenset(
+    {"organization.read", "job.read", "workflow.read", "usage.read", "gallery.read"}
+)
+_MEMBER = _VIEWER | {
+    "job.create",
+    "workflow.run",
+    "workflow.edit",
+    "schedule.manage",
+    "gallery.manage",
+}
 _ADMIN = _MEMBER | {
     "organization.update",
     "member.invite",
     "audit.read",
     "team.create",
-    "schedule.manage",
     "secret.manage",
     "webhook.manage",
     "api_key.manage",
