@@ -106,3 +106,22 @@ async def test_account_calls_are_audited_with_their_user(client: httpx.AsyncClie
     assert [row["action"] for row in mine] == ["auth.logout_all"]
     assert mine[0]["path"] == "/v1/auth/logout-all"
     assert mine[0]["actor_id"] == auth["user"]["id"]
+
+
+async def test_changes_and_deletions_carry_their_organization(client: httpx.AsyncClient) -> None:
+    definition = await client.post(
+        "/v1/workflow-definitions",
+        json={"name": "audited", "nodes": [{"key": "a", "operation": "workflow.noop"}]},
+    )
+    wf_id = definition.json()["data"]["id"]
+    schedule = await client.post(
+        f"/v1/workflow-definitions/{wf_id}/schedules", json={"cron_expression": "0 9 * * *"}
+    )
+    schedule_id = schedule.json()["data"]["id"]
+    assert (await client.patch(f"/v1/schedules/{schedule_id}", json={"enabled": False})).is_success
+    assert (await client.delete(f"/v1/schedules/{schedule_id}")).is_success
+    logs = (await client.get(ORG_LOGS)).json()["data"]["items"]
+    by_action = {row["action"]: row for row in logs}
+    for action in ("schedule.update", "schedule.delete"):
+        assert by_action[action]["organization_id"] == DEFAULT_ORGANIZATION_ID
+        assert by_action[action]["resource_id"] == schedule_id

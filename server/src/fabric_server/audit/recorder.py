@@ -80,7 +80,7 @@ def _row(audit: RequestAudit, session: AsyncSession) -> AuditLog:
     resource_id = next((str(v) for k, v in params.items() if _ID_PARAM.search(k)), None)
     if resource_id is None and changed is not None:
         resource_id = str(getattr(changed, "id", "") or "") or None
-    org_id = _organization(params, changed, principal)
+    org_id = _organization(params, changed, principal) or _event_organization(session)
     headers = dict(scope.get("headers") or [])
     client = scope.get("client")
     action = action_for(getattr(route, "name", "") or "", getattr(route, "path", ""))
@@ -102,9 +102,11 @@ def _row(audit: RequestAudit, session: AsyncSession) -> AuditLog:
 
 
 def _first_changed(session: AsyncSession) -> Any:
-    for obj in session.info.get("flushed_new", []):
-        if not isinstance(obj, Event | AuditLog):
-            return obj
+    """The first row the request created, else the first it changed or deleted."""
+    for key in ("flushed_new", "flushed_touched"):
+        for obj in session.info.get(key, []):
+            if not isinstance(obj, Event | AuditLog):
+                return obj
     return None
 
 
@@ -118,3 +120,12 @@ def _organization(params: dict[str, Any], changed: Any, principal: Principal | N
     if changed is not None and type(changed).__name__ == "Organization":
         return str(changed.id)
     return principal.organization_id if principal else None
+
+
+def _event_organization(session: AsyncSession) -> str | None:
+    """The organization of the events the transaction writes (bulk SQL changes leave no
+    ORM object behind, but their events still name the organization)."""
+    for obj in [*session.info.get("flushed_new", []), *session.new]:
+        if isinstance(obj, Event) and obj.organization_id:
+            return obj.organization_id
+    return None

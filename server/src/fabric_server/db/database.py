@@ -24,12 +24,16 @@ BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
 
 
 class FabricSession(Session):
-    """Remembers the objects each transaction inserted (for the audit row's resource)."""
+    """Remembers the objects each transaction inserted, changed or deleted (for the audit
+    row's resource and organization)."""
 
 
 @event.listens_for(FabricSession, "after_flush")
 def _remember_inserts(session: Session, _context: Any) -> None:
     session.info.setdefault("flushed_new", []).extend(session.new)
+    touched = session.info.setdefault("flushed_touched", [])
+    touched.extend(session.dirty)
+    touched.extend(session.deleted)
 
 
 _in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("fabric_in_write", default=False)
