@@ -121,11 +121,11 @@ class Operation(abc.ABC):
 
     def wake(self, node: NodeRun, state: Mapping[str, Any]) -> Outcome:
         """Finish a node that slept (only for operations that return `Sleep`)."""
-        raise NotImplementedError
+        raise TypeError(f"{self.name} never sleeps, so it has nothing to wake")
 
     def collect(self, node: NodeRun, children: Sequence[ChildRun]) -> Outcome | None:
         """Finish a node whose child runs moved on; None while it should keep waiting."""
-        raise NotImplementedError
+        raise TypeError(f"{self.name} starts no child runs, so it has none to collect")
 
 
 def check_types(
