@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from fabric_server.net.guard import is_public
 from fabric_server.workflows.nodes.base import (
     Completed,
     NodeError,
@@ -203,18 +204,9 @@ async def resolve(host: str, port: int) -> list[str]:
 
 
 def is_forbidden_address(address: str) -> bool:
-    """Private, loopback, link-local, multicast, reserved or unspecified (IPv4-mapped too)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
+    """Not a public address (the shared rule of `fabric_server.net.guard`: private,
+    loopback, link-local, multicast, reserved, unspecified, and IPv4 wrapped in IPv6)."""
+    return not is_public(ipaddress.ip_address(address.split("%", 1)[0]))
 
 
 def _without_host(headers: Mapping[str, str]) -> dict[str, str]:
