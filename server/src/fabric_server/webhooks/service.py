@@ -162,14 +162,17 @@ class WebhookService:
 
     async def delete(self, session: AsyncSession, principal: Principal, webhook_id: str) -> None:
         webhook = await self.get(session, principal, webhook_id)
+        organization_id, url = webhook.organization_id, webhook.url
+        # Row locks (the cascade to deliveries) before the event-order lock, in the same order
+        # as delivery transactions take them; the reverse order can deadlock on PostgreSQL.
+        await session.delete(webhook)
+        await session.flush()
         await self.events.record(
             session,
             "webhook.deleted",
-            organization_id=webhook.organization_id,
-            payload={"webhook_id": webhook.id, "url": webhook.url},
+            organization_id=organization_id,
+            payload={"webhook_id": webhook_id, "url": url},
         )
-        await session.delete(webhook)
-        await session.flush()
 
     async def attempts(
         self, session: AsyncSession, principal: Principal, webhook_id: str, page: PageRequest
