@@ -164,3 +164,31 @@ async def test_async_twins(server: LiveServer) -> None:
         galleries = await fabric.list_galleries(kind="portrait")
         items = await fabric.list_gallery_items(galleries[0]["id"], tags=["casual", "studio"])
         assert [item["title"] for item in items] == ["Sample portrait: studio, casual"]
+
+
+def test_streamed_answer_against_the_openai_fake(configured: LiveServer, llm: FakeLLM) -> None:
+    with FabricClient(base_url=configured.base_url) as fabric:
+        with fabric.execute_provider_stream("text", {"prompt": "Hi there"}, model="gpt-4o") as s:
+            pieces = [delta["text"] for delta in s]
+
+        assert pieces == ["fake: ", "Hi ", "there"]
+        assert s.started is not None
+        assert s.started["provider_id"] == "openai"
+        assert s.result is not None
+        assert s.result["output"]["text"] == "fake: Hi there"
+        assert s.result["usage"]["input_tokens"] == 12
+        assert llm.requests[-1].body["stream"] is True
+        records = fabric.get_org_usage_records(DEFAULT_ORG)["items"]
+        assert [(r["provider_id"], r["output_tokens"]) for r in records] == [("openai", 7)]
+
+
+async def test_async_streamed_answer_from_echo(server: LiveServer) -> None:
+    async with AsyncFabricClient(base_url=server.base_url) as fabric:
+        stream = fabric.execute_provider_stream("text", {"prompt": "one two three"})
+        text = "".join([delta["text"] async for delta in stream])
+        assert text == "one two three"
+        assert stream.result is not None
+        assert stream.result["provider_id"] == "echo"
+
+        with pytest.raises(FabricValidationError, match="OPENAI_API_KEY"):
+            await fabric.execute_provider_stream("text", {"prompt": "x"}, model="gpt-4o")

@@ -7,6 +7,7 @@ def test_all_is_the_curated_public_surface() -> None:
     assert fabric_platform.__all__ == [
         "AsyncEventStream",
         "AsyncFabricClient",
+        "AsyncProviderStream",
         "EventStream",
         "FabricAPIError",
         "FabricAuthError",
@@ -23,6 +24,7 @@ def test_all_is_the_curated_public_surface() -> None:
         "FabricTimeoutError",
         "FabricValidationError",
         "FabricWaitTimeout",
+        "ProviderStream",
         "__version__",
         "types",
         "webhooks",

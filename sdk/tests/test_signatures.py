@@ -91,7 +91,13 @@ REQUEST_METHODS = [
     "delete_schedule",
 ]
 # Methods that send nothing when called: plain functions on both clients.
-LOCAL_METHODS = ["social_login_url", "stream_job_events", "stream_run_events", "stream_events"]
+LOCAL_METHODS = [
+    "social_login_url",
+    "stream_job_events",
+    "stream_run_events",
+    "stream_events",
+    "execute_provider_stream",
+]
 ITERATORS = ["iter_jobs", "iter_org_usage_records"]
 PUBLIC_METHODS = [*REQUEST_METHODS, *ITERATORS, *LOCAL_METHODS]
 
@@ -175,6 +181,7 @@ def test_spec_call_shapes() -> None:
         "set_secret": ["name", "value"],
         "delete_secret": ["name"],
         "execute_provider": ["modality", "input", "model"],
+        "execute_provider_stream": ["modality", "input", "model"],
         "estimate_cost": ["modality", "input", "model"],
         "get_org_usage": ["org_id"],
         "get_org_usage_records": ["org_id"],

@@ -1,22 +1,26 @@
 """A loopback HTTP server speaking the OpenAI and Anthropic wire formats, for tests.
 
 It records every request (path, headers, JSON body) and answers from a script: each queued
-`Reply` is used once, in order; with nothing queued it answers a well-formed success.
+`Reply` is used once, in order; with nothing queued it answers a well-formed success. A
+request with `"stream": true` is answered with Server-Sent Events in the API's own format
+(or with the raw `Reply.frames` given, sent `frame_delay` seconds apart).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from fabric_server.testing import free_port
@@ -28,6 +32,8 @@ class Reply:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    frames: tuple[str, ...] | None = None
+    frame_delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -94,30 +100,40 @@ class FakeLLM:
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
 
-    async def _answer(self, request: Request, default: Any) -> JSONResponse:
+    async def _answer(
+        self,
+        request: Request,
+        default: Any,
+        stream: Callable[[dict[str, Any]], list[str]] | None = None,
+    ) -> Response:
         body = await request.json() if request.method == "POST" else None
         with self._lock:
             self.requests.append(
                 Recorded(request.method, request.url.path, dict(request.headers), body)
             )
             reply = self._script.popleft() if self._script else None
+        streaming = stream is not None and isinstance(body, dict) and body.get("stream") is True
+        if reply is not None and reply.delay:
+            await asyncio.sleep(reply.delay)
+        if streaming and stream is not None and (reply is None or reply.status < 300):
+            chunks = list(reply.frames) if reply and reply.frames is not None else stream(body)
+            pause = reply.frame_delay if reply else 0.0
+            return StreamingResponse(_paced(chunks, pause), media_type="text/event-stream")
         if reply is None:
             return JSONResponse(default(body))
-        if reply.delay:
-            await asyncio.sleep(reply.delay)
         content = reply.body if reply.body is not None else default(body)
         return JSONResponse(content, status_code=reply.status, headers=reply.headers)
 
-    async def _chat(self, request: Request) -> JSONResponse:
-        return await self._answer(request, _chat_reply)
+    async def _chat(self, request: Request) -> Response:
+        return await self._answer(request, _chat_reply, _chat_stream)
 
-    async def _embeddings(self, request: Request) -> JSONResponse:
+    async def _embeddings(self, request: Request) -> Response:
         return await self._answer(request, _embedding_reply)
 
-    async def _messages(self, request: Request) -> JSONResponse:
-        return await self._answer(request, _message_reply)
+    async def _messages(self, request: Request) -> Response:
+        return await self._answer(request, _message_reply, _message_stream)
 
-    async def _models(self, request: Request) -> JSONResponse:
+    async def _models(self, request: Request) -> Response:
         return await self._answer(request, lambda _: {"object": "list", "data": []})
 
 
@@ -163,3 +179,88 @@ def _message_reply(body: dict[str, Any]) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": {"input_tokens": 10, "output_tokens": 4},
     }
+
+
+async def _paced(chunks: list[str], pause: float) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        if pause:
+            await asyncio.sleep(pause)
+        yield chunk.encode()
+
+
+def sse(data: Any, event: str | None = None) -> str:
+    """One SSE frame carrying `data` (JSON unless already a string)."""
+    text = data if isinstance(data, str) else json.dumps(data)
+    return (f"event: {event}\n" if event else "") + f"data: {text}\n\n"
+
+
+def pieces(text: str) -> list[str]:
+    """`text` cut into the pieces the fake streams: words with their trailing space."""
+    words = text.split(" ")
+    return [w + " " for w in words[:-1]] + [words[-1]]
+
+
+def openai_chunk(content: str | None, finish_reason: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "model": "gpt-fake-2024",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish_reason}],
+    }
+
+
+def _chat_stream(body: dict[str, Any]) -> list[str]:
+    text = f"fake: {_last_user_text(body)}"
+    frames = [sse(openai_chunk(None) | {"choices": [{"index": 0, "delta": {"role": "assistant"}}]})]
+    frames += [sse(openai_chunk(piece)) for piece in pieces(text)]
+    frames.append(sse(openai_chunk(None, "stop")))
+    if (body.get("stream_options") or {}).get("include_usage"):
+        usage = {"prompt_tokens": 12, "completion_tokens": 7, "total_tokens": 19}
+        frames.append(sse({"object": "chat.completion.chunk", "choices": [], "usage": usage}))
+    return [*frames, sse("[DONE]")]
+
+
+def anthropic_events(text: str, model: str = "claude-fake") -> list[str]:
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "usage": {"input_tokens": 10, "output_tokens": 1},
+        },
+    }
+    frames = [
+        sse(start, "message_start"),
+        sse(
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}},
+            "content_block_start",
+        ),
+        sse({"type": "ping"}, "ping"),
+    ]
+    for piece in pieces(text):
+        delta = {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": piece},
+        }
+        frames.append(sse(delta, "content_block_delta"))
+    frames += [
+        sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+        sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn"},
+                "usage": {"output_tokens": 4},
+            },
+            "message_delta",
+        ),
+        sse({"type": "message_stop"}, "message_stop"),
+    ]
+    return frames
+
+
+def _message_stream(body: dict[str, Any]) -> list[str]:
+    return anthropic_events(f"claude: {_last_user_text(body)}", body["model"])

@@ -23,12 +23,14 @@ from ._errors import (
     FabricValidationError,
     FabricWaitTimeout,
 )
+from ._provider_stream import AsyncProviderStream, ProviderStream
 from ._streaming import AsyncEventStream, EventStream
 from ._version import __version__
 
 __all__ = [
     "AsyncEventStream",
     "AsyncFabricClient",
+    "AsyncProviderStream",
     "EventStream",
     "FabricAPIError",
     "FabricAuthError",
@@ -45,6 +47,7 @@ __all__ = [
     "FabricTimeoutError",
     "FabricValidationError",
     "FabricWaitTimeout",
+    "ProviderStream",
     "__version__",
     "types",
     "webhooks",

@@ -218,18 +218,34 @@ def _decode_json(content: bytes) -> Any:
 def api_error_from_response(response: httpx.Response) -> FabricAPIError:
     """The typed exception for a non-2xx ``response`` whose body has been read."""
     body = _decode_json(response.content)
-    envelope = body if isinstance(body, dict) else {}
+    return api_error_from_envelope(
+        body if isinstance(body, dict) else {},
+        response.status_code,
+        request_id=response.headers.get("x-request-id"),
+        retry_after=parse_retry_after(response.headers),
+        response=response,
+    )
+
+
+def api_error_from_envelope(
+    envelope: Mapping[str, Any],
+    status: int,
+    *,
+    request_id: Optional[str] = None,
+    retry_after: Optional[float] = None,
+    response: Optional[httpx.Response] = None,
+) -> FabricAPIError:
+    """The typed exception for an error envelope (wire-spec §3.2) answered with ``status``."""
     error = envelope.get("error")
     error = error if isinstance(error, dict) else {}
     meta = envelope.get("meta")
     meta = meta if isinstance(meta, dict) else {}
 
-    status = response.status_code
     message = error.get("message")
     if not isinstance(message, str) or not message:
         message = f"HTTP {status}"
     code = error.get("code")
-    request_id = meta.get("request_id") or response.headers.get("x-request-id")
+    request_id = meta.get("request_id") or request_id
     details = error.get("details")
     kwargs: dict[str, Any] = {
         "status_code": status,
@@ -239,9 +255,7 @@ def api_error_from_response(response: httpx.Response) -> FabricAPIError:
         "response": response,
     }
     if status == 429:
-        return FabricRateLimitError(
-            message, retry_after=parse_retry_after(response.headers), **kwargs
-        )
+        return FabricRateLimitError(message, retry_after=retry_after, **kwargs)
     if 500 <= status <= 599:
         return FabricServerError(message, **kwargs)
     return _ERROR_CLASSES.get(status, FabricAPIError)(message, **kwargs)

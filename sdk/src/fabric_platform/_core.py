@@ -156,10 +156,16 @@ class SyncClientCore(BaseClient[httpx.Client]):
         params: Optional[Mapping[str, QueryValue]],
         last_event_id: Optional[str],
     ) -> httpx.Response:
+        return self._send_stream(self._stream_options(path, params, last_event_id))
+
+    def _open_post_stream(self, path: str, body: Any) -> httpx.Response:
+        """POST ``body`` to an SSE endpoint, once (what it starts is not safe to repeat)."""
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        return self._send_stream(RequestOptions("POST", path, body=body, headers=headers))
+
+    def _send_stream(self, options: RequestOptions) -> httpx.Response:
         self._check_open()
-        request = self._build_request(
-            self._stream_options(path, params, last_event_id), stream=True
-        )
+        request = self._build_request(options, stream=True)
         try:
             response = self._http.send(request, stream=True, auth=self._credentials.refreshing)
         except HTTPX_ERRORS as exc:
@@ -289,10 +295,16 @@ class AsyncClientCore(BaseClient[httpx.AsyncClient]):
         params: Optional[Mapping[str, QueryValue]],
         last_event_id: Optional[str],
     ) -> httpx.Response:
+        return await self._send_stream(self._stream_options(path, params, last_event_id))
+
+    async def _open_post_stream(self, path: str, body: Any) -> httpx.Response:
+        """POST ``body`` to an SSE endpoint, once (what it starts is not safe to repeat)."""
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        return await self._send_stream(RequestOptions("POST", path, body=body, headers=headers))
+
+    async def _send_stream(self, options: RequestOptions) -> httpx.Response:
         self._check_open()
-        request = self._build_request(
-            self._stream_options(path, params, last_event_id), stream=True
-        )
+        request = self._build_request(options, stream=True)
         try:
             response = await self._http.send(
                 request, stream=True, auth=self._credentials.refreshing

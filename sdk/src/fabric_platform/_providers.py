@@ -7,10 +7,12 @@ from typing import Any, List, Optional, cast
 
 from ._base import query
 from ._core import AsyncClientCore, SyncClientCore
+from ._provider_stream import AsyncProviderStream, ProviderStream
 from .types import CostEstimate, ProviderExecution, ProviderInfo
 
 PROVIDERS_PATH = "/v1/providers"
 EXECUTE_PATH = "/v1/providers/execute"
+EXECUTE_STREAM_PATH = "/v1/providers/execute/stream"
 ESTIMATE_PATH = "/v1/providers/estimate"
 
 
@@ -64,6 +66,26 @@ class ProvidersMethods(SyncClientCore):
         body = _body(modality, input, model, params, tier, organization_id)
         return cast(ProviderExecution, self._request("POST", EXECUTE_PATH, body=body))
 
+    def execute_provider_stream(
+        self,
+        modality: str,
+        input: Mapping[str, Any],
+        model: Optional[str] = None,
+        *,
+        params: Optional[Mapping[str, Any]] = None,
+        tier: Optional[str] = None,
+        organization_id: Optional[str] = None,
+    ) -> ProviderStream:
+        """Run one request and iterate over its text as it is written.
+
+        ``for delta in stream`` yields ``{"index", "text"}``; afterwards ``stream.result``
+        is the same execution `execute_provider` returns (output, usage, cost). Refusals
+        before the answer starts raise as usual; a failure mid-answer raises the typed error
+        then. Routing falls back to another provider only until the first text arrives.
+        """
+        body = _body(modality, input, model, params, tier, organization_id)
+        return ProviderStream(lambda: self._open_post_stream(EXECUTE_STREAM_PATH, body))
+
     def estimate_cost(
         self,
         modality: str,
@@ -102,6 +124,21 @@ class AsyncProvidersMethods(AsyncClientCore):
         """Run one request now (never retried automatically); see `FabricClient`."""
         body = _body(modality, input, model, params, tier, organization_id)
         return cast(ProviderExecution, await self._request("POST", EXECUTE_PATH, body=body))
+
+    def execute_provider_stream(
+        self,
+        modality: str,
+        input: Mapping[str, Any],
+        model: Optional[str] = None,
+        *,
+        params: Optional[Mapping[str, Any]] = None,
+        tier: Optional[str] = None,
+        organization_id: Optional[str] = None,
+    ) -> AsyncProviderStream:
+        """``async for delta in stream`` over the answer as it is written; ``await`` it
+        first to send the request at once. See `FabricClient.execute_provider_stream`."""
+        body = _body(modality, input, model, params, tier, organization_id)
+        return AsyncProviderStream(lambda: self._open_post_stream(EXECUTE_STREAM_PATH, body))
 
     async def estimate_cost(
         self,

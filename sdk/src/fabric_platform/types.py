@@ -41,8 +41,10 @@ __all__ = [
     "Organization",
     "PermissionCheckResult",
     "ProviderCapability",
+    "ProviderDelta",
     "ProviderExecution",
     "ProviderInfo",
+    "ProviderStreamStart",
     "ProviderUsage",
     "ProviderUsageBreakdown",
     "RunLog",
@@ -492,6 +494,21 @@ class ProviderExecution(TypedDict, total=False):
     usage: ProviderUsage
     latency_ms: int
     failed_attempts: List[FailedAttempt]
+
+
+class ProviderStreamStart(TypedDict, total=False):
+    """The ``started`` frame of a streamed execution: who is answering."""
+
+    provider_id: str
+    model: str
+    tier: str
+
+
+class ProviderDelta(TypedDict, total=False):
+    """The next piece of a streamed text answer (``index`` counts from 0)."""
+
+    index: int
+    text: str
 
 
 class CostEstimate(TypedDict, total=False):

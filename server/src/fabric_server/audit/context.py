@@ -41,3 +41,11 @@ class RequestAudit:
 current_request: contextvars.ContextVar[RequestAudit | None] = contextvars.ContextVar(
     "fabric_request_audit", default=None
 )
+
+
+def continue_in_this_task(audit: RequestAudit | None) -> contextvars.Token[RequestAudit | None]:
+    """Make `audit` the current request's, in the current task: for work a response body
+    does after the handler returned (a streamed answer), which is still that request's."""
+    if audit is not None:
+        audit.task = asyncio.current_task()
+    return current_request.set(audit)

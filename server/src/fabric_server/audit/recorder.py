@@ -18,6 +18,7 @@ ACTION_OVERRIDES: dict[str, str] = {
     "check": "authz.check",
     "check_batch": "authz.check_batch",
     "execute": "provider.execute",
+    "execute_stream": "provider.execute_stream",
     "estimate": "provider.estimate",
 }
 _VERBS = (

@@ -2,11 +2,13 @@
 
 `POST {base}/v1/messages` with `x-api-key: <ANTHROPIC_API_KEY>` and `anthropic-version`.
 System text travels in the top-level `system` field, not as a message, and `max_tokens` is
-required (from `params.max_tokens`, else `FABRIC_ANTHROPIC_MAX_TOKENS`).
+required (from `params.max_tokens`, else `FABRIC_ANTHROPIC_MAX_TOKENS`). Streaming asks
+for `"stream": true` and reads the `content_block_delta` events of the answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fabric_server.providers.base import (
@@ -15,12 +17,15 @@ from fabric_server.providers.base import (
     ProviderInputError,
     ProviderRequest,
     ProviderResult,
+    StreamItem,
+    TextDelta,
     approximate_tokens,
     input_text,
 )
 from fabric_server.providers.chat import allowed_params, chat_messages, usage_of
 from fabric_server.providers.errors import ProviderNotConfigured, UpstreamError
 from fabric_server.providers.http import Upstream, UpstreamClient
+from fabric_server.providers.sse_reader import frames
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 KEY = "ANTHROPIC_API_KEY"
@@ -32,7 +37,7 @@ class AnthropicProvider:
     name = "Anthropic"
     tier = "premium"
     modalities = ("text",)
-    supports_streaming = False
+    supports_streaming = True
     credential_names = (KEY,)
 
     def __init__(
@@ -81,22 +86,54 @@ class AnthropicProvider:
             raise ProviderInputError(f"the anthropic provider does not do {request.modality}")
         headers = self._headers(credentials)
         model = request.model or self._default
-        system, messages = _split_system(chat_messages(request))
-        body: dict[str, Any] = {
-            "model": model,
-            "max_tokens": self._max_tokens(request),
-            "messages": messages,
-        }
-        if system:
-            body["system"] = system
-        stop = request.params.get("stop")
-        if stop is not None and "stop_sequences" not in request.params:
-            body["stop_sequences"] = [stop] if isinstance(stop, str) else stop
-        body.update(allowed_params(request.params, _PARAMS))
+        body = self._body(request, model)
         reply = await self.http.post_json(
             self._upstream, f"{self.base_url}/v1/messages", headers, body
         )
         return self._result(model, reply, request)
+
+    async def stream(
+        self, request: ProviderRequest, credentials: Credentials = NO_CREDENTIALS
+    ) -> AsyncIterator[StreamItem]:
+        if request.modality != "text":
+            raise ProviderInputError(f"the anthropic provider does not stream {request.modality}")
+        headers = {**self._headers(credentials), "accept": "text/event-stream"}
+        model = request.model or self._default
+        body = {**self._body(request, model), "stream": True}
+        parts: list[str] = []
+        usage: dict[str, Any] = {}
+        stop_reason = None
+        answered_model = model
+        url = f"{self.base_url}/v1/messages"
+        async with self.http.stream_post(self._upstream, url, headers, body) as response:
+            async for frame in frames(response, self._upstream):
+                event = frame.json(self._upstream)
+                kind = event.get("type", frame.event)
+                if kind == "error":
+                    raise self._stream_error(event)
+                if kind == "message_start" and isinstance(event.get("message"), dict):
+                    answered_model = event["message"].get("model") or answered_model
+                    usage.update(usage_of(event["message"]))
+                elif kind == "content_block_delta":
+                    delta = event.get("delta")
+                    text = delta.get("text") if isinstance(delta, dict) else None
+                    if isinstance(text, str) and text:
+                        parts.append(text)
+                        yield TextDelta(text)
+                elif kind == "message_delta":
+                    usage.update(usage_of(event))
+                    delta = event.get("delta")
+                    if isinstance(delta, dict) and delta.get("stop_reason"):
+                        stop_reason = delta["stop_reason"]
+                elif kind == "message_stop":
+                    break
+        reply = {
+            "content": [{"type": "text", "text": "".join(parts)}],
+            "stop_reason": stop_reason,
+            "model": answered_model,
+            "usage": usage,
+        }
+        yield self._result(model, reply, request)
 
     async def check_health(self, credentials: Credentials) -> None:
         headers = self._headers(credentials)
@@ -115,6 +152,29 @@ class AnthropicProvider:
             "content-type": "application/json",
             "accept": "application/json",
         }
+
+    def _body(self, request: ProviderRequest, model: str) -> dict[str, Any]:
+        system, messages = _split_system(chat_messages(request))
+        body: dict[str, Any] = {
+            "model": model,
+            "max_tokens": self._max_tokens(request),
+            "messages": messages,
+        }
+        if system:
+            body["system"] = system
+        stop = request.params.get("stop")
+        if stop is not None and "stop_sequences" not in request.params:
+            body["stop_sequences"] = [stop] if isinstance(stop, str) else stop
+        body.update(allowed_params(request.params, _PARAMS))
+        return body
+
+    def _stream_error(self, event: dict[str, Any]) -> UpstreamError:
+        error = event.get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+        return UpstreamError(
+            f"The Anthropic API failed while streaming: {message or 'unknown error'}",
+            provider_id=self.id,
+        )
 
     def _max_tokens(self, request: ProviderRequest) -> int:
         limit = request.params.get("max_tokens")

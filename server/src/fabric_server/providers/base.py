@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 MODALITIES = ("text", "image", "audio", "video", "embedding")
 TIERS = ("basic", "premium")
+# Only text comes out piece by piece; other modalities arrive whole.
+STREAMING_MODALITIES = ("text",)
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,17 @@ class ProviderResult:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """The next piece of a streamed text answer."""
+
+    text: str
+
+
+# What `Provider.stream` yields: deltas as they arrive, then exactly one result.
+StreamItem = TextDelta | ProviderResult
 
 
 class ProviderInputError(ValueError):
@@ -74,7 +87,9 @@ class Provider(Protocol):
     def modalities(self) -> tuple[str, ...]: ...
 
     @property
-    def supports_streaming(self) -> bool: ...
+    def supports_streaming(self) -> bool:
+        """Whether `stream` delivers text piece by piece (`STREAMING_MODALITIES`)."""
+        ...
 
     @property
     def credential_names(self) -> tuple[str, ...]:
@@ -104,6 +119,15 @@ class Provider(Protocol):
     async def execute(
         self, request: ProviderRequest, credentials: Credentials = NO_CREDENTIALS
     ) -> ProviderResult: ...
+
+    def stream(
+        self, request: ProviderRequest, credentials: Credentials = NO_CREDENTIALS
+    ) -> AsyncIterator[StreamItem]:
+        """Text deltas as the model produces them, then the `ProviderResult` (last item).
+
+        Only called for a streaming modality of a provider that `supports_streaming`.
+        """
+        ...
 
     async def check_health(self, credentials: Credentials) -> None:
         """A cheap call proving the endpoint answers; raises a `ProviderError` if not."""

@@ -10,7 +10,9 @@ import asyncio
 import base64
 import hashlib
 import math
+import re
 import struct
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fabric_server.providers.base import (
@@ -20,6 +22,8 @@ from fabric_server.providers.base import (
     ProviderInputError,
     ProviderRequest,
     ProviderResult,
+    StreamItem,
+    TextDelta,
 )
 
 EMBEDDING_DIMENSIONS = 16
@@ -31,7 +35,7 @@ class EchoProvider:
     name = "Echo (offline test provider)"
     tier = "basic"
     modalities = MODALITIES
-    supports_streaming = False
+    supports_streaming = True
     credential_names: tuple[str, ...] = ()
 
     def models(self) -> tuple[str, ...]:
@@ -62,12 +66,27 @@ class EchoProvider:
     async def execute(
         self, request: ProviderRequest, credentials: Credentials = NO_CREDENTIALS
     ) -> ProviderResult:
-        delay_ms = request.params.get("delay_ms", 0)
-        if not isinstance(delay_ms, int | float) or not 0 <= delay_ms <= _MAX_DELAY_MS:
-            raise ProviderInputError(f"params.delay_ms must be between 0 and {_MAX_DELAY_MS}")
+        delay_ms = _delay_ms(request)
         if delay_ms:
             # Simulated latency, so clients can watch a job run.
             await asyncio.sleep(delay_ms / 1000)
+        return self._answer(request)
+
+    async def stream(
+        self, request: ProviderRequest, credentials: Credentials = NO_CREDENTIALS
+    ) -> AsyncIterator[StreamItem]:
+        """The echoed text a word at a time; `params.delay_ms` is spread over the words."""
+        result = self._answer(request)
+        words = re.findall(r"\s*\S+\s*", str(result.output.get("text", ""))) or [""]
+        pause = _delay_ms(request) / 1000 / len(words)
+        for word in words:
+            if pause:
+                await asyncio.sleep(pause)
+            if word:
+                yield TextDelta(word)
+        yield result
+
+    def _answer(self, request: ProviderRequest) -> ProviderResult:
         if request.params.get("fail"):
             raise ProviderInputError(str(request.params.get("fail")))
         text = _input_text(request.input)
@@ -82,6 +101,13 @@ class EchoProvider:
             input_tokens=tokens_in,
             output_tokens=tokens_out,
         )
+
+
+def _delay_ms(request: ProviderRequest) -> float:
+    delay_ms = request.params.get("delay_ms", 0)
+    if not isinstance(delay_ms, int | float) or not 0 <= delay_ms <= _MAX_DELAY_MS:
+        raise ProviderInputError(f"params.delay_ms must be between 0 and {_MAX_DELAY_MS}")
+    return float(delay_ms)
 
 
 def _input_text(data: dict[str, Any]) -> str:

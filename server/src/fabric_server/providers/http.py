@@ -7,6 +7,9 @@
 * 401/403 become `ProviderAuthFailed`, 429 `ProviderRateLimited` with the upstream's
   `Retry-After`, any other 4xx `ProviderRejected` carrying the upstream's own explanation.
 
+Streaming calls (`stream_post`) get the same treatment up to the response headers; once
+the body is flowing, nothing is retried: part of the answer has already been passed on.
+
 Request headers (credentials) are never logged or put in an error.
 """
 
@@ -16,7 +19,8 @@ import asyncio
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +91,17 @@ class UpstreamClient:
             )
         return data
 
+    @asynccontextmanager
+    async def stream_post(
+        self, upstream: Upstream, url: str, headers: Mapping[str, str], body: dict[str, Any]
+    ) -> AsyncIterator[httpx.Response]:
+        """POST `body` and hold the 2xx response open while its body is read."""
+        response = await self._send(upstream, "POST", url, headers, body, stream=True)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
     async def get(self, upstream: Upstream, url: str, headers: Mapping[str, str]) -> None:
         """GET `url` without retries (a health check); raises a `ProviderError` on failure."""
         await self._send(upstream, "GET", url, headers, None, retries=0)
@@ -100,12 +115,19 @@ class UpstreamClient:
         body: dict[str, Any] | None,
         *,
         retries: int | None = None,
+        stream: bool = False,
     ) -> httpx.Response:
         budget = self.max_retries if retries is None else retries
         attempt = 0
         while True:
             try:
-                response = await self.client.request(method, url, headers=headers, json=body)
+                request = self.client.build_request(method, url, headers=headers, json=body)
+                response = await self.client.send(request, stream=stream)
+                if stream and not response.is_success:
+                    try:
+                        await response.aread()  # the error body explains the failure
+                    finally:
+                        await response.aclose()
             except _RETRY_CONNECT_ERRORS as exc:
                 failure: ProviderError = UpstreamError(
                     f"Could not reach the {upstream.label} API ({type(exc).__name__}).",

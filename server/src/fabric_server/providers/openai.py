@@ -1,15 +1,17 @@
 """The `openai` provider: OpenAI's HTTP API, or any server that speaks it.
 
-Text goes to `POST {base}/chat/completions`, embeddings to `POST {base}/embeddings`, with
-`Authorization: Bearer <OPENAI_API_KEY>`. The base URL (including `/v1`) comes from the
-organization's `OPENAI_BASE_URL` secret, else `FABRIC_OPENAI_BASE_URL`, else OpenAI's own; a
-local server (vLLM, Ollama, llama.cpp, LM Studio) needs no key, so a custom base URL alone
-makes the provider available. A server-wide key is never sent to an organization's endpoint.
+Text goes to `POST {base}/chat/completions` (streamed as SSE on request), embeddings to
+`POST {base}/embeddings`, with `Authorization: Bearer <OPENAI_API_KEY>`. The base URL
+(including `/v1`) comes from the organization's `OPENAI_BASE_URL` secret, else
+`FABRIC_OPENAI_BASE_URL`, else OpenAI's own; a local server (vLLM, Ollama, llama.cpp,
+LM Studio) needs no key, so a custom base URL alone makes the provider available. A
+server-wide key is never sent to an organization's endpoint.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fabric_server.providers.base import (
@@ -18,6 +20,8 @@ from fabric_server.providers.base import (
     ProviderInputError,
     ProviderRequest,
     ProviderResult,
+    StreamItem,
+    TextDelta,
     approximate_tokens,
     estimate_remote_tokens,
     input_text,
@@ -25,6 +29,7 @@ from fabric_server.providers.base import (
 from fabric_server.providers.chat import allowed_params, chat_messages, usage_of
 from fabric_server.providers.errors import ProviderNotConfigured, UpstreamError
 from fabric_server.providers.http import Upstream, UpstreamClient
+from fabric_server.providers.sse_reader import frames
 from fabric_server.providers.urlguard import check_public_url, check_url_syntax
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -52,7 +57,7 @@ class OpenAIProvider:
     id = "openai"
     name = "OpenAI (or an OpenAI-compatible server)"
     modalities = ("text", "embedding")
-    supports_streaming = False
+    supports_streaming = True
     credential_names = (KEY, BASE_URL)
 
     def __init__(
@@ -106,11 +111,7 @@ class OpenAIProvider:
         base, headers = await self._prepare(credentials)
         model = request.model or self.default_model(request.modality)
         if request.modality == "text":
-            body = {
-                "model": model,
-                "messages": chat_messages(request),
-                **allowed_params(request.params, _CHAT_PARAMS),
-            }
+            body = _chat_body(request, model)
             reply = await self.http.post_json(
                 self._upstream, f"{base}/chat/completions", headers, body
             )
@@ -124,6 +125,58 @@ class OpenAIProvider:
             reply = await self.http.post_json(self._upstream, f"{base}/embeddings", headers, body)
             return self._embedding_result(model, reply, text)
         raise ProviderInputError(f"the openai provider does not do {request.modality}")
+
+    async def stream(
+        self, request: ProviderRequest, credentials: Credentials = NO_CREDENTIALS
+    ) -> AsyncIterator[StreamItem]:
+        if request.modality != "text":
+            raise ProviderInputError(f"the openai provider does not stream {request.modality}")
+        base, headers = await self._prepare(credentials)
+        headers["Accept"] = "text/event-stream"
+        model = request.model or self.default_model("text")
+        body = {
+            **_chat_body(request, model),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        parts: list[str] = []
+        usage: dict[str, Any] = {}
+        finish_reason = None
+        answered_model = model
+        url = f"{base}/chat/completions"
+        async with self.http.stream_post(self._upstream, url, headers, body) as response:
+            async for frame in frames(response, self._upstream):
+                if frame.data.strip() == "[DONE]":
+                    break
+                chunk = frame.json(self._upstream)
+                if isinstance(chunk.get("error"), dict):
+                    message = chunk["error"].get("message") or "unknown error"
+                    raise UpstreamError(
+                        f"The OpenAI API failed while streaming: {message}", provider_id=self.id
+                    )
+                usage = usage_of(chunk) or usage
+                answered_model = chunk.get("model") or answered_model
+                delta, reason = _chunk_delta(chunk)
+                finish_reason = reason or finish_reason
+                if delta:
+                    parts.append(delta)
+                    yield TextDelta(delta)
+        content = "".join(parts)
+        yield ProviderResult(
+            provider_id=self.id,
+            model=model,
+            output={
+                "text": content,
+                "content": content,
+                "finish_reason": finish_reason,
+                "model": answered_model,
+                "provider": self.id,
+            },
+            input_tokens=_count(
+                usage, "prompt_tokens", approximate_tokens(input_text(request.input))
+            ),
+            output_tokens=_count(usage, "completion_tokens", approximate_tokens(content)),
+        )
 
     async def check_health(self, credentials: Credentials) -> None:
         base, headers = await self._prepare(credentials)
@@ -193,6 +246,29 @@ class OpenAIProvider:
             input_tokens=_count(usage, "prompt_tokens", approximate_tokens(text)),
             output_tokens=0,
         )
+
+
+def _chat_body(request: ProviderRequest, model: str) -> dict[str, Any]:
+    return {
+        "model": model,
+        "messages": chat_messages(request),
+        **allowed_params(request.params, _CHAT_PARAMS),
+    }
+
+
+def _chunk_delta(chunk: dict[str, Any]) -> tuple[str, str | None]:
+    """The text and finish reason of one `chat.completion.chunk` (the usage-only last
+    chunk has no choices)."""
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return "", None
+    choice = choices[0]
+    delta = choice.get("delta")
+    content = delta.get("content") if isinstance(delta, dict) else None
+    reason = choice.get("finish_reason")
+    return (content if isinstance(content, str) else ""), (
+        reason if isinstance(reason, str) else None
+    )
 
 
 def _count(usage: dict[str, Any], key: str, fallback: int) -> int:

@@ -12,13 +12,15 @@ Routing (wire-spec §15, decisions in docs/adr/0009-provider-routing.md):
 4. Executed: the first healthy candidate; on a provider-side failure (rate limit, 5xx,
    timeout, refused credentials) the next one. Input errors never fall back, and `echo` is
    never a fallback for a real provider (echoed text is not an answer).
+5. Streamed (`stream`): the same chain, but a provider may only be replaced until it has
+   passed on its first piece of text; after that its failure ends the stream.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.providers.base import (
     NO_CREDENTIALS,
+    STREAMING_MODALITIES,
     Credentials,
     Provider,
     ProviderInputError,
     ProviderRequest,
     ProviderResult,
+    StreamItem,
+    TextDelta,
+    approximate_tokens,
+    input_text,
 )
 from fabric_server.providers.credentials import CredentialResolver
 from fabric_server.providers.errors import ProviderError, ProviderNotConfigured, ProviderUnavailable
@@ -62,6 +69,20 @@ class Execution:
     tier: str
     latency_ms: int
     failed_attempts: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class StreamOpened:
+    """A streamed answer is coming from this provider and model (yielded before its first
+    delta); routing will not fall back past it any more."""
+
+    provider_id: str
+    model: str
+    tier: str
+    started: float
+
+
+StreamEvent = TextDelta | StreamOpened | Execution
 
 
 class ProviderRegistry:
@@ -140,6 +161,83 @@ class ProviderRegistry:
         self, request: ProviderRequest, tier: str | None, credentials: Credentials
     ) -> Execution:
         """Run the request on the best candidate, falling back as the module doc says."""
+        failures: list[ProviderError] = []
+        for candidate in self._chain(request, tier, credentials):
+            started = time.perf_counter()
+            try:
+                result = await candidate.provider.execute(
+                    dataclasses.replace(request, model=candidate.model), credentials
+                )
+            except ProviderError as exc:
+                self._failed(candidate, exc, failures)
+                continue
+            self.breaker.record_success(candidate.health_key)
+            return self._execution(request, candidate, result, started, failures)
+        raise _first(failures)
+
+    async def stream(
+        self, request: ProviderRequest, tier: str | None, credentials: Credentials
+    ) -> AsyncIterator[StreamEvent]:
+        """Like `execute`, as it happens: `StreamOpened`, text deltas, then the `Execution`.
+
+        Providers (or modalities) that cannot stream answer whole: one delta with the full
+        text, for text. A failure after the first delta is raised as it is.
+        """
+        failures: list[ProviderError] = []
+        for candidate in self._chain(request, tier, credentials):
+            started = time.perf_counter()
+            opened = False
+            pinned = dataclasses.replace(request, model=candidate.model)
+            result: ProviderResult | None = None
+            try:
+                async for item in self._items(candidate.provider, pinned, credentials):
+                    if isinstance(item, ProviderResult):
+                        result = item
+                        continue
+                    if not opened:
+                        opened = True
+                        yield StreamOpened(
+                            candidate.provider.id, candidate.model, candidate.provider.tier, started
+                        )
+                    yield item
+            except ProviderError as exc:
+                if opened:
+                    if exc.transient:
+                        self.breaker.record_failure(candidate.health_key)
+                    raise
+                self._failed(candidate, exc, failures)
+                continue
+            if result is None:
+                raise RuntimeError(f"{candidate.provider.id} ended a stream without a result")
+            if not opened:
+                yield StreamOpened(
+                    candidate.provider.id, candidate.model, candidate.provider.tier, started
+                )
+            self.breaker.record_success(candidate.health_key)
+            yield self._execution(request, candidate, result, started, failures)
+            return
+        raise _first(failures)
+
+    def partial(self, request: ProviderRequest, opened: StreamOpened, text: str) -> Execution:
+        """What an interrupted stream used, as far as it got (tokens approximated)."""
+        result = ProviderResult(
+            provider_id=opened.provider_id,
+            model=opened.model,
+            output={"text": text, "content": text, "finish_reason": "interrupted"},
+            input_tokens=approximate_tokens(input_text(request.input)),
+            output_tokens=approximate_tokens(text),
+        )
+        return Execution(
+            result=self._priced(result),
+            modality=request.modality,
+            tier=opened.tier,
+            latency_ms=int((time.perf_counter() - opened.started) * 1000),
+        )
+
+    def _chain(
+        self, request: ProviderRequest, tier: str | None, credentials: Credentials
+    ) -> list[Candidate]:
+        """The candidates to try in order: healthy, available, echo never as a fallback."""
         ready = self.plan(request, tier, credentials)
         healthy = [c for c in ready if self.breaker.allows(c.health_key)]
         if not healthy:
@@ -149,33 +247,46 @@ class ProviderRegistry:
                 f"retry in {max(1, round(wait))} s.",
                 details={"retry_in_seconds": round(wait, 1)},
             )
-        chain = healthy[:1] + [c for c in healthy[1:] if c.provider.id != ECHO_ID]
-        failures: list[ProviderError] = []
-        for candidate in chain:
-            started = time.perf_counter()
-            try:
-                result = await candidate.provider.execute(
-                    dataclasses.replace(request, model=candidate.model), credentials
-                )
-            except ProviderError as exc:
-                if exc.transient:
-                    self.breaker.record_failure(candidate.health_key)
-                if not exc.fallback:
-                    raise
-                failures.append(exc)
-                continue
-            self.breaker.record_success(candidate.health_key)
-            return Execution(
-                result=self._priced(result),
-                modality=request.modality,
-                tier=candidate.provider.tier,
-                latency_ms=int((time.perf_counter() - started) * 1000),
-                failed_attempts=tuple(_attempt(e) for e in failures),
-            )
-        first = failures[0]
-        if len(failures) > 1:
-            first.details = {**(first.details or {}), "attempts": [_attempt(e) for e in failures]}
-        raise first
+        return healthy[:1] + [c for c in healthy[1:] if c.provider.id != ECHO_ID]
+
+    def _failed(
+        self, candidate: Candidate, exc: ProviderError, failures: list[ProviderError]
+    ) -> None:
+        """Note a failed attempt; re-raise it when routing may not try the next provider."""
+        if exc.transient:
+            self.breaker.record_failure(candidate.health_key)
+        if not exc.fallback:
+            raise exc
+        failures.append(exc)
+
+    async def _items(
+        self, provider: Provider, request: ProviderRequest, credentials: Credentials
+    ) -> AsyncIterator[StreamItem]:
+        if provider.supports_streaming and request.modality in STREAMING_MODALITIES:
+            async for item in provider.stream(request, credentials):
+                yield item
+            return
+        result = await provider.execute(request, credentials)
+        text = result.output.get("text")
+        if request.modality in STREAMING_MODALITIES and isinstance(text, str) and text:
+            yield TextDelta(text)
+        yield result
+
+    def _execution(
+        self,
+        request: ProviderRequest,
+        candidate: Candidate,
+        result: ProviderResult,
+        started: float,
+        failures: list[ProviderError],
+    ) -> Execution:
+        return Execution(
+            result=self._priced(result),
+            modality=request.modality,
+            tier=candidate.provider.tier,
+            latency_ms=int((time.perf_counter() - started) * 1000),
+            failed_attempts=tuple(_attempt(e) for e in failures),
+        )
 
     def estimate(
         self, request: ProviderRequest, tier: str | None, credentials: Credentials
@@ -265,7 +376,8 @@ class ProviderRegistry:
                     {
                         "modality": modality,
                         "model": model,
-                        "supports_streaming": provider.supports_streaming,
+                        "supports_streaming": provider.supports_streaming
+                        and modality in STREAMING_MODALITIES,
                         "estimated_cost_per_request": self.prices.cost(
                             model, REFERENCE_INPUT_TOKENS, output_tokens
                         ),
@@ -309,6 +421,14 @@ def _health_key(provider: Provider, credentials: Credentials) -> str:
 
 def _pinned(request: ProviderRequest) -> str:
     return f" with model {request.model!r}" if request.model else ""
+
+
+def _first(failures: list[ProviderError]) -> ProviderError:
+    """The error to report when every candidate failed: the first, listing all attempts."""
+    first = failures[0]
+    if len(failures) > 1:
+        first.details = {**(first.details or {}), "attempts": [_attempt(e) for e in failures]}
+    return first
 
 
 def _attempt(error: ProviderError) -> dict[str, Any]:

@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from fabric_server.access.scope import caller_organization
 from fabric_server.api.deps import PrincipalDep, ServicesDep
-from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ErrorEnvelope, ok
+from fabric_server.api.envelope import (
+    ERROR_RESPONSES,
+    Envelope,
+    ErrorEnvelope,
+    ok,
+    request_id_of,
+)
 from fabric_server.errors import ValidationFailed
+from fabric_server.events.sse import SSE_HEADERS
 from fabric_server.providers.base import ProviderInputError, ProviderRequest, validate_input
 from fabric_server.providers.schemas import (
     EstimateBody,
@@ -24,6 +31,7 @@ from fabric_server.providers.service import (
     READ_ACTION,
     authorized_organization,
 )
+from fabric_server.providers.streaming import StreamCall, execution_data, first_event, frames
 from fabric_server.usage.recorder import usage_record
 
 UPSTREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -90,22 +98,48 @@ async def execute(
                 api_key_id=principal.api_key_id,
             )
         )
-    result = execution.result
-    data = {
-        "provider_id": result.provider_id,
-        "model": result.model,
-        "modality": execution.modality,
-        "tier": execution.tier,
-        "output": result.output,
-        "usage": {
-            "input_tokens": result.input_tokens,
-            "output_tokens": result.output_tokens,
-            "estimated_cost_usd": result.cost_usd,
+    return ok(request, execution_data(execution))
+
+
+@router.post(
+    "/execute/stream",
+    response_class=StreamingResponse,
+    responses={
+        **UPSTREAM_RESPONSES,
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "SSE: `started`, `delta`…, then `completed` (or `error`)",
         },
-        "latency_ms": execution.latency_ms,
-        "failed_attempts": list(execution.failed_attempts),
-    }
-    return ok(request, data)
+    },
+    summary="Run one request and stream the answer as it is produced",
+)
+async def execute_stream(
+    body: ExecuteBody, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> StreamingResponse:
+    provider_request = _provider_request(body)
+    registry = services.providers
+    async with services.db.read() as session:
+        org_id = await authorized_organization(
+            services.access, session, principal, body.organization_id, EXECUTE_ACTION
+        )
+        credentials = await registry.credentials(session, org_id)
+    events = registry.stream(provider_request, body.tier, credentials)
+    try:
+        first = await first_event(events)
+    except ProviderInputError as exc:
+        raise _invalid(exc) from exc
+    call = StreamCall(
+        db=services.db,
+        registry=registry,
+        request=provider_request,
+        organization_id=org_id,
+        principal=principal,
+        request_id=request_id_of(request),
+        keepalive_seconds=services.settings.sse_keepalive_seconds,
+    )
+    return StreamingResponse(
+        frames(call, first, events), media_type="text/event-stream", headers=SSE_HEADERS
+    )
 
 
 @router.post(
