@@ -59,6 +59,7 @@ bench: install
 	$(VENV)/bin/python bench/jobs.py
 	$(VENV)/bin/python bench/workflows.py
 	$(VENV)/bin/python bench/events.py
+	$(VENV)/bin/python bench/provider_stream.py
 
 clean:
 	rm -rf $(VENV) .venv39 .tools .fabric
