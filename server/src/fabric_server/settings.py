@@ -29,10 +29,16 @@ class OAuthProviderSettings(BaseModel):
 
 
 class ModelPrice(BaseModel):
-    """USD per million tokens, in and out."""
+    """What a model costs: USD per million input and output units, plus USD per call.
 
-    input: float = Field(ge=0)
+    The unit is tokens for most models; speech models are priced per character and whisper
+    per second of audio. `per_request` is charged once per call (per image for image models).
+    """
+
+    input: float = Field(default=0.0, ge=0)
     output: float = Field(default=0.0, ge=0)
+    per_request: float = Field(default=0.0, ge=0)
+    unit: Literal["tokens", "characters", "seconds"] = "tokens"
 
 
 class Settings(BaseSettings):
@@ -198,7 +204,8 @@ class Settings(BaseSettings):
     anthropic_max_tokens: int = Field(default=1024, ge=1)
     model_prices: dict[str, ModelPrice] = Field(
         default_factory=dict,
-        description='Price overrides, JSON: {"llama3.2": {"input": 0, "output": 0}}.',
+        description='Price overrides, JSON: {"llama3.2": {"input": 0, "output": 0}, '
+        '"dall-e-3": {"per_request": 0.04}}.',
     )
     provider_timeout_seconds: float = Field(default=60.0, gt=0)
     provider_max_retries: int = Field(default=2, ge=0, le=10)
