@@ -192,6 +192,24 @@ class Settings(BaseSettings):
     openai_tier: Literal["basic", "premium"] = Field(
         default="premium", description="basic suits a local OpenAI-compatible server."
     )
+    openai_image_models: str = Field(
+        default="dall-e-3,dall-e-2,gpt-image-1",
+        description="Image models the openai provider offers (comma-separated).",
+    )
+    openai_default_image_model: str = "dall-e-3"
+    openai_speech_models: str = Field(
+        default="tts-1,tts-1-hd,gpt-4o-mini-tts",
+        description="Text-to-speech models the openai provider offers (comma-separated).",
+    )
+    openai_default_speech_model: str = "tts-1"
+    openai_default_voice: str = Field(
+        default="alloy", description="The voice of speech when a request names none."
+    )
+    openai_transcription_models: str = Field(
+        default="whisper-1,gpt-4o-transcribe,gpt-4o-mini-transcribe",
+        description="Speech-to-text models the openai provider offers (comma-separated).",
+    )
+    openai_default_transcription_model: str = "whisper-1"
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str = "https://api.anthropic.com"
     anthropic_version: str = "2023-06-01"
