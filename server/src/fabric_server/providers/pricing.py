@@ -104,7 +104,7 @@ AUDIO_PRICES: dict[str, ModelPrice] = {
     "tts-1": ModelPrice(input=15.00, unit="characters"),
     "tts-1-hd": ModelPrice(input=30.00, unit="characters"),
     # Billed by tokens (text in $0.60/M, audio out $12/M), which the speech endpoint does not
-    # report; OpenAI estimates it at $0.015 a minute, which is tts-1's price per character.
+    # report; OpenAI estimates it at $0.015 a minute, about what tts-1 costs per character.
     "gpt-4o-mini-tts": ModelPrice(input=15.00, unit="characters"),
     # $0.006 a minute of audio, as USD per million seconds.
     "whisper-1": ModelPrice(input=100.00, unit="seconds"),
