@@ -49,9 +49,9 @@ def configured(database_url: str, tmp_path: Path, llm: FakeLLM) -> Iterator[Live
 def test_spec_providers_snippet_on_a_bare_server(server: LiveServer) -> None:
     with FabricClient(base_url=server.base_url) as fabric:
         providers = fabric.providers()
-        # [{"id": "openai", "modalities": ["text", "embedding"]}, ...]
+        # [{"id": "openai", "modalities": ["text", "image", "audio", "embedding"]}, ...]
         by_id = {p["id"]: p for p in providers}
-        assert by_id["openai"]["modalities"] == ["text", "embedding"]
+        assert by_id["openai"]["modalities"] == ["text", "image", "audio", "embedding"]
         assert by_id["openai"]["available"] is False
         assert by_id["echo"]["available"] is True
         assert fabric.list_providers() == providers

@@ -1,7 +1,8 @@
 """A loopback HTTP server speaking the OpenAI and Anthropic wire formats, for tests.
 
-It records every request (path, headers, JSON body) and answers from a script: each queued
-`Reply` is used once, in order; with nothing queued it answers a well-formed success. A
+It records every request (path, headers, JSON body, or the fields of a multipart upload) and
+answers from a script: each queued `Reply` is used once, in order; with nothing queued it
+answers a well-formed success. A reply body of bytes is sent as is (generated audio). A
 request with `"stream": true` is answered with Server-Sent Events in the API's own format
 (or with the raw `Reply.frames` given, sent `frame_delay` seconds apart).
 """
@@ -9,12 +10,15 @@ request with `"stream": true` is answered with Server-Sent Events in the API's o
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 
 import uvicorn
@@ -44,6 +48,15 @@ class Recorded:
     body: Any
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file of a multipart request, as the fake received it."""
+
+    filename: str | None
+    content_type: str
+    content: bytes
+
+
 def openai_error(message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
@@ -63,6 +76,9 @@ class FakeLLM:
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
                 Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+                Route("/v1/images/generations", self._images, methods=["POST"]),
+                Route("/v1/audio/speech", self._speech, methods=["POST"]),
+                Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
                 Route("/v1/messages", self._messages, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
             ]
@@ -106,7 +122,7 @@ class FakeLLM:
         default: Any,
         stream: Callable[[dict[str, Any]], list[str]] | None = None,
     ) -> Response:
-        body = await request.json() if request.method == "POST" else None
+        body = await _read_body(request)
         with self._lock:
             self.requests.append(
                 Recorded(request.method, request.url.path, dict(request.headers), body)
@@ -120,9 +136,9 @@ class FakeLLM:
             pause = reply.frame_delay if reply else 0.0
             return StreamingResponse(_paced(chunks, pause), media_type="text/event-stream")
         if reply is None:
-            return JSONResponse(default(body))
+            return _response(default(body))
         content = reply.body if reply.body is not None else default(body)
-        return JSONResponse(content, status_code=reply.status, headers=reply.headers)
+        return _response(content, reply.status, reply.headers)
 
     async def _chat(self, request: Request) -> Response:
         return await self._answer(request, _chat_reply, _chat_stream)
@@ -135,6 +151,40 @@ class FakeLLM:
 
     async def _models(self, request: Request) -> Response:
         return await self._answer(request, lambda _: {"object": "list", "data": []})
+
+    async def _images(self, request: Request) -> Response:
+        return await self._answer(request, _image_reply)
+
+    async def _speech(self, request: Request) -> Response:
+        return await self._answer(request, _speech_reply)
+
+    async def _transcriptions(self, request: Request) -> Response:
+        return await self._answer(request, _transcription_reply)
+
+
+async def _read_body(request: Request) -> Any:
+    if request.method != "POST":
+        return None
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        return await request.json()
+    raw = b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + await request.body()
+    fields: dict[str, Any] = {}
+    for part in BytesParser(policy=HTTP).parsebytes(raw).iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        filename = part.get_filename()
+        if filename is None and part.get_content_type() == "text/plain":
+            fields[str(name)] = payload.decode()
+        else:
+            fields[str(name)] = Upload(filename, part.get_content_type(), payload)
+    return fields
+
+
+def _response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(content, bytes):
+        return Response(content, status_code=status, headers=headers, media_type="audio/mpeg")
+    return JSONResponse(content, status_code=status, headers=headers)
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
@@ -264,3 +314,42 @@ def anthropic_events(text: str, model: str = "claude-fake") -> list[str]:
 
 def _message_stream(body: dict[str, Any]) -> list[str]:
     return anthropic_events(f"claude: {_last_user_text(body)}", body["model"])
+
+
+FAKE_IMAGE = b"\x89PNG fake image"
+
+
+def _image_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """gpt-image models answer with b64_json and token usage; DALL-E with a URL unless
+    `response_format` asks for b64_json, and dall-e-3 rewrites the prompt."""
+    item: dict[str, Any]
+    if body["model"].startswith("gpt-image-") or body.get("response_format") == "b64_json":
+        item = {"b64_json": base64.b64encode(FAKE_IMAGE).decode()}
+    else:
+        item = {"url": "https://images.example.test/generated/1.png"}
+    if body["model"] == "dall-e-3":
+        item["revised_prompt"] = f"revised: {body['prompt']}"
+    reply: dict[str, Any] = {"created": 1700000000, "data": [item]}
+    if body["model"].startswith("gpt-image-"):
+        reply["usage"] = {
+            "input_tokens": 9,
+            "output_tokens": 1056,
+            "total_tokens": 1065,
+            "input_tokens_details": {"text_tokens": 9, "image_tokens": 0},
+        }
+    return reply
+
+
+def _speech_reply(body: dict[str, Any]) -> bytes:
+    return b"ID3 fake audio: " + body["input"].encode()
+
+
+def _transcription_reply(fields: dict[str, Any]) -> dict[str, Any]:
+    upload = fields["file"]
+    text = f"heard {len(upload.content)} bytes of {upload.filename}"
+    if fields.get("response_format") == "verbose_json":
+        return {"task": "transcribe", "language": "english", "duration": 61.2, "text": text}
+    return {
+        "text": text,
+        "usage": {"type": "tokens", "input_tokens": 120, "output_tokens": 14, "total_tokens": 134},
+    }

@@ -324,6 +324,8 @@ def test_catalogue_lists_unavailable_providers_with_a_reason() -> None:
         "estimated_cost_per_request": pytest.approx(0.0105),
         "input_cost_per_million_tokens": 3.0,
         "output_cost_per_million_tokens": 15.0,
+        "cost_per_request": 0.0,
+        "price_unit": "tokens",
         "default": True,
     }
 

@@ -55,7 +55,7 @@ async def test_catalogue_lists_every_provider_with_its_availability(
     }
     assert openai["available"] is False
     assert "OPENAI_API_KEY" in openai["reason"]
-    assert openai["modalities"] == ["text", "embedding"]
+    assert openai["modalities"] == ["text", "image", "audio", "embedding"]
     assert "gpt-4o" in openai["models"]
     gpt4o = next(c for c in openai["capabilities"] if c["model"] == "gpt-4o")
     assert gpt4o["input_cost_per_million_tokens"] == 2.5

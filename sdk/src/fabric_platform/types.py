@@ -444,6 +444,8 @@ class ProviderCapability(TypedDict, total=False):
     estimated_cost_per_request: float
     input_cost_per_million_tokens: float
     output_cost_per_million_tokens: float
+    cost_per_request: float
+    price_unit: str
     default: bool
 
 

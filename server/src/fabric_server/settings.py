@@ -29,10 +29,16 @@ class OAuthProviderSettings(BaseModel):
 
 
 class ModelPrice(BaseModel):
-    """USD per million tokens, in and out."""
+    """What a model costs: USD per million input and output units, plus USD per call.
 
-    input: float = Field(ge=0)
+    The unit is tokens for most models; speech models are priced per character and whisper
+    per second of audio. `per_request` is charged once per call (per image for image models).
+    """
+
+    input: float = Field(default=0.0, ge=0)
     output: float = Field(default=0.0, ge=0)
+    per_request: float = Field(default=0.0, ge=0)
+    unit: Literal["tokens", "characters", "seconds"] = "tokens"
 
 
 class Settings(BaseSettings):
@@ -186,6 +192,24 @@ class Settings(BaseSettings):
     openai_tier: Literal["basic", "premium"] = Field(
         default="premium", description="basic suits a local OpenAI-compatible server."
     )
+    openai_image_models: str = Field(
+        default="dall-e-3,dall-e-2,gpt-image-1",
+        description="Image models the openai provider offers (comma-separated).",
+    )
+    openai_default_image_model: str = "dall-e-3"
+    openai_speech_models: str = Field(
+        default="tts-1,tts-1-hd,gpt-4o-mini-tts",
+        description="Text-to-speech models the openai provider offers (comma-separated).",
+    )
+    openai_default_speech_model: str = "tts-1"
+    openai_default_voice: str = Field(
+        default="alloy", description="The voice of speech when a request names none."
+    )
+    openai_transcription_models: str = Field(
+        default="whisper-1,gpt-4o-transcribe,gpt-4o-mini-transcribe",
+        description="Speech-to-text models the openai provider offers (comma-separated).",
+    )
+    openai_default_transcription_model: str = "whisper-1"
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str = "https://api.anthropic.com"
     anthropic_version: str = "2023-06-01"
@@ -198,7 +222,8 @@ class Settings(BaseSettings):
     anthropic_max_tokens: int = Field(default=1024, ge=1)
     model_prices: dict[str, ModelPrice] = Field(
         default_factory=dict,
-        description='Price overrides, JSON: {"llama3.2": {"input": 0, "output": 0}}.',
+        description='Price overrides, JSON: {"llama3.2": {"input": 0, "output": 0}, '
+        '"dall-e-3": {"per_request": 0.04}}.',
     )
     provider_timeout_seconds: float = Field(default=60.0, gt=0)
     provider_max_retries: int = Field(default=2, ge=0, le=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 MODALITIES = ("text", "image", "audio", "video", "embedding")
 TIERS = ("basic", "premium")
@@ -179,3 +179,30 @@ def estimate_remote_tokens(request: ProviderRequest) -> tuple[int, int]:
     limit = request.params.get("max_tokens") or request.params.get("max_completion_tokens")
     tokens_out = limit if isinstance(limit, int) and limit > 0 else DEFAULT_OUTPUT_TOKENS
     return tokens_in, tokens_out
+
+
+@runtime_checkable
+class ChoosesByRequest(Protocol):
+    """An adapter whose default model and price depend on the request, not only on its
+    modality and model (audio is speech or a transcription depending on the input; an
+    image's price depends on its size and quality). Adapters without it need neither."""
+
+    def default_model_for(self, request: ProviderRequest) -> str: ...
+
+    def price_key(self, request: ProviderRequest) -> str:
+        """The price table entry that bills `request` (whose `model` is set)."""
+        ...
+
+
+def model_for(provider: Provider, request: ProviderRequest) -> str:
+    """The model `provider` runs `request` on when the request names none."""
+    if isinstance(provider, ChoosesByRequest):
+        return provider.default_model_for(request)
+    return provider.default_model(request.modality)
+
+
+def price_key_for(provider: Provider, request: ProviderRequest) -> str:
+    """What `request` is priced as: its model, or a finer entry the adapter names."""
+    if isinstance(provider, ChoosesByRequest):
+        return provider.price_key(request)
+    return request.model or provider.default_model(request.modality)

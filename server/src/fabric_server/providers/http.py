@@ -53,6 +53,22 @@ class Upstream:
     key_name: str
 
 
+@dataclass(frozen=True)
+class Multipart:
+    """A multipart/form-data body: plain fields, and files as (filename, content, type)."""
+
+    fields: Mapping[str, str]
+    files: Mapping[str, tuple[str, bytes, str]]
+
+
+@dataclass(frozen=True)
+class BinaryReply:
+    """A successful answer that is not JSON (generated audio): its bytes and media type."""
+
+    content: bytes
+    content_type: str | None
+
+
 @dataclass
 class UpstreamClient:
     timeout: float = 60.0
@@ -79,24 +95,35 @@ class UpstreamClient:
         self, upstream: Upstream, url: str, headers: Mapping[str, str], body: dict[str, Any]
     ) -> dict[str, Any]:
         """POST `body`; the decoded JSON object of a 2xx answer, else a `ProviderError`."""
-        response = await self._send(upstream, "POST", url, headers, body)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
+        response = await self._send(upstream, "POST", url, headers, {"json": body})
+        return _json_object(upstream, response)
+
+    async def post_multipart(
+        self, upstream: Upstream, url: str, headers: Mapping[str, str], form: Multipart
+    ) -> dict[str, Any]:
+        """POST `form` as multipart/form-data (an upload); the JSON object of the answer."""
+        content = {"data": dict(form.fields), "files": dict(form.files)}
+        response = await self._send(upstream, "POST", url, headers, content)
+        return _json_object(upstream, response)
+
+    async def post_for_bytes(
+        self, upstream: Upstream, url: str, headers: Mapping[str, str], body: dict[str, Any]
+    ) -> BinaryReply:
+        """POST `body`; the raw content of a 2xx answer (errors are still read as JSON)."""
+        response = await self._send(upstream, "POST", url, headers, {"json": body})
+        if not response.content:
             raise UpstreamError(
-                f"The {upstream.label} API answered with something other than a JSON object.",
+                f"The {upstream.label} API answered with an empty body.",
                 provider_id=upstream.provider_id,
             )
-        return data
+        return BinaryReply(response.content, response.headers.get("content-type"))
 
     @asynccontextmanager
     async def stream_post(
         self, upstream: Upstream, url: str, headers: Mapping[str, str], body: dict[str, Any]
     ) -> AsyncIterator[httpx.Response]:
         """POST `body` and hold the 2xx response open while its body is read."""
-        response = await self._send(upstream, "POST", url, headers, body, stream=True)
+        response = await self._send(upstream, "POST", url, headers, {"json": body}, stream=True)
         try:
             yield response
         finally:
@@ -104,7 +131,7 @@ class UpstreamClient:
 
     async def get(self, upstream: Upstream, url: str, headers: Mapping[str, str]) -> None:
         """GET `url` without retries (a health check); raises a `ProviderError` on failure."""
-        await self._send(upstream, "GET", url, headers, None, retries=0)
+        await self._send(upstream, "GET", url, headers, {}, retries=0)
 
     async def _send(
         self,
@@ -112,16 +139,18 @@ class UpstreamClient:
         method: str,
         url: str,
         headers: Mapping[str, str],
-        body: dict[str, Any] | None,
+        content: Mapping[str, Any],
         *,
         retries: int | None = None,
         stream: bool = False,
     ) -> httpx.Response:
+        """`content` holds httpx's body arguments (`json`, or `data` and `files`); they are
+        sent again, unchanged, on every retry."""
         budget = self.max_retries if retries is None else retries
         attempt = 0
         while True:
             try:
-                request = self.client.build_request(method, url, headers=headers, json=body)
+                request = self.client.build_request(method, url, headers=headers, **content)
                 response = await self.client.send(request, stream=stream)
                 if stream and not response.is_success:
                     try:
@@ -174,6 +203,19 @@ class UpstreamClient:
             return float(retry_after)
         ceiling = min(_BACKOFF_CAP_SECONDS, self.retry_base * 2.0 ** (attempt - 1))
         return self.rng() * ceiling
+
+
+def _json_object(upstream: Upstream, response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise UpstreamError(
+            f"The {upstream.label} API answered with something other than a JSON object.",
+            provider_id=upstream.provider_id,
+        )
+    return data
 
 
 def error_for_response(upstream: Upstream, response: httpx.Response) -> ProviderError:

@@ -6,6 +6,8 @@ Text goes to `POST {base}/chat/completions` (streamed as SSE on request), embedd
 `FABRIC_OPENAI_BASE_URL`, else OpenAI's own; a local server (vLLM, Ollama, llama.cpp,
 LM Studio) needs no key, so a custom base URL alone makes the provider available. A
 server-wide key is never sent to an organization's endpoint.
+
+Images and audio go through the same endpoint and credentials; see `openai_media`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fabric_server.providers.base import (
 from fabric_server.providers.chat import allowed_params, chat_messages, usage_of
 from fabric_server.providers.errors import ProviderNotConfigured, UpstreamError
 from fabric_server.providers.http import Upstream, UpstreamClient
+from fabric_server.providers.openai_media import MediaModels, OpenAIMedia
 from fabric_server.providers.sse_reader import frames
 from fabric_server.providers.urlguard import check_public_url, check_url_syntax
 
@@ -56,7 +59,7 @@ _OPENAI_EMBEDDING_NAMES = re.compile(r"^text-embedding-")
 class OpenAIProvider:
     id = "openai"
     name = "OpenAI (or an OpenAI-compatible server)"
-    modalities = ("text", "embedding")
+    modalities = ("text", "image", "audio", "embedding")
     supports_streaming = True
     credential_names = (KEY, BASE_URL)
 
@@ -71,6 +74,7 @@ class OpenAIProvider:
         default_embedding_model: str = "text-embedding-3-small",
         allow_private_urls: bool = False,
         default_base_url: str = DEFAULT_BASE_URL,
+        media: MediaModels | None = None,
     ) -> None:
         self.http = http
         self.tier = tier
@@ -80,19 +84,35 @@ class OpenAIProvider:
         self.allow_private_urls = allow_private_urls
         self.default_base_url = default_base_url.rstrip("/")
         self._upstream = Upstream(self.id, "OpenAI", KEY)
+        self.media = OpenAIMedia(http, self._upstream, media or MediaModels())
 
     def models(self) -> tuple[str, ...]:
-        return self._chat + self._embedding
+        return self._chat + self._embedding + self.media.models.all()
 
     def serves(self, model: str, modality: str) -> bool:
         if modality == "embedding":
             return model in self._embedding or bool(_OPENAI_EMBEDDING_NAMES.match(model))
         if modality == "text":
-            return model in self._chat or bool(_OPENAI_CHAT_NAMES.match(model))
-        return False
+            named = _OPENAI_CHAT_NAMES.match(model) and not self.media.models.is_media(model)
+            return model in self._chat or bool(named)
+        return self.media.models.serves(model, modality)
 
     def default_model(self, modality: str) -> str:
+        if modality == "image":
+            return self.media.models.default_image
+        if modality == "audio":
+            return self.media.models.default_speech
         return self._defaults.get(modality, self._defaults["text"])
+
+    def default_model_for(self, request: ProviderRequest) -> str:
+        if request.modality in ("image", "audio"):
+            return self.media.default_model_for(request)
+        return self.default_model(request.modality)
+
+    def price_key(self, request: ProviderRequest) -> str:
+        if request.modality in ("image", "audio"):
+            return self.media.price_key(request)
+        return request.model or self.default_model(request.modality)
 
     def unavailable_reason(self, credentials: Credentials) -> str | None:
         if credentials.get(KEY) or credentials.get(BASE_URL):
@@ -103,13 +123,17 @@ class OpenAIProvider:
         return (credentials.get(BASE_URL) or self.default_base_url).rstrip("/")
 
     def estimate_tokens(self, request: ProviderRequest) -> tuple[int, int]:
+        if request.modality in ("image", "audio"):
+            return self.media.estimate(request)
         return estimate_remote_tokens(request)
 
     async def execute(
         self, request: ProviderRequest, credentials: Credentials = NO_CREDENTIALS
     ) -> ProviderResult:
         base, headers = await self._prepare(credentials)
-        model = request.model or self.default_model(request.modality)
+        model = request.model or self.default_model_for(request)
+        if request.modality in ("image", "audio"):
+            return await self.media.execute(request, model, base, headers)
         if request.modality == "text":
             body = _chat_body(request, model)
             reply = await self.http.post_json(

@@ -38,17 +38,23 @@ from fabric_server.providers.base import (
     TextDelta,
     approximate_tokens,
     input_text,
+    model_for,
+    price_key_for,
 )
 from fabric_server.providers.credentials import CredentialResolver
 from fabric_server.providers.errors import ProviderError, ProviderNotConfigured, ProviderUnavailable
 from fabric_server.providers.health import CircuitBreaker, HealthChecks
 from fabric_server.providers.http import UpstreamClient
-from fabric_server.providers.pricing import PriceTable
+from fabric_server.providers.pricing import FREE, PriceTable
+from fabric_server.settings import ModelPrice
 
 ECHO_ID = "echo"
-# The request `estimated_cost_per_request` is quoted for: 1,000 tokens in, 500 out.
+# The request `estimated_cost_per_request` is quoted for: 1,000 tokens in, 500 out (text),
+# 1,000 tokens or characters in, one minute of audio for models priced by the second, plus
+# the price per request (one image).
 REFERENCE_INPUT_TOKENS = 1000
 REFERENCE_OUTPUT_TOKENS = 500
+REFERENCE_AUDIO_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,11 @@ class ProviderRegistry:
             output_tokens=approximate_tokens(text),
         )
         return Execution(
-            result=self._priced(result),
+            result=self._priced(
+                result,
+                self._providers[opened.provider_id],
+                dataclasses.replace(request, model=opened.model),
+            ),
             modality=request.modality,
             tier=opened.tier,
             latency_ms=int((time.perf_counter() - opened.started) * 1000),
@@ -280,8 +290,9 @@ class ProviderRegistry:
         started: float,
         failures: list[ProviderError],
     ) -> Execution:
+        pinned = dataclasses.replace(request, model=candidate.model)
         return Execution(
-            result=self._priced(result),
+            result=self._priced(result, candidate.provider, pinned),
             modality=request.modality,
             tier=candidate.provider.tier,
             latency_ms=int((time.perf_counter() - started) * 1000),
@@ -302,7 +313,9 @@ class ProviderRegistry:
             "tier": best.provider.tier,
             "input_tokens_estimate": tokens_in,
             "output_tokens_estimate": tokens_out,
-            "estimated_cost_usd": self.prices.cost(best.model, tokens_in, tokens_out),
+            "estimated_cost_usd": self.prices.cost(
+                price_key_for(best.provider, pinned), tokens_in, tokens_out
+            ),
             "currency": "USD",
             "available": best.unavailable_reason is None,
         }
@@ -347,18 +360,24 @@ class ProviderRegistry:
     def _candidate(
         self, provider: Provider, request: ProviderRequest, credentials: Credentials
     ) -> Candidate:
-        model = request.model or provider.default_model(request.modality)
-        tokens_in, tokens_out = provider.estimate_tokens(dataclasses.replace(request, model=model))
+        model = request.model or model_for(provider, request)
+        pinned = dataclasses.replace(request, model=model)
+        tokens_in, tokens_out = provider.estimate_tokens(pinned)
         return Candidate(
             provider=provider,
             model=model,
             health_key=_health_key(provider, credentials),
-            estimated_cost_usd=self.prices.cost(model, tokens_in, tokens_out),
+            estimated_cost_usd=self.prices.cost(
+                price_key_for(provider, pinned), tokens_in, tokens_out
+            ),
             unavailable_reason=provider.unavailable_reason(credentials),
         )
 
-    def _priced(self, result: ProviderResult) -> ProviderResult:
-        cost = self.prices.cost(result.model, result.input_tokens, result.output_tokens)
+    def _priced(
+        self, result: ProviderResult, provider: Provider, request: ProviderRequest
+    ) -> ProviderResult:
+        key = price_key_for(provider, dataclasses.replace(request, model=result.model))
+        cost = self.prices.cost(key, result.input_tokens, result.output_tokens)
         return dataclasses.replace(result, cost_usd=cost)
 
     def _describe(self, provider: Provider, credentials: Credentials) -> dict[str, Any]:
@@ -370,19 +389,19 @@ class ProviderRegistry:
             for modality in provider.modalities:
                 if not provider.serves(model, modality):
                     continue
-                price = self.prices.price(model)
-                output_tokens = REFERENCE_OUTPUT_TOKENS if modality == "text" else 0
+                price = self.prices.price(model) or FREE
+                units_in, units_out = _reference_units(price, modality)
                 capabilities.append(
                     {
                         "modality": modality,
                         "model": model,
                         "supports_streaming": provider.supports_streaming
                         and modality in STREAMING_MODALITIES,
-                        "estimated_cost_per_request": self.prices.cost(
-                            model, REFERENCE_INPUT_TOKENS, output_tokens
-                        ),
-                        "input_cost_per_million_tokens": price.input if price else 0.0,
-                        "output_cost_per_million_tokens": price.output if price else 0.0,
+                        "estimated_cost_per_request": self.prices.cost(model, units_in, units_out),
+                        "input_cost_per_million_tokens": price.input,
+                        "output_cost_per_million_tokens": price.output,
+                        "cost_per_request": price.per_request,
+                        "price_unit": price.unit,
                         "default": provider.default_model(modality) == model,
                     }
                 )
@@ -413,6 +432,12 @@ class ProviderRegistry:
                 if p.serves(m, modality)
             }
         )
+
+
+def _reference_units(price: ModelPrice, modality: str) -> tuple[int, int]:
+    if price.unit == "seconds":
+        return REFERENCE_AUDIO_SECONDS, 0
+    return REFERENCE_INPUT_TOKENS, REFERENCE_OUTPUT_TOKENS if modality == "text" else 0
 
 
 def _health_key(provider: Provider, credentials: Credentials) -> str:

@@ -15,11 +15,23 @@ class ProviderCapabilityOut(BaseModel):
     model: str
     supports_streaming: bool
     estimated_cost_per_request: float = Field(
-        description="USD for a request of 1,000 input and 500 output tokens (text) or "
-        "1,000 input tokens (embedding)"
+        description="USD for a reference request: 1,000 input and 500 output tokens (text), "
+        "1,000 input tokens (embedding, transcription by tokens), one image at the default "
+        "size and quality, 1,000 characters of speech, or one minute of audio (whisper)"
     )
-    input_cost_per_million_tokens: float
-    output_cost_per_million_tokens: float
+    input_cost_per_million_tokens: float = Field(
+        description="USD per million input units (see price_unit)"
+    )
+    output_cost_per_million_tokens: float = Field(
+        description="USD per million output units (see price_unit)"
+    )
+    cost_per_request: float = Field(
+        default=0.0, description="USD charged once per call (per image for image models)"
+    )
+    price_unit: Literal["tokens", "characters", "seconds"] = Field(
+        default="tokens",
+        description="What the per-million prices count (and what usage reports as tokens)",
+    )
     default: bool = Field(description="The model used when a request names none")
 
 

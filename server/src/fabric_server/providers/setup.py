@@ -12,6 +12,7 @@ from fabric_server.providers.echo import EchoProvider
 from fabric_server.providers.health import CircuitBreaker
 from fabric_server.providers.http import UpstreamClient
 from fabric_server.providers.openai import OpenAIProvider
+from fabric_server.providers.openai_media import MediaModels
 from fabric_server.providers.pricing import PriceTable
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
@@ -40,6 +41,15 @@ def build_registry(
         default_embedding_model=settings.openai_default_embedding_model,
         allow_private_urls=settings.allow_private_provider_urls,
         default_base_url=settings.openai_default_base_url,
+        media=MediaModels(
+            image=names(settings.openai_image_models),
+            speech=names(settings.openai_speech_models),
+            transcription=names(settings.openai_transcription_models),
+            default_image=settings.openai_default_image_model,
+            default_speech=settings.openai_default_speech_model,
+            default_transcription=settings.openai_default_transcription_model,
+            voice=settings.openai_default_voice,
+        ),
     )
     anthropic = AnthropicProvider(
         http,
