@@ -152,6 +152,7 @@ async def test_me_for_a_signed_in_user(client: httpx.AsyncClient, services: Serv
         "email_verified": True,
         "organization_id": None,
         "api_key_id": None,
+        "platform_admin": False,
     }
     orgs = data(await client.get("/v1/me/organizations", headers=ada.headers))
     assert all(set(o) == {"id", "slug", "name", "archived", "role"} for o in orgs)
@@ -173,6 +174,7 @@ async def test_me_for_the_anonymous_dev_owner(client: httpx.AsyncClient) -> None
     assert me["authenticated"] is False
     assert me["kind"] == "dev"
     assert me["display_name"] == "Dev owner"
+    assert me["platform_admin"] is True
     orgs = data(await client.get("/v1/me/organizations"))
     assert [(o["id"], o["role"]) for o in orgs] == [(DEFAULT_ORGANIZATION_ID, "owner")]
     assert data(await client.get("/v1/me/teams")) == []

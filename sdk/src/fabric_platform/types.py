@@ -333,7 +333,8 @@ class Invitation(TypedDict, total=False):
 
 
 class Me(TypedDict, total=False):
-    """``get_me``: who the server takes the caller for (``kind``: user, api_key or dev)."""
+    """``get_me``: who the server takes the caller for (``kind``: user, api_key or dev;
+    ``platform_admin``: whether it may curate public galleries)."""
 
     principal_id: str
     authenticated: bool
@@ -343,6 +344,7 @@ class Me(TypedDict, total=False):
     email_verified: Optional[bool]
     organization_id: Optional[str]
     api_key_id: Optional[str]
+    platform_admin: bool
 
 
 class MyOrganization(TypedDict, total=False):

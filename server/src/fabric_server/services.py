@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fabric_server.access.grants import GrantService
 from fabric_server.access.keys import ApiKeyService
 from fabric_server.access.me import Identity
+from fabric_server.access.platform import PlatformAdmins
 from fabric_server.access.service import Access
 from fabric_server.api.auth import CredentialVerifier
 from fabric_server.audit.recorder import add_audit_row
@@ -42,6 +43,7 @@ class Services:
     events: EventRecorder
     queue: WorkQueue
     access: Access
+    platform_admins: PlatformAdmins
     providers: ProviderRegistry
     streamer: EventStreamer
     mailer: Mailer
@@ -81,6 +83,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
     )
     access = Access(dev_mode=settings.is_dev)
+    platform_admins = PlatformAdmins.from_settings(settings)
     # Provider credentials: the organization's own secrets first, then server settings.
     secrets = SecretStore(settings, access, events)
     providers = build_registry(settings, org_secrets=secrets)
@@ -113,6 +116,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         events=events,
         queue=queue,
         access=access,
+        platform_admins=platform_admins,
         providers=providers,
         streamer=streamer,
         mailer=mailer,
@@ -124,7 +128,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         handlers=handlers,
         orgs=orgs,
         invitations=invitations,
-        identity=Identity(access),
+        identity=Identity(access, platform_admins),
         grants=GrantService(access, events),
         api_keys=api_keys,
         secrets=secrets,

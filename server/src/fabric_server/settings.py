@@ -166,6 +166,11 @@ class Settings(BaseSettings):
         description="Where the mailed invitation link lands after accepting (a 302 carrying "
         "`invitation_id`, `organization_id` and `status`, or `error`); default: JSON.",
     )
+    platform_admins: str = Field(
+        default="",
+        description="Platform administrators (they curate public galleries): account emails, "
+        "comma-separated; only signed-in users whose listed email is verified qualify.",
+    )
 
     # Model providers (fabric_server.providers). Keys set here serve every organization that
     # has not stored its own OPENAI_API_KEY / ANTHROPIC_API_KEY secret.

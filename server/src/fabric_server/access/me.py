@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.platform import PlatformAdmins
 from fabric_server.access.schemas import Me, MyPermission
 from fabric_server.access.service import Access, Resource
 from fabric_server.api.auth import Principal
@@ -18,6 +19,7 @@ from fabric_server.orgs.models import Team
 @dataclass
 class Identity:
     access: Access
+    platform_admins: PlatformAdmins
 
     async def me(self, session: AsyncSession, principal: Principal) -> Me:
         user = await users.get_user(session, principal.id)
@@ -30,6 +32,7 @@ class Identity:
             email_verified=user.email_verified if user else None,
             organization_id=principal.organization_id,
             api_key_id=principal.api_key_id,
+            platform_admin=self.platform_admins.includes(principal, user),
         )
 
     async def organizations(

@@ -113,6 +113,9 @@ class Me(BaseModel):
     email_verified: bool | None
     organization_id: str | None = Field(description="Set for API keys: their organization")
     api_key_id: str | None
+    platform_admin: bool = Field(
+        description="Whether the caller curates public galleries (FABRIC_PLATFORM_ADMINS)"
+    )
 
 
 class MyPermission(BaseModel):

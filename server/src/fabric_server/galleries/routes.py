@@ -25,7 +25,7 @@ router = APIRouter(tags=["galleries"], responses=ERROR_RESPONSES)
 
 
 def _service(services: Services) -> GalleryService:
-    return GalleryService(services.access, dev_mode=services.settings.is_dev)
+    return GalleryService(services.access, services.platform_admins)
 
 
 @router.get(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.platform import HOW_TO_BECOME_ONE, PlatformAdmins
 from fabric_server.access.scope import caller_organization
 from fabric_server.access.service import Access
 from fabric_server.api.auth import Principal
@@ -23,21 +24,15 @@ from fabric_server.galleries.schemas import (
     GalleryCreate,
     GalleryItemCreate,
 )
-from fabric_server.settings import DEV_OWNER_ID
 
 READ_ACTION = "gallery.read"
 MANAGE_ACTION = "gallery.manage"
 
 
 class GalleryService:
-    def __init__(self, access: Access, *, dev_mode: bool) -> None:
+    def __init__(self, access: Access, platform_admins: PlatformAdmins) -> None:
         self.access = access
-        self.dev_mode = dev_mode
-
-    def is_platform_admin(self, principal: Principal) -> bool:
-        """Who may curate public galleries. For now only the dev owner, in dev mode; the
-        platform administrator role of the organizations work replaces this check."""
-        return self.dev_mode and principal.id == DEV_OWNER_ID and principal.kind != "api_key"
+        self.platform_admins = platform_admins
 
     async def visible(
         self,
@@ -73,8 +68,7 @@ class GalleryService:
         self, session: AsyncSession, principal: Principal, body: GalleryCreate
     ) -> Gallery:
         if "organization_id" in body.model_fields_set and body.organization_id is None:
-            if not self.is_platform_admin(principal):
-                raise Forbidden("Only platform administrators may create public galleries.")
+            await self._require_platform_admin(session, principal, "create public galleries")
             org_id = None
         else:
             org_id = await caller_organization(
@@ -151,11 +145,16 @@ class GalleryService:
     ) -> Gallery:
         gallery = await self.get(session, principal, gallery_id)
         if gallery.organization_id is None:
-            if not self.is_platform_admin(principal):
-                raise Forbidden("Only platform administrators may change public galleries.")
+            await self._require_platform_admin(session, principal, "change public galleries")
         else:
             await self._authorize(session, principal, gallery, MANAGE_ACTION)
         return gallery
+
+    async def _require_platform_admin(
+        self, session: AsyncSession, principal: Principal, what: str
+    ) -> None:
+        if not await self.platform_admins.check(session, principal):
+            raise Forbidden(f"Only platform administrators may {what}: {HOW_TO_BECOME_ONE}.")
 
     async def _authorize(
         self, session: AsyncSession, principal: Principal, gallery: Gallery, action: str
