@@ -22,6 +22,7 @@ from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
 from fabric_server.orgs.invitations import InvitationService
+from fabric_server.orgs.members import MemberService
 from fabric_server.orgs.service import OrgService
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.providers.setup import build_registry
@@ -52,6 +53,7 @@ class Services:
     schedules: Schedules
     handlers: dict[str, Handler]
     orgs: OrgService
+    members: MemberService
     invitations: InvitationService
     identity: Identity
     grants: GrantService
@@ -123,6 +125,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         schedules=schedules,
         handlers=handlers,
         orgs=orgs,
+        members=MemberService(access, events, orgs),
         invitations=invitations,
         identity=Identity(access),
         grants=GrantService(access, events),
