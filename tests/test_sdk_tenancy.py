@@ -156,6 +156,58 @@ def test_two_people_and_a_key(server: LiveServer) -> None:
         anonymous.list_secrets()  # the dev owner is not a member of acme
 
 
+def test_managing_an_organization(server: LiveServer) -> None:
+    with (
+        FabricClient(base_url=server.base_url) as owner,
+        FabricClient(base_url=server.base_url) as newcomer,
+    ):
+        owner.signup("owner@example.com", "password123")
+        org = owner.create_organization(slug="acme", name="Acme Corp")
+        owner.create_organization(slug="taken", name="Taken")
+        team = owner.create_team(org["id"], slug="engineering", name="Engineering")
+        assert owner.get_team(team["id"]) == team
+
+        org = owner.update_organization(org["id"], name="Acme Inc", slug="acme-inc")
+        assert (org["name"], org["slug"]) == ("Acme Inc", "acme-inc")
+        with pytest.raises(FabricConflictError):
+            owner.update_organization(org["id"], slug="taken")
+
+        newcomer.signup("new@example.com", "password123")
+        newcomer.verify_email(outbox_token(server, "new@example.com", "/v1/auth/verify"))
+        newcomer_id = newcomer.get_me()["principal_id"]
+        inv = owner.create_invitation(org["id"], "new@example.com", team_id=team["id"])
+        newcomer.accept_invitation(inv["id"])
+        assert owner.update_org_member(org["id"], newcomer_id, "admin")["role"] == "admin"
+        key = newcomer.create_api_key("ci", org["id"])
+
+        archived = owner.archive_organization(org["id"])
+        assert archived["archived"] is True
+        mine = {o["id"]: o["archived"] for o in newcomer.get_my_organizations()}
+        assert mine[org["id"]] is True
+        with pytest.raises(FabricConflictError) as refused:
+            newcomer.create_team(org["id"], slug="more", name="More")
+        assert refused.value.code == "organization_archived"
+        with pytest.raises(FabricForbiddenError):
+            newcomer.archive_organization(org["id"])  # owners only
+        assert len(newcomer.list_org_members(org["id"])) == 2  # reads still work
+        with FabricClient(base_url=server.base_url, api_key=key["key"]) as ci:
+            assert ci.get_organization(org["id"])["archived"] is True
+
+            # Removing a member takes access away at once, even while archived.
+            owner.remove_org_member(org["id"], newcomer_id)
+            with pytest.raises(FabricNotFoundError):
+                newcomer.get_organization(org["id"])
+            with pytest.raises(FabricAuthError):
+                ci.get_me()
+        with pytest.raises(FabricConflictError) as last:
+            owner.remove_org_member(org["id"], owner.get_me()["principal_id"])
+        assert last.value.code == "last_owner"
+
+        assert owner.unarchive_organization(org["id"])["archived"] is False
+        owner.create_team(org["id"], slug="more", name="More")
+        assert [m["email"] for m in owner.list_org_members(org["id"])] == ["owner@example.com"]
+
+
 def test_secrets_of_a_signed_in_owner(server: LiveServer) -> None:
     with FabricClient(base_url=server.base_url) as fabric:
         fabric.signup("owner@example.com", "password123")
@@ -187,3 +239,15 @@ async def test_async_client_twin(server: LiveServer) -> None:
         await fabric.set_secret("ASYNC_SECRET", "value")
         assert await fabric.list_secrets() == ["ASYNC_SECRET"]
         await fabric.delete_secret("ASYNC_SECRET")
+        assert await fabric.get_team(team["id"]) == team
+        renamed = await fabric.update_organization(org["id"], name="Async Inc")
+        assert renamed["name"] == "Async Inc"
+        assert (await fabric.archive_organization(org["id"]))["archived"] is True
+        with pytest.raises(FabricConflictError):
+            await fabric.create_team(org["id"], slug="late", name="Late")
+        assert (await fabric.unarchive_organization(org["id"]))["archived"] is False
+        me = (await fabric.get_me())["principal_id"]
+        with pytest.raises(FabricConflictError):
+            await fabric.update_org_member(org["id"], me, "admin")  # the last owner
+        with pytest.raises(FabricConflictError):
+            await fabric.remove_org_member(org["id"], me)

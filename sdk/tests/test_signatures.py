@@ -42,8 +42,14 @@ REQUEST_METHODS = [
     "create_organization",
     "list_organizations",
     "get_organization",
+    "update_organization",
+    "archive_organization",
+    "unarchive_organization",
     "list_org_members",
+    "update_org_member",
+    "remove_org_member",
     "create_team",
+    "get_team",
     "list_org_teams",
     "create_invitation",
     "accept_invitation",
@@ -166,8 +172,14 @@ def test_spec_call_shapes() -> None:
         "resume_node": ["run_id", "node_key", "data"],
         "create_organization": ["slug", "name"],
         "get_organization": ["org_id"],
+        "update_organization": ["org_id"],
+        "archive_organization": ["org_id"],
+        "unarchive_organization": ["org_id"],
         "list_org_members": ["org_id"],
+        "update_org_member": ["org_id", "principal_id", "role"],
+        "remove_org_member": ["org_id", "principal_id"],
         "create_team": ["org_id", "slug", "name"],
+        "get_team": ["team_id"],
         "list_org_teams": ["org_id"],
         "create_invitation": ["org_id", "email", "role"],
         "accept_invitation": ["invitation_id"],
@@ -214,3 +226,7 @@ def test_spec_defaults() -> None:
     assert default("check_permission", "resource_type") is None
     assert default("check_permission", "resource_id") is None
     assert default("create_api_key", "scopes") is None
+    assert default("update_organization", "name") is None
+    assert default("update_organization", "slug") is None
+    update = inspect.signature(FabricClient.update_organization).parameters
+    assert {update[name].kind for name in ("name", "slug")} == {inspect.Parameter.KEYWORD_ONLY}

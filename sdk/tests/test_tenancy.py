@@ -59,6 +59,71 @@ def test_organizations_and_teams_as_in_the_spec(make_client: MakeClient) -> None
     ]
 
 
+def test_organization_management(make_client: MakeClient) -> None:
+    org = {"id": "org-1", "slug": "acme-inc", "name": "Acme Inc", "archived": False}
+    member = {"id": "m-1", "principal_id": "p-2", "role": "admin"}
+    script = Script(
+        ok(org),
+        ok({**org, "name": "Only"}),
+        ok({**org, "archived": True}),
+        ok(org),
+        ok(member),
+        ok(None),
+        ok({"id": "team-1", "slug": "eng"}),
+    )
+    fabric = make_client(script)
+
+    updated = fabric.update_organization("org-1", name="Acme Inc", slug="acme-inc")
+    fabric.update_organization("org-1", name="Only")
+    archived = fabric.archive_organization("org-1")
+    unarchived = fabric.unarchive_organization("org-1")
+    changed = fabric.update_org_member("org-1", "p-2", "admin")
+    removed = fabric.remove_org_member("org-1", "p-2")
+    team = fabric.get_team("team-1")
+
+    assert (updated, archived["archived"], unarchived["archived"]) == (org, True, False)
+    assert (changed, removed, team["slug"]) == (member, None, "eng")
+    assert sent(script) == [
+        ("PATCH", "/v1/organizations/org-1", {"name": "Acme Inc", "slug": "acme-inc"}),
+        ("PATCH", "/v1/organizations/org-1", {"name": "Only"}),
+        ("POST", "/v1/organizations/org-1/archive", None),
+        ("POST", "/v1/organizations/org-1/unarchive", None),
+        ("PATCH", "/v1/organizations/org-1/members/p-2", {"role": "admin"}),
+        ("DELETE", "/v1/organizations/org-1/members/p-2", None),
+        ("GET", "/v1/teams/team-1", None),
+    ]
+
+
+def test_organization_management_errors_keep_their_codes(make_client: MakeClient) -> None:
+    script = Script(
+        fail(409, "organization_archived", "archived"),
+        fail(409, "last_owner", "last owner"),
+        fail(403, "forbidden", "owners only"),
+    )
+    fabric = make_client(script)
+    with pytest.raises(FabricConflictError) as archived:
+        fabric.update_organization("org-1", name="New")
+    assert archived.value.code == "organization_archived"
+    with pytest.raises(FabricConflictError) as last:
+        fabric.remove_org_member("org-1", "p-1")
+    assert (last.value.status_code, last.value.code) == (409, "last_owner")
+    with pytest.raises(FabricForbiddenError):
+        fabric.archive_organization("org-1")
+    # Refusals are final: nothing is retried.
+    assert len(script.requests) == 3
+
+
+def test_member_and_team_ids_are_escaped(make_client: MakeClient) -> None:
+    script = Script(ok(None), ok({"id": "t"}))
+    fabric = make_client(script)
+    fabric.remove_org_member("org/1", "p 2")
+    fabric.get_team("t/1")
+    assert [r.url.raw_path.decode() for r in script.requests] == [
+        "/v1/organizations/org%2F1/members/p%202",
+        "/v1/teams/t%2F1",
+    ]
+
+
 def test_invitations_as_in_the_spec(make_client: MakeClient) -> None:
     inv = {"id": "inv-1", "status": "pending"}
     script = Script(ok(inv, 201), ok({"id": "m-1", "role": "member"}), ok(inv))
@@ -233,6 +298,31 @@ def test_secret_and_path_ids_are_escaped(make_client: MakeClient) -> None:
     fabric = make_client(script)
     fabric.delete_secret("A/B")
     assert script.last.url.raw_path.decode() == f"/v1/organizations/{DEFAULT_ORG}/secrets/A%2FB"
+
+
+async def test_async_organization_management(
+    make_async_client: Callable[..., AsyncFabricClient],
+) -> None:
+    org = {"id": "org-1", "archived": True}
+    script = Script(
+        ok(org), ok(org), ok(org), ok({"role": "viewer"}), ok(None), ok({"id": "team-1"})
+    )
+    fabric = make_async_client(script)
+
+    assert await fabric.update_organization("org-1", slug="acme") == org
+    assert (await fabric.archive_organization("org-1"))["archived"] is True
+    await fabric.unarchive_organization("org-1")
+    assert (await fabric.update_org_member("org-1", "p-2", "viewer"))["role"] == "viewer"
+    assert await fabric.remove_org_member("org-1", "p-2") is None
+    assert (await fabric.get_team("team-1"))["id"] == "team-1"
+    assert sent(script) == [
+        ("PATCH", "/v1/organizations/org-1", {"slug": "acme"}),
+        ("POST", "/v1/organizations/org-1/archive", None),
+        ("POST", "/v1/organizations/org-1/unarchive", None),
+        ("PATCH", "/v1/organizations/org-1/members/p-2", {"role": "viewer"}),
+        ("DELETE", "/v1/organizations/org-1/members/p-2", None),
+        ("GET", "/v1/teams/team-1", None),
+    ]
 
 
 async def test_async_twin(make_async_client: Callable[..., AsyncFabricClient]) -> None:

@@ -33,7 +33,14 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("GET", "/v1/jobs/{job_id}/usage"): Case(404),
     ("GET", "/v1/jobs/{job_id}/events"): Case(404),
     ("GET", "/v1/organizations/{org_id}"): Case(404),
+    ("PATCH", "/v1/organizations/{org_id}"): Case(404, body={"name": "Stolen"}),
+    ("POST", "/v1/organizations/{org_id}/archive"): Case(404),
+    ("POST", "/v1/organizations/{org_id}/unarchive"): Case(404),
     ("GET", "/v1/organizations/{org_id}/members"): Case(404),
+    ("PATCH", "/v1/organizations/{org_id}/members/{principal_id}"): Case(
+        404, body={"role": "viewer"}
+    ),
+    ("DELETE", "/v1/organizations/{org_id}/members/{principal_id}"): Case(404),
     ("GET", "/v1/organizations/{org_id}/teams"): Case(404),
     ("GET", "/v1/teams/{team_id}"): Case(404),
     ("GET", "/v1/invitations/{invitation_id}"): Case(404),
@@ -226,6 +233,7 @@ async def build_org_a(client: httpx.AsyncClient, services: Services) -> World:
         "run_id": run["id"],
         "node_key": "gate",
         "org_id": org_id,
+        "principal_id": alice.id,
         "team_id": team["id"],
         "job_id": job["id"],
         "invitation_id": inv["id"],
@@ -274,3 +282,11 @@ async def test_org_b_cannot_reach_org_a(
         await client.get(f"/v1/organizations/{world.ids['org_id']}/secrets", headers=alice_key)
     )
     assert [s["name"] for s in secrets] == ["SECRET_A"]
+    org_a = data(await client.get(f"/v1/organizations/{world.ids['org_id']}", headers=alice_key))
+    assert (org_a["name"], org_a["archived"]) == ("Org-A", False)
+    members = data(
+        await client.get(f"/v1/organizations/{world.ids['org_id']}/members", headers=alice_key)
+    )
+    assert [(m["principal_id"], m["role"]) for m in members] == [
+        (world.ids["principal_id"], "owner")
+    ]

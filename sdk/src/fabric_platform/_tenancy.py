@@ -31,6 +31,15 @@ def _org_path(template: str, org_id: str, *more: str) -> str:
     return encode_path(ORGS_PATH + template, org_id, *more)
 
 
+def _update_body(name: Optional[str], slug: Optional[str]) -> dict[str, Any]:
+    fields = {"name": name, "slug": slug}
+    return {field: value for field, value in fields.items() if value is not None}
+
+
+def _member_path(org_id: str, principal_id: str) -> str:
+    return _org_path("/{}/members/{}", org_id, principal_id)
+
+
 def _invitation_body(org_id: str, email: str, role: str, team_id: Optional[str]) -> dict[str, Any]:
     body: dict[str, Any] = {"organization_id": org_id, "email": email, "role": role}
     if team_id is not None:
@@ -100,14 +109,49 @@ class TenancyMethods(SyncClientCore):
         """The organization ``org_id``; `FabricNotFoundError` unless the caller belongs to it."""
         return cast(Organization, self._request("GET", _org_path("/{}", org_id)))
 
+    def update_organization(
+        self, org_id: str, *, name: Optional[str] = None, slug: Optional[str] = None
+    ) -> Organization:
+        """Rename the organization and/or change its slug (admins and owners); what is left
+        out stays. `FabricConflictError` when the slug is taken."""
+        path = _org_path("/{}", org_id)
+        return cast(Organization, self._request("PATCH", path, body=_update_body(name, slug)))
+
+    def archive_organization(self, org_id: str) -> Organization:
+        """Archive the organization (owners only): it stays readable, but every change in it
+        raises `FabricConflictError` with code ``organization_archived`` until unarchived."""
+        return cast(Organization, self._request("POST", _org_path("/{}/archive", org_id)))
+
+    def unarchive_organization(self, org_id: str) -> Organization:
+        """Make an archived organization writable again (owners only)."""
+        return cast(Organization, self._request("POST", _org_path("/{}/unarchive", org_id)))
+
     def list_org_members(self, org_id: str) -> list[Membership]:
         """The memberships of the organization, with each member's email and name."""
         return cast("list[Membership]", self._request("GET", _org_path("/{}/members", org_id)))
+
+    def update_org_member(self, org_id: str, principal_id: str, role: str) -> Membership:
+        """Give a member another role (admins and owners; only owners grant or take
+        ``owner``). Demoting the last owner raises `FabricConflictError` (``last_owner``)."""
+        body = {"role": role}
+        path = _member_path(org_id, principal_id)
+        return cast(Membership, self._request("PATCH", path, body=body))
+
+    def remove_org_member(self, org_id: str, principal_id: str) -> None:
+        """Remove a member — or leave, with your own id. Their team places and grants in the
+        organization go too, and the API keys they made for it are disabled. The last owner
+        cannot be removed (`FabricConflictError`, ``last_owner``)."""
+        self._request("DELETE", _member_path(org_id, principal_id))
 
     def create_team(self, org_id: str, slug: str, name: str) -> Team:
         """Create a team in the organization (needs ``team.create``); the caller joins it."""
         body = {"organization_id": org_id, "slug": slug, "name": name}
         return cast(Team, self._request("POST", "/v1/teams", body=body))
+
+    def get_team(self, team_id: str) -> Team:
+        """The team ``team_id``; `FabricNotFoundError` unless the caller is in its
+        organization."""
+        return cast(Team, self._request("GET", encode_path("/v1/teams/{}", team_id)))
 
     def list_org_teams(self, org_id: str) -> list[Team]:
         """The teams of the organization."""
@@ -243,15 +287,47 @@ class AsyncTenancyMethods(AsyncClientCore):
         """The organization ``org_id``."""
         return cast(Organization, await self._request("GET", _org_path("/{}", org_id)))
 
+    async def update_organization(
+        self, org_id: str, *, name: Optional[str] = None, slug: Optional[str] = None
+    ) -> Organization:
+        """Rename the organization and/or change its slug; see `FabricClient`."""
+        path = _org_path("/{}", org_id)
+        body = _update_body(name, slug)
+        return cast(Organization, await self._request("PATCH", path, body=body))
+
+    async def archive_organization(self, org_id: str) -> Organization:
+        """Archive the organization (owners only): read-only until unarchived."""
+        path = _org_path("/{}/archive", org_id)
+        return cast(Organization, await self._request("POST", path))
+
+    async def unarchive_organization(self, org_id: str) -> Organization:
+        """Make an archived organization writable again (owners only)."""
+        path = _org_path("/{}/unarchive", org_id)
+        return cast(Organization, await self._request("POST", path))
+
     async def list_org_members(self, org_id: str) -> list[Membership]:
         """The memberships of the organization."""
         path = _org_path("/{}/members", org_id)
         return cast("list[Membership]", await self._request("GET", path))
 
+    async def update_org_member(self, org_id: str, principal_id: str, role: str) -> Membership:
+        """Give a member another role; see `FabricClient`."""
+        body = {"role": role}
+        path = _member_path(org_id, principal_id)
+        return cast(Membership, await self._request("PATCH", path, body=body))
+
+    async def remove_org_member(self, org_id: str, principal_id: str) -> None:
+        """Remove a member (or leave, with your own id); see `FabricClient`."""
+        await self._request("DELETE", _member_path(org_id, principal_id))
+
     async def create_team(self, org_id: str, slug: str, name: str) -> Team:
         """Create a team in the organization (needs ``team.create``)."""
         body = {"organization_id": org_id, "slug": slug, "name": name}
         return cast(Team, await self._request("POST", "/v1/teams", body=body))
+
+    async def get_team(self, team_id: str) -> Team:
+        """The team ``team_id``."""
+        return cast(Team, await self._request("GET", encode_path("/v1/teams/{}", team_id)))
 
     async def list_org_teams(self, org_id: str) -> list[Team]:
         """The teams of the organization."""

@@ -23,6 +23,7 @@ from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
 from fabric_server.orgs.invitations import InvitationService
+from fabric_server.orgs.members import MemberService
 from fabric_server.orgs.service import OrgService
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.providers.setup import build_registry
@@ -54,6 +55,7 @@ class Services:
     schedules: Schedules
     handlers: dict[str, Handler]
     orgs: OrgService
+    members: MemberService
     invitations: InvitationService
     identity: Identity
     grants: GrantService
@@ -127,6 +129,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         schedules=schedules,
         handlers=handlers,
         orgs=orgs,
+        members=MemberService(access, events, orgs),
         invitations=invitations,
         identity=Identity(access, platform_admins),
         grants=GrantService(access, events),

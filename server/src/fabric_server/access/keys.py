@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.access import repository
 from fabric_server.access.models import ApiKey
 from fabric_server.access.policy import ALL_ACTIONS, canonical_action, is_known_action
-from fabric_server.access.service import Access
+from fabric_server.access.service import Access, WhenArchived
 from fabric_server.api.auth import Principal
 from fabric_server.db.database import Database
 from fabric_server.db.types import utcnow
@@ -126,12 +126,25 @@ class ApiKeyService:
         ]
         return await repository.list_keys(session, managed)
 
-    async def get(self, session: AsyncSession, principal: Principal, key_id: str) -> ApiKey:
+    async def get(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        key_id: str,
+        *,
+        when_archived: WhenArchived = "refuse_writes",
+    ) -> ApiKey:
         key = await repository.get_key(session, key_id)
         if key is None:
             raise NotFound(f"API key {key_id} was not found.")
         try:
-            await self.access.authorize(session, principal, key.organization_id, "api_key.manage")
+            await self.access.authorize(
+                session,
+                principal,
+                key.organization_id,
+                "api_key.manage",
+                when_archived=when_archived,
+            )
         except NotFound:
             raise NotFound(f"API key {key_id} was not found.") from None
         return key
@@ -149,7 +162,8 @@ class ApiKeyService:
         return key, secret
 
     async def disable(self, session: AsyncSession, principal: Principal, key_id: str) -> ApiKey:
-        key = await self.get(session, principal, key_id)
+        """Disable the key (also in an archived organization: it only takes access away)."""
+        key = await self.get(session, principal, key_id, when_archived="allow")
         if not key.disabled:
             key.disabled = True
             await session.flush()
@@ -157,7 +171,8 @@ class ApiKeyService:
         return key
 
     async def delete(self, session: AsyncSession, principal: Principal, key_id: str) -> None:
-        key = await self.get(session, principal, key_id)
+        """Delete the key (also in an archived organization: it only takes access away)."""
+        key = await self.get(session, principal, key_id, when_archived="allow")
         await self._event(session, "api_key.deleted", key, principal)
         await repository.delete_key(session, key.id)
 

@@ -22,6 +22,7 @@ _MEMBER = _VIEWER | {
 _ADMIN = _MEMBER | {
     "organization.update",
     "member.invite",
+    "member.manage",
     "audit.read",
     "team.create",
     "secret.manage",
@@ -29,7 +30,7 @@ _ADMIN = _MEMBER | {
     "api_key.manage",
     "permission.manage",
 }
-_OWNER = _ADMIN | {"organization.delete"}
+_OWNER = _ADMIN | {"organization.archive", "organization.delete"}
 
 ROLE_ACTIONS: dict[str, frozenset[str]] = {
     "owner": _OWNER,

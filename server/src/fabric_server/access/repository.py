@@ -48,6 +48,15 @@ async def delete_grant(session: AsyncSession, grant_id: str) -> None:
     await session.execute(delete(PermissionGrant).where(PermissionGrant.id == grant_id))
 
 
+async def delete_grants_of(session: AsyncSession, org_id: str, principal_id: str) -> int:
+    """Delete every grant the principal holds in the organization; how many there were."""
+    stmt = delete(PermissionGrant).where(
+        PermissionGrant.organization_id == org_id, PermissionGrant.principal_id == principal_id
+    )
+    result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
+    return result.rowcount
+
+
 # --- API keys ------------------------------------------------------------------------------
 
 
@@ -68,6 +77,21 @@ async def keys_with_prefix(session: AsyncSession, prefix: str) -> list[ApiKey]:
 async def list_keys(session: AsyncSession, org_ids: list[str]) -> list[ApiKey]:
     rows = await session.scalars(
         select(ApiKey).where(ApiKey.organization_id.in_(org_ids)).order_by(ApiKey.id)
+    )
+    return list(rows)
+
+
+async def live_keys_of(session: AsyncSession, org_id: str, creator_id: str) -> list[ApiKey]:
+    """The enabled keys the principal made for the organization, row-locked until commit."""
+    rows = await session.scalars(
+        select(ApiKey)
+        .where(
+            ApiKey.organization_id == org_id,
+            ApiKey.created_by == creator_id,
+            ApiKey.disabled.is_(False),
+        )
+        .order_by(ApiKey.id)
+        .with_for_update()
     )
     return list(rows)
 

@@ -5,12 +5,17 @@ One mechanism answers every question: the caller's role in the organization (the
 role lacks), then — for API keys — the key's scopes, which can only narrow. Another
 organization's data is simply not found: `authorize` raises 404 for an organization the
 caller cannot see and 403 for an action it may not take there.
+
+An archived organization is read-only: `authorize` answers 409 `organization_archived` to
+any call that would change it (by default, any authorization made inside a write
+transaction), except the few that only take access away (see `WhenArchived`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,13 +29,30 @@ from fabric_server.access.policy import (
     role_allows,
 )
 from fabric_server.api.auth import Principal
-from fabric_server.errors import BadRequest, Forbidden, NotFound
+from fabric_server.db.database import is_write_transaction
+from fabric_server.errors import BadRequest, Conflict, Forbidden, NotFound
 from fabric_server.jobs import repository as jobs
 from fabric_server.orgs import repository as orgs
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 
 # Finds the organization a resource belongs to (None: no such resource).
 ResourceResolver = Callable[[AsyncSession, str], Awaitable[str | None]]
+
+# What an archived organization answers to an authorized call: `refuse_writes` (the default)
+# refuses it when made inside a write transaction, `refuse` always (for calls that change
+# things outside one, like running a provider), `allow` never (calls that only take access
+# away: removing a member, disabling a key, revoking an invitation — and unarchiving).
+WhenArchived = Literal["refuse_writes", "refuse", "allow"]
+
+
+class OrganizationArchived(Conflict):
+    code = "organization_archived"
+
+    def __init__(self, org_id: str) -> None:
+        super().__init__(
+            f"Organization {org_id} is archived and read-only: an owner can unarchive it.",
+            details={"organization_id": org_id},
+        )
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,7 @@ class Decision:
     reason: str
     role: str | None = None
     organization_id: str | None = None
+    archived: bool = False
 
 
 REFUSALS = {
@@ -108,11 +131,12 @@ class Access:
     ) -> Decision:
         """Whether `principal` may do `action` in `org_id` (on `resource`), and why."""
         role = await self.role_in(session, principal, org_id)
-        if role is None or not await orgs.exists(session, org_id):
+        archived = None if role is None else await orgs.archived(session, org_id)
+        if role is None or archived is None:
             return Decision(False, "not_found", None, org_id)
         grants = await repository.grants_for(session, principal.id, org_id)
         allowed, reason = evaluate(principal, role, grants, canonical_action(action), resource)
-        return Decision(allowed, reason, role, org_id)
+        return Decision(allowed, reason, role, org_id, archived)
 
     async def authorize(
         self,
@@ -121,14 +145,19 @@ class Access:
         org_id: str,
         action: str,
         resource: Resource | None = None,
+        *,
+        when_archived: WhenArchived = "refuse_writes",
     ) -> str:
-        """Return the caller's role in `org_id`, or raise 404 (invisible) / 403 (not allowed)."""
+        """Return the caller's role in `org_id`, or raise 404 (invisible) / 403 (not allowed)
+        / 409 `organization_archived` (a change in an archived organization)."""
         decision = await self.decide(session, principal, org_id, action, resource)
         if decision.reason == "not_found":
             raise NotFound(f"Organization {org_id} was not found.")
         if not decision.allowed:
             template = REFUSALS.get(decision.reason, "You may not {action} here.")
             raise Forbidden(template.format(action=action, role=decision.role))
+        if decision.archived and refuses_when_archived(session, when_archived):
+            raise OrganizationArchived(org_id)
         assert decision.role is not None
         return decision.role
 
@@ -215,6 +244,12 @@ class Access:
         if DEFAULT_ORGANIZATION_ID in visible:
             return DEFAULT_ORGANIZATION_ID
         return visible[0] if len(visible) == 1 else None
+
+
+def refuses_when_archived(session: AsyncSession, when_archived: WhenArchived) -> bool:
+    if when_archived == "refuse_writes":
+        return is_write_transaction(session)
+    return when_archived == "refuse"
 
 
 def evaluate(

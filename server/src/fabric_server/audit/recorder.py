@@ -25,6 +25,8 @@ _VERBS = (
     "create",
     "update",
     "delete",
+    "archive",
+    "unarchive",
     "set",
     "upsert",
     "rotate",
@@ -46,6 +48,7 @@ _VERBS = (
     "verify",
     "run",
 )
+_ORG_PARAMS = ("org_id", "organization_id")
 _ID_PARAM = re.compile(r"(^id$|_id$|^name$|^key$|_key$)")
 
 
@@ -78,7 +81,10 @@ def _row(audit: RequestAudit, session: AsyncSession) -> AuditLog:
     principal: Principal | None = state.get("principal")
     params: dict[str, Any] = scope.get("path_params") or {}
     changed = _first_changed(session)
-    resource_id = next((str(v) for k, v in params.items() if _ID_PARAM.search(k)), None)
+    # The most specific id: `/organizations/{org_id}/members/{principal_id}` is about the member.
+    ids = [str(v) for k, v in params.items() if _ID_PARAM.search(k) and k not in _ORG_PARAMS]
+    ids += [str(params[k]) for k in _ORG_PARAMS if k in params]
+    resource_id = ids[0] if ids else None
     if resource_id is None and changed is not None:
         resource_id = str(getattr(changed, "id", "") or "") or None
     org_id = _organization(params, changed, principal) or _event_organization(session)
@@ -112,7 +118,7 @@ def _first_changed(session: AsyncSession) -> Any:
 
 
 def _organization(params: dict[str, Any], changed: Any, principal: Principal | None) -> str | None:
-    for key in ("org_id", "organization_id"):
+    for key in _ORG_PARAMS:
         if key in params:
             return str(params[key])
     org = getattr(changed, "organization_id", None)

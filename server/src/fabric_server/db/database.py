@@ -36,6 +36,7 @@ def _remember_inserts(session: Session, _context: Any) -> None:
     touched.extend(session.deleted)
 
 
+_WRITES = "fabric_write_transaction"
 _in_write: contextvars.ContextVar[bool] = contextvars.ContextVar("fabric_in_write", default=False)
 
 
@@ -94,6 +95,7 @@ class Database:
             if self._write_lock is not None:
                 await stack.enter_async_context(self._write_lock)
             session = await stack.enter_async_context(self._write())
+            session.info[_WRITES] = True
             try:
                 yield session
                 for hook in self.before_commit:
@@ -111,6 +113,11 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def is_write_transaction(session: AsyncSession) -> bool:
+    """Whether `session` comes from `Database.write()` (the request or task changes data)."""
+    return bool(session.info.get(_WRITES))
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:

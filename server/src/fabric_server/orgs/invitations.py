@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.policy import role_at_least
-from fabric_server.access.service import Access
+from fabric_server.access.service import Access, OrganizationArchived, WhenArchived
 from fabric_server.api.auth import Principal
 from fabric_server.auth import repository as users
 from fabric_server.auth.accounts import Accounts
@@ -155,14 +155,25 @@ class InvitationService:
         )
         return invitation
 
-    async def get(self, session: AsyncSession, principal: Principal, inv_id: str) -> Invitation:
+    async def get(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        inv_id: str,
+        *,
+        when_archived: WhenArchived = "refuse_writes",
+    ) -> Invitation:
         """An invitation, for those who may invite in its organization (others: 404)."""
         invitation = await repository.get_invitation(session, inv_id)
         if invitation is None:
             raise NotFound(f"Invitation {inv_id} was not found.")
         try:
             await self.access.authorize(
-                session, principal, invitation.organization_id, "member.invite"
+                session,
+                principal,
+                invitation.organization_id,
+                "member.invite",
+                when_archived=when_archived,
             )
         except NotFound:
             raise NotFound(f"Invitation {inv_id} was not found.") from None
@@ -176,8 +187,9 @@ class InvitationService:
 
     async def revoke(self, session: AsyncSession, principal: Principal, inv_id: str) -> Invitation:
         """Withdraw a pending invitation. One already accepted or revoked is left as it is
-        (revoking never removes a member) and returned unchanged."""
-        invitation = await self.get(session, principal, inv_id)
+        (revoking never removes a member) and returned unchanged. Also allowed in an archived
+        organization: it only takes access away."""
+        invitation = await self.get(session, principal, inv_id, when_archived="allow")
         now = self.clock()
         if await repository.settle_invitation(session, inv_id, "revoked", revoked_at=now):
             await self.events.record(
@@ -233,6 +245,8 @@ class InvitationService:
         self, session: AsyncSession, invitation: Invitation, principal_id: str
     ) -> Accepted:
         self._check_acceptable(invitation)
+        if await repository.archived(session, invitation.organization_id):
+            raise OrganizationArchived(invitation.organization_id)
         now = self.clock()
         if not await repository.settle_invitation(
             session, invitation.id, "accepted", accepted_at=now, accepted_by=principal_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.models import Membership, Organization, User
@@ -16,6 +16,14 @@ from fabric_server.settings import DEFAULT_ORGANIZATION_ID, DEV_OWNER_ID
 async def exists(session: AsyncSession, org_id: str) -> bool:
     found = await session.scalar(select(Organization.id).where(Organization.id == org_id))
     return found is not None
+
+
+async def archived(session: AsyncSession, org_id: str) -> bool | None:
+    """Whether the organization is archived; None when there is no such organization."""
+    flag: bool | None = await session.scalar(
+        select(Organization.archived).where(Organization.id == org_id)
+    )
+    return flag
 
 
 async def member_role(session: AsyncSession, org_id: str, principal_id: str) -> str | None:
@@ -89,6 +97,45 @@ async def members(session: AsyncSession, org_id: str) -> list[tuple[Membership, 
         .order_by(Membership.created_at, Membership.id)
     )
     return [(membership, user) for membership, user in rows.all()]
+
+
+async def lock_membership(
+    session: AsyncSession, org_id: str, principal_id: str
+) -> Membership | None:
+    """The membership, row-locked until commit and read afresh."""
+    return await session.scalar(
+        select(Membership)
+        .where(Membership.organization_id == org_id, Membership.principal_id == principal_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def owner_count(session: AsyncSession, org_id: str) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(
+            Membership.organization_id == org_id,
+            Membership.role == "owner",
+            Membership.active.is_(True),
+        )
+    )
+    return int(count or 0)
+
+
+async def delete_membership(session: AsyncSession, membership: Membership) -> None:
+    await session.delete(membership)
+    await session.flush()
+
+
+async def delete_team_memberships(session: AsyncSession, org_id: str, principal_id: str) -> int:
+    """Take the principal out of every team of the organization; how many it was in."""
+    stmt = delete(TeamMember).where(
+        TeamMember.organization_id == org_id, TeamMember.principal_id == principal_id
+    )
+    result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
+    return result.rowcount
 
 
 async def membership(session: AsyncSession, org_id: str, principal_id: str) -> Membership | None:
@@ -168,11 +215,14 @@ async def teams_of(
 # --- invitations ---------------------------------------------------------------------------
 
 
-async def lock_organization(session: AsyncSession, org_id: str) -> None:
+async def lock_organization(session: AsyncSession, org_id: str) -> Organization | None:
     """Serialise writers on one organization until commit (PostgreSQL row lock; SQLite
-    transactions that write are serialised already)."""
-    await session.execute(
-        select(Organization.id).where(Organization.id == org_id).with_for_update()
+    transactions that write are serialised already); the row, read afresh."""
+    return await session.scalar(
+        select(Organization)
+        .where(Organization.id == org_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
 
 

@@ -10,8 +10,10 @@ from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
 from fabric_server.orgs.out import membership_out, organization_out, team_out
 from fabric_server.orgs.schemas import (
     MembershipOut,
+    MemberUpdate,
     OrganizationCreate,
     OrganizationOut,
+    OrganizationUpdate,
     OrganizationWithRole,
     TeamCreate,
     TeamOut,
@@ -62,6 +64,54 @@ async def get_organization(
         return ok(request, organization_out(org))
 
 
+@router.patch(
+    "/v1/organizations/{org_id}",
+    response_model=Envelope[OrganizationOut],
+    summary="Rename an organization or change its slug (needs organization.update)",
+)
+async def update_organization(
+    org_id: str,
+    body: OrganizationUpdate,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+) -> JSONResponse:
+    async with services.db.write() as session:
+        org = await services.orgs.update_organization(
+            session, principal, org_id, name=body.name, slug=body.slug
+        )
+        data = organization_out(org)
+    return ok(request, data)
+
+
+@router.post(
+    "/v1/organizations/{org_id}/archive",
+    response_model=Envelope[OrganizationOut],
+    summary="Archive an organization: read-only until unarchived (owners only)",
+)
+async def archive_organization(
+    org_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> JSONResponse:
+    async with services.db.write() as session:
+        org = await services.orgs.set_archived(session, principal, org_id, True)
+        data = organization_out(org)
+    return ok(request, data)
+
+
+@router.post(
+    "/v1/organizations/{org_id}/unarchive",
+    response_model=Envelope[OrganizationOut],
+    summary="Make an archived organization writable again (owners only)",
+)
+async def unarchive_organization(
+    org_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> JSONResponse:
+    async with services.db.write() as session:
+        org = await services.orgs.set_archived(session, principal, org_id, False)
+        data = organization_out(org)
+    return ok(request, data)
+
+
 @router.get(
     "/v1/organizations/{org_id}/members",
     response_model=Envelope[list[MembershipOut]],
@@ -73,6 +123,44 @@ async def list_members(
     async with services.db.read() as session:
         rows = await services.orgs.members(session, principal, org_id)
         return ok(request, [membership_out(m, user) for m, user in rows])
+
+
+@router.patch(
+    "/v1/organizations/{org_id}/members/{principal_id}",
+    response_model=Envelope[MembershipOut],
+    summary="Change a member's role (needs member.manage; only owners grant or take owner)",
+)
+async def update_member(
+    org_id: str,
+    principal_id: str,
+    body: MemberUpdate,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+) -> JSONResponse:
+    async with services.db.write() as session:
+        membership, user = await services.members.change_role(
+            session, principal, org_id, principal_id, body.role
+        )
+        data = membership_out(membership, user)
+    return ok(request, data)
+
+
+@router.delete(
+    "/v1/organizations/{org_id}/members/{principal_id}",
+    response_model=Envelope[None],
+    summary="Remove a member, or leave (your own id); never the last owner",
+)
+async def remove_member(
+    org_id: str,
+    principal_id: str,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+) -> JSONResponse:
+    async with services.db.write() as session:
+        await services.members.remove(session, principal, org_id, principal_id)
+    return ok(request, None)
 
 
 @router.get(

@@ -27,6 +27,17 @@ class OrganizationCreate(BaseModel):
     name: Name
 
 
+class OrganizationUpdate(BaseModel):
+    """Fields to change; those left out (or null) stay as they are."""
+
+    name: Name | None = None
+    slug: Slug | None = None
+
+
+class MemberUpdate(BaseModel):
+    role: Role
+
+
 class OrganizationOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.access.service import Access, Resource
+from fabric_server.access.service import Access, OrganizationArchived, Resource
 from fabric_server.api.auth import Principal
 from fabric_server.db.models import Membership, Organization, User
 from fabric_server.errors import Conflict, Forbidden, NotFound
@@ -39,6 +39,73 @@ class OrgService:
             payload={"slug": slug, "created_by": principal.id},
         )
         await self.add_member(session, org.id, principal.id, "owner", via="organization.created")
+        return org
+
+    async def update_organization(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        org_id: str,
+        *,
+        name: str | None,
+        slug: str | None,
+    ) -> Organization:
+        """Rename the organization and/or change its slug (`organization.update`); 409 when
+        the slug is taken. Fields left out (or unchanged) stay as they are."""
+        await self.access.authorize(session, principal, org_id, "organization.update")
+        org = await self.lock_writable(session, org_id)
+        changes = {
+            field: value
+            for field, value in (("name", name), ("slug", slug))
+            if value is not None and value != getattr(org, field)
+        }
+        if not changes:
+            return org
+        if "slug" in changes and await repository.slug_taken(session, changes["slug"]):
+            raise Conflict(f"The organization slug {slug!r} is taken.")
+        try:
+            async with session.begin_nested():
+                for field, value in changes.items():
+                    setattr(org, field, value)
+                await session.flush()
+        except IntegrityError:
+            raise Conflict(f"The organization slug {slug!r} is taken.") from None
+        await self.events.record(
+            session,
+            "organization.updated",
+            organization_id=org_id,
+            payload={"changes": changes, "updated_by": principal.id},
+        )
+        return org
+
+    async def set_archived(
+        self, session: AsyncSession, principal: Principal, org_id: str, archived: bool
+    ) -> Organization:
+        """Archive (read-only from then on) or unarchive the organization; owners only
+        (`organization.archive`). Asking for the state it is already in changes nothing."""
+        await self.access.authorize(
+            session, principal, org_id, "organization.archive", when_archived="allow"
+        )
+        org = await repository.lock_organization(session, org_id)
+        assert org is not None  # authorize found it
+        if org.archived == archived:
+            return org
+        org.archived = archived
+        await session.flush()
+        await self.events.record(
+            session,
+            "organization.archived" if archived else "organization.unarchived",
+            organization_id=org_id,
+            payload={"by": principal.id},
+        )
+        return org
+
+    async def lock_writable(self, session: AsyncSession, org_id: str) -> Organization:
+        """The organization row, locked until commit; 409 if it was archived meanwhile."""
+        org = await repository.lock_organization(session, org_id)
+        assert org is not None  # the caller authorized a call in it
+        if org.archived:
+            raise OrganizationArchived(org_id)
         return org
 
     async def add_member(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.scope import caller_organization
-from fabric_server.access.service import Access
+from fabric_server.access.service import Access, WhenArchived
 from fabric_server.api.auth import Principal
 from fabric_server.errors import BadRequest
 
@@ -21,9 +21,13 @@ async def authorized_organization(
     requested: str | None,
     action: str,
 ) -> str:
-    """The organization the call runs in, after checking `action` there (404/403)."""
+    """The organization the call runs in, after checking `action` there (404/403, and 409
+    for running a provider in an archived organization)."""
     org_id = await caller_organization(access, session, principal, requested)
     if org_id is None:
         raise BadRequest("organization_id is required: no single organization of yours applies.")
-    await access.authorize(session, principal, org_id, action)
+    # Running a provider changes the organization (usage, spend) though it is authorized in
+    # a read transaction: an archived organization refuses it all the same.
+    when_archived: WhenArchived = "refuse" if action == EXECUTE_ACTION else "refuse_writes"
+    await access.authorize(session, principal, org_id, action, when_archived=when_archived)
     return org_id

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.db.database import Database
 from fabric_server.db.types import utcnow
 from fabric_server.events.outbox import EventRecorder
+from fabric_server.orgs import repository as orgs
 from fabric_server.schedules import repository
 from fabric_server.schedules.cron import CronError
 from fabric_server.schedules.models import Schedule, ScheduleFiring
@@ -143,7 +144,11 @@ class ScheduleFirer:
         """Start a run of the schedule (the caller holds the schedule's row lock), applying
         the concurrency policy; the history row is written first so the unique key decides
         before anything else happens. A manual trigger is never skipped: under `skip` it
-        runs anyway, under `queue` it waits its turn like any other run."""
+        runs anyway, under `queue` it waits its turn like any other run. Cron firings of an
+        archived organization are recorded as skipped."""
+        if trigger == "cron" and await orgs.archived(session, schedule.organization_id):
+            reason = "the organization is archived"
+            return await self._skip(session, schedule, scheduled_for, trigger, now, reason)
         previous = await _previous_run(session, schedule)
         busy = previous is not None and previous.status not in TERMINAL_RUN_STATUSES
         policy = schedule.concurrency_policy

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.access.service import Access
+from fabric_server.access.service import Access, WhenArchived
 from fabric_server.api.auth import Principal
 from fabric_server.api.pagination import PageRequest, split_page
 from fabric_server.db.models import Event
@@ -96,7 +96,8 @@ class RunService:
     async def cancel(
         self, session: AsyncSession, principal: Principal, run_id: str, reason: str | None
     ) -> WorkflowRun:
-        run = await self._locked(session, principal, run_id, "workflow.run")
+        """Cancel an unfinished run (also in an archived organization: it only stops work)."""
+        run = await self._locked(session, principal, run_id, "workflow.run", when_archived="allow")
         if run.status in TERMINAL_RUN_STATUSES:
             raise Conflict(
                 f"Run {run_id} already {run.status}; only unfinished runs can be cancelled.",
@@ -210,10 +211,16 @@ class RunService:
         return await repository.nodes_of_runs(session, run_ids)
 
     async def _locked(
-        self, session: AsyncSession, principal: Principal, run_id: str, action: str
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        run_id: str,
+        action: str,
+        *,
+        when_archived: WhenArchived = "refuse_writes",
     ) -> WorkflowRun:
         run = await repository.lock_run(session, run_id)
-        return await self._visible(session, principal, run_id, run, action)
+        return await self._visible(session, principal, run_id, run, action, when_archived)
 
     async def _visible(
         self,
@@ -222,11 +229,14 @@ class RunService:
         run_id: str,
         run: WorkflowRun | None,
         action: str,
+        when_archived: WhenArchived = "refuse_writes",
     ) -> WorkflowRun:
         if run is None:
             raise NotFound(f"Workflow run {run_id} was not found.")
         try:
-            await self.access.authorize(session, principal, run.organization_id, action)
+            await self.access.authorize(
+                session, principal, run.organization_id, action, when_archived=when_archived
+            )
         except NotFound:
             raise NotFound(f"Workflow run {run_id} was not found.") from None
         return run
