@@ -16,7 +16,9 @@ from fabric_server.workflows.nodes import OperationRegistry
 NODE_WORK_KIND = "workflow.node"
 RUN_START_KIND = "workflow.run.start"
 RUN_CANCEL_KIND = "workflow.run.cancel"
-WORK_KINDS = (NODE_WORK_KIND, RUN_START_KIND, RUN_CANCEL_KIND)
+# Due when a node waiting for input runs out of time (an approval's `timeout_seconds`).
+NODE_TIMEOUT_KIND = "workflow.node.timeout"
+WORK_KINDS = (NODE_WORK_KIND, RUN_START_KIND, RUN_CANCEL_KIND, NODE_TIMEOUT_KIND)
 # Each work item is one step; it is only re-attempted when its worker died or hit an
 # unexpected error. Node retries are separate (counted on the node, per its policy).
 WORK_ATTEMPTS = 5

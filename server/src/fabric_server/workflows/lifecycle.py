@@ -7,6 +7,7 @@ transition and its consequences commit together or not at all.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,8 +19,9 @@ from fabric_server.db.types import utcnow
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.workflows import repository
-from fabric_server.workflows.bindings import apply_outputs, deep_merge
+from fabric_server.workflows.bindings import BindingError, apply_outputs, deep_merge
 from fabric_server.workflows.launch import (
+    NODE_TIMEOUT_KIND,
     NODE_WORK_KIND,
     RUN_CANCEL_KIND,
     RUN_START_KIND,
@@ -114,16 +116,48 @@ class RunLifecycle:
         await self._advance(session, run, nodes)
 
     async def wait_for_input(
-        self, session: AsyncSession, run: WorkflowRun, node: WorkflowNodeState, prompt: str | None
+        self,
+        session: AsyncSession,
+        run: WorkflowRun,
+        node: WorkflowNodeState,
+        prompt: str | None,
+        timeout_seconds: float | None = None,
     ) -> None:
+        """The node waits for `resume`; with a timeout, a `NODE_TIMEOUT_KIND` work item due
+        then decides for it."""
         node.status = "waiting"
         node.state = {**node.state, "prompt": prompt}
-        await self._node_event(session, run, node, "workflow.node.waiting", {"prompt": prompt})
+        payload: dict[str, Any] = {"prompt": prompt}
+        if timeout_seconds is not None:
+            timeout_at = utcnow() + dt.timedelta(seconds=timeout_seconds)
+            node.state = {
+                **node.state,
+                "timeout_seconds": timeout_seconds,
+                "timeout_at": timeout_at.isoformat(),
+            }
+            payload["timeout_at"] = timeout_at.isoformat()
+            await self.arm_timeout(session, run, node, timeout_seconds)
+        await self._node_event(session, run, node, "workflow.node.waiting", payload)
         if run.status == "running":
             run.status = "waiting"
             await self._run_event(
                 session, run, "workflow.run.waiting", {"prompt": prompt}, node.node_key
             )
+
+    async def arm_timeout(
+        self, session: AsyncSession, run: WorkflowRun, node: WorkflowNodeState, seconds: float
+    ) -> None:
+        """Queue the node's time-out, due in `seconds`."""
+        await self.queue.enqueue(
+            session,
+            NODE_TIMEOUT_KIND,
+            ref_id=node.id,
+            organization_id=run.organization_id,
+            payload={"run_id": run.id},
+            priority=run.priority,
+            max_attempts=WORK_ATTEMPTS,
+            delay_seconds=seconds,
+        )
 
     async def resume(
         self,
@@ -133,12 +167,50 @@ class RunLifecycle:
         nodes: Sequence[WorkflowNodeState],
         data: dict[str, Any],
     ) -> None:
-        """Complete a waiting node with `data`; the run runs again once nothing waits."""
+        """Complete a waiting node with `data`; the run runs again once nothing waits.
+
+        Raises BindingError (changing nothing) when `data` lacks a field the node binds.
+        """
+        self.check_output(run, node, data)
         others_wait = any(n.status == "waiting" and n.id != node.id for n in nodes)
         if run.status == "waiting" and not others_wait:
             run.status = "running"
             await self._run_event(session, run, "workflow.run.resumed", {}, node.node_key)
+        await self.queue.cancel_pending(session, NODE_TIMEOUT_KIND, node.id)
         await self.complete_node(session, run, node, nodes, data)
+
+    def check_output(
+        self, run: WorkflowRun, node: WorkflowNodeState, output: dict[str, Any]
+    ) -> None:
+        """Raise BindingError if `output` lacks a field the node's `outputs` bind."""
+        spec = self.spec(run, node.node_key)
+        if spec["outputs"]:
+            apply_outputs(copy.deepcopy(run.context), spec["outputs"], output)
+
+    async def time_out(
+        self,
+        session: AsyncSession,
+        run: WorkflowRun,
+        node: WorkflowNodeState,
+        nodes: Sequence[WorkflowNodeState],
+        decision: dict[str, Any] | str,
+    ) -> None:
+        """A waiting node ran out of time: complete it with the `decision` output as if it
+        had been resumed with it, or fail it with the `decision` error message."""
+        await self._node_event(
+            session,
+            run,
+            node,
+            "workflow.node.timed_out",
+            {"timeout_seconds": node.state.get("timeout_seconds")},
+        )
+        if isinstance(decision, str):
+            await self.fail_node(session, run, node, nodes, decision)
+            return
+        try:
+            await self.resume(session, run, node, nodes, decision)
+        except BindingError as exc:
+            await self.fail_node(session, run, node, nodes, str(exc))
 
     async def retry_later(
         self,
@@ -293,6 +365,7 @@ class RunLifecycle:
         node.completed_at = utcnow()
         await self._node_event(session, run, node, "workflow.node.skipped", {"reason": reason})
         await self.queue.cancel_pending(session, NODE_WORK_KIND, node.id)
+        await self.queue.cancel_pending(session, NODE_TIMEOUT_KIND, node.id)
 
     async def _after_end(self, session: AsyncSession, run: WorkflowRun) -> None:
         """A run ended: cancel its unfinished children, wake the parent node waiting on it.
