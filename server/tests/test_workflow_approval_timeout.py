@@ -144,6 +144,35 @@ async def test_a_timeout_that_comes_up_after_the_answer_does_nothing(
         assert "workflow.node.timed_out" not in [k for k, _ in await event_kinds(client, run["id"])]
 
 
+async def test_a_timeout_applies_to_a_paused_run_without_dispatching(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = fast_settings(database_url, tmp_path, run_workers=False)
+    async with app_client(settings) as (client, services):
+        definition = await define(client, gate(timeout_seconds=0.2, on_timeout="approve"))
+        run = await start(client, definition["id"])
+        worker = Worker(services.queue, services.handlers, poll_interval=0.05)
+        for kind in ("workflow.run.start", "workflow.node"):
+            (item,) = await services.queue.claim(worker.id, [kind], 1)
+            await services.handlers[kind].run(item)
+        paused = await client.post(f"/v1/workflow-runs/{run['id']}/pause", json={})
+        assert paused.json()["data"]["status"] == "paused"
+
+        worker.start()
+        try:
+            held = await eventually(
+                lambda: get_run(client, run["id"]),
+                lambda r: node(r, "gate")["status"] == "completed",
+            )
+            assert held["status"] == "paused"
+            assert node(held, "after")["status"] == "pending"
+            await client.post(f"/v1/workflow-runs/{run['id']}/resume")
+            done = await wait_for_run(client, run["id"])
+        finally:
+            await worker.stop()
+    assert done["status"] == "completed"
+
+
 async def test_the_timeout_survives_a_restart(database_url: str, tmp_path: Path) -> None:
     settings = fast_settings(database_url, tmp_path)
     async with app_client(settings) as (client, _):

@@ -35,6 +35,7 @@ _VERBS = (
     "cancel",
     "bulk_cancel",
     "start",
+    "pause",
     "resume",
     "trigger",
     "submit",

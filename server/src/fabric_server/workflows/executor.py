@@ -120,6 +120,10 @@ class NodeHandler(RetryingHandler):
                 await self.queue.complete(session, item)
                 return
             run, node, nodes = found
+            if run.status == "paused" and node.status == "ready":
+                # Dispatched before the pause: do nothing; resuming the run queues it again.
+                await self.queue.complete(session, item)
+                return
             if "children" in node.state or "wake_at" in node.state:
                 await self._resume_step(session, item, run, node, nodes)
                 return

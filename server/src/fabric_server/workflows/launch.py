@@ -126,8 +126,11 @@ class RunLauncher:
     async def queue_run(
         self, session: AsyncSession, run: WorkflowRun, priority: int | None = None
     ) -> None:
-        """Hand a pending run to the workers (once; later calls change nothing)."""
-        if run.queued_at is not None or run.status != "pending":
+        """Hand a pending run to the workers (once; later calls change nothing).
+
+        A run paused before it started is marked queued, but only handed over on resume.
+        """
+        if run.queued_at is not None or run.status not in ("pending", "paused"):
             return
         if priority is not None:
             run.priority = priority
@@ -135,6 +138,10 @@ class RunLauncher:
         await record_run_event(
             self.events, session, run, "workflow.run.queued", {"priority": run.priority}
         )
+        if run.status == "pending":
+            await self.enqueue_start(session, run)
+
+    async def enqueue_start(self, session: AsyncSession, run: WorkflowRun) -> None:
         await self.queue.enqueue(
             session,
             RUN_START_KIND,

@@ -124,7 +124,7 @@ class RunLifecycle:
         timeout_seconds: float | None = None,
     ) -> None:
         """The node waits for `resume`; with a timeout, a `NODE_TIMEOUT_KIND` work item due
-        then decides for it."""
+        then decides for it. A paused run stays paused."""
         node.status = "waiting"
         node.state = {**node.state, "prompt": prompt}
         payload: dict[str, Any] = {"prompt": prompt}
@@ -211,6 +211,41 @@ class RunLifecycle:
             await self.resume(session, run, node, nodes, decision)
         except BindingError as exc:
             await self.fail_node(session, run, node, nodes, str(exc))
+
+    # -- run transitions ---------------------------------------------------------------------
+
+    async def pause_run(self, session: AsyncSession, run: WorkflowRun, reason: str | None) -> None:
+        """Hold the run: from now on no node is dispatched. Nodes already executing (or
+        sleeping, waiting for input or for child runs) carry on and their outcome is recorded
+        — a failure still fails the run, the last completion completes it — but what they
+        unblock stays `pending` until `resume_run`. Work items of nodes that were ready stay
+        queued and do nothing while the run is paused."""
+        run.status = "paused"
+        await self._run_event(session, run, "workflow.run.paused", {"reason": reason})
+
+    async def resume_run(
+        self, session: AsyncSession, run: WorkflowRun, nodes: Sequence[WorkflowNodeState]
+    ) -> None:
+        """Undo `pause_run`: dispatch every node that is ready or became ready meanwhile."""
+        if run.started_at is None:
+            run.status = "pending"
+        elif any(node.status == "waiting" for node in nodes):
+            run.status = "waiting"
+        else:
+            run.status = "running"
+        await self._run_event(session, run, "workflow.run.resumed", {"status": run.status})
+        if run.started_at is None:
+            if run.queued_at is not None and not await self.queue.open_refs(
+                session, RUN_START_KIND, [run.id]
+            ):
+                await self.launcher.enqueue_start(session, run)
+            return
+        ready = [node for node in nodes if node.status == "ready"]
+        queued = await self.queue.open_refs(session, NODE_WORK_KIND, [n.id for n in ready])
+        for node in ready:
+            if node.id not in queued:  # its item came up while paused, and did nothing
+                await self._enqueue_node(session, run, node)
+        await self._advance(session, run, nodes)
 
     async def retry_later(
         self,
@@ -338,18 +373,20 @@ class RunLifecycle:
     async def _advance(
         self, session: AsyncSession, run: WorkflowRun, nodes: Sequence[WorkflowNodeState]
     ) -> None:
-        """Ready every pending node whose dependencies completed; complete a finished run."""
+        """Ready every pending node whose dependencies completed (unless the run is paused);
+        complete a finished run."""
         by_key = {node.node_key: node for node in nodes}
-        for spec in run.graph:
-            node = by_key[spec["key"]]
-            if node.status == "pending" and all(
-                by_key[dep].status == "completed" for dep in spec["depends_on"]
-            ):
-                node.status = "ready"
-                await self._node_event(
-                    session, run, node, "workflow.node.ready", {"operation": node.operation}
-                )
-                await self._enqueue_node(session, run, node)
+        if run.status != "paused":  # a paused run dispatches nothing until `resume_run`
+            for spec in run.graph:
+                node = by_key[spec["key"]]
+                if node.status == "pending" and all(
+                    by_key[dep].status == "completed" for dep in spec["depends_on"]
+                ):
+                    node.status = "ready"
+                    await self._node_event(
+                        session, run, node, "workflow.node.ready", {"operation": node.operation}
+                    )
+                    await self._enqueue_node(session, run, node)
         if all(node.status == "completed" for node in nodes):
             upstream = {dep for spec in run.graph for dep in spec["depends_on"]}
             run.output = {n.node_key: n.output for n in nodes if n.node_key not in upstream}
