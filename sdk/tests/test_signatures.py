@@ -36,6 +36,8 @@ REQUEST_METHODS = [
     "list_runs",
     "cancel_run",
     "bulk_cancel_runs",
+    "pause_run",
+    "resume_run",
     "run_log",
     "list_children",
     "resume_node",
@@ -164,6 +166,8 @@ def test_spec_call_shapes() -> None:
         "run_workflow": ["workflow_id", "context", "priority"],
         "wait_for_run": ["run_id", "poll_interval", "timeout"],
         "resume_node": ["run_id", "node_key", "data"],
+        "pause_run": ["run_id"],
+        "resume_run": ["run_id"],
         "create_organization": ["slug", "name"],
         "get_organization": ["org_id"],
         "list_org_members": ["org_id"],
@@ -214,3 +218,4 @@ def test_spec_defaults() -> None:
     assert default("check_permission", "resource_type") is None
     assert default("check_permission", "resource_id") is None
     assert default("create_api_key", "scopes") is None
+    assert default("pause_run", "reason") is None
