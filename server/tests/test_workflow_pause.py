@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from schedule_helpers import at, harness
 from server_helpers import assert_error, eventually
 from sqlalchemy import select
 from workflow_helpers import (
@@ -24,6 +25,7 @@ from workflow_helpers import (
 from fabric_server.db.models import WorkItem
 from fabric_server.engine.worker import Worker
 from fabric_server.services import Services
+from fabric_server.settings import Settings
 from fabric_server.testing import fast_settings
 from fabric_server.workflows.models import WorkflowNodeState
 
@@ -308,3 +310,23 @@ async def test_pause_and_resume_are_audited(client: httpx.AsyncClient) -> None:
         ("run.pause", run["id"]),
     ]
     assert rows[2]["action"] == "run.start"
+
+
+async def test_a_scheduled_run_paused_while_held_starts_on_resume(settings: Settings) -> None:
+    async with harness(settings, at("2026-01-01 00:00:30")) as h:
+        wf = await h.definition(GATED)
+        schedule = await h.create(wf, "* * * * *", concurrency_policy="queue")
+        for minute in (1, 2):
+            h.clock.set(at(f"2026-01-01 00:0{minute}"))
+            assert await h.tick() == 1
+        first, second = (entry["run_id"] for entry in await h.history(schedule["id"]))
+        await wait_for_run(h.client, first, "waiting")
+        await pause(h.client, second)
+
+        await h.client.post(f"/v1/workflow-runs/{first}/nodes/gate/resume", json={})
+        await wait_for_run(h.client, first)
+        assert await h.tick() == 1  # its turn: queued, but it stays paused
+        held = await get_run(h.client, second)
+        assert (held["status"], held["started_at"]) == ("paused", None)
+        assert (await resume(h.client, second))["status"] == "pending"
+        await wait_for_run(h.client, second, "waiting")
