@@ -109,6 +109,67 @@ def test_approval_resume_cancel_and_bulk_cancel(server: LiveServer) -> None:
         assert kinds[-1] == "workflow.run.cancelled"
 
 
+def test_pause_and_resume_a_run(server: LiveServer) -> None:
+    with FabricClient(base_url=server.base_url) as fabric:
+        wf_id = fabric.upsert_workflow(
+            name="gate-then-title",
+            nodes=[
+                {"key": "gate", "operation": "workflow.approval"},
+                {
+                    "key": "title",
+                    "operation": "text.transform_basic",
+                    "depends_on": ["gate"],
+                    "config": {"operation": "title"},
+                    "inputs": {"text": "$context.topic"},
+                    "outputs": {"text": "$context.title"},
+                },
+            ],
+        )
+        run_id = fabric.run_workflow(wf_id, context={"topic": "paused runs"})
+        wait_status(fabric, run_id, "waiting")
+        assert fabric.pause_run(run_id, reason="lunch")["status"] == "paused"
+        assert fabric.pause_run(run_id)["status"] == "paused"  # again: no change
+
+        # The answer is recorded, but the run dispatches nothing while paused.
+        fabric.resume_node(run_id, "gate", data={"approved": True})
+        held = fabric.get_run(run_id)
+        assert held["status"] == "paused"
+        assert [n["status"] for n in held["nodes"]] == ["completed", "pending"]
+
+        assert fabric.resume_run(run_id)["status"] == "running"
+        done = fabric.wait_for_run(run_id, poll_interval=0.05, timeout=60)
+        assert done["context"]["title"] == "Paused Runs"
+        kinds = [e["kind"] for e in fabric.stream_run_events(run_id)]
+        assert kinds.index("workflow.run.paused") < kinds.index("workflow.run.resumed")
+        with pytest.raises(FabricConflictError):
+            fabric.pause_run(run_id)  # already finished
+
+
+async def test_async_approval_timeout_and_run_controls(server: LiveServer) -> None:
+    async with AsyncFabricClient(base_url=server.base_url) as fabric:
+        wf_id = await fabric.upsert_workflow(
+            name="auto-reject",
+            nodes=[
+                {
+                    "key": "gate",
+                    "operation": "workflow.approval",
+                    "config": {"timeout_seconds": 0.2, "on_timeout": "reject"},
+                    "outputs": {"approved": "$context.approved"},
+                }
+            ],
+        )
+        run_id = await fabric.run_workflow(wf_id)
+        run = await fabric.wait_for_run(run_id, poll_interval=0.05, timeout=60)
+        assert run["status"] == "completed"
+        assert run["context"] == {"approved": False}
+        with pytest.raises(FabricConflictError):
+            await fabric.resume_node(run_id, "gate", data={"approved": True})
+        with pytest.raises(FabricConflictError):
+            await fabric.resume_run(run_id)
+        with pytest.raises(FabricNotFoundError):
+            await fabric.pause_run("00000000-0000-0000-0000-000000000000")
+
+
 def test_invalid_definitions_and_wait_timeout(server: LiveServer) -> None:
     with FabricClient(base_url=server.base_url) as fabric:
         with pytest.raises(FabricValidationError) as invalid:

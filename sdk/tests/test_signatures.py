@@ -36,6 +36,8 @@ REQUEST_METHODS = [
     "list_runs",
     "cancel_run",
     "bulk_cancel_runs",
+    "pause_run",
+    "resume_run",
     "run_log",
     "list_children",
     "resume_node",
@@ -170,6 +172,8 @@ def test_spec_call_shapes() -> None:
         "run_workflow": ["workflow_id", "context", "priority"],
         "wait_for_run": ["run_id", "poll_interval", "timeout"],
         "resume_node": ["run_id", "node_key", "data"],
+        "pause_run": ["run_id"],
+        "resume_run": ["run_id"],
         "create_organization": ["slug", "name"],
         "get_organization": ["org_id"],
         "update_organization": ["org_id"],
@@ -230,3 +234,4 @@ def test_spec_defaults() -> None:
     assert default("update_organization", "slug") is None
     update = inspect.signature(FabricClient.update_organization).parameters
     assert {update[name].kind for name in ("name", "slug")} == {inspect.Parameter.KEYWORD_ONLY}
+    assert default("pause_run", "reason") is None

@@ -233,6 +233,32 @@ def test_run_management_paths_and_bodies(make_client: MakeClient) -> None:
     assert script.requests[1].headers["Content-Type"] == "application/json"
 
 
+def test_pause_and_resume_run(make_client: MakeClient) -> None:
+    script = Script(ok(run("paused")), ok(run("paused")), ok(run("running")))
+    client = make_client(script)
+
+    assert client.pause_run("run-1")["status"] == "paused"
+    assert client.pause_run("run-1", reason="hold on")["status"] == "paused"
+    assert client.resume_run("run-1")["status"] == "running"
+
+    assert [(r.method, r.url.path, body(r)) for r in script.requests] == [
+        ("POST", "/v1/workflow-runs/run-1/pause", {}),
+        ("POST", "/v1/workflow-runs/run-1/pause", {"reason": "hold on"}),
+        ("POST", "/v1/workflow-runs/run-1/resume", None),
+    ]
+
+
+def test_pausing_a_finished_run_raises_a_conflict(make_client: MakeClient) -> None:
+    answer = fail(409, "conflict", "Run run-1 already completed.", details={"status": "completed"})
+    client = make_client(Script(answer, answer))
+
+    with pytest.raises(FabricConflictError) as paused:
+        client.pause_run("run-1")
+    assert paused.value.code == "conflict"
+    with pytest.raises(FabricConflictError):
+        client.resume_run("run-1")
+
+
 def test_resume_node_sends_the_data_itself(make_client: MakeClient) -> None:
     script = Script(ok({"resumed": True}), httpx.Response(204))
     client = make_client(script)
@@ -386,3 +412,16 @@ async def test_async_run_reads_and_streams(make_async_client: MakeAsyncClient) -
 
     assert dict(script.requests[2].url.params) == {"status": "failed", "limit": "50"}
     assert dict(script.last.url.params) == {"include_internal": "true"}
+
+
+async def test_async_pause_and_resume_run(make_async_client: MakeAsyncClient) -> None:
+    script = Script(ok(run("paused")), ok(run("waiting")))
+    client = make_async_client(script)
+
+    assert (await client.pause_run("run/1", reason="why"))["status"] == "paused"
+    assert (await client.resume_run("run/1"))["status"] == "waiting"
+
+    assert [(r.method, r.url.raw_path, body(r)) for r in script.requests] == [
+        ("POST", b"/v1/workflow-runs/run%2F1/pause", {"reason": "why"}),
+        ("POST", b"/v1/workflow-runs/run%2F1/resume", None),
+    ]

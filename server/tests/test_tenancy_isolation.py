@@ -93,6 +93,10 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/v1/workflow-runs/{run_id}/start"): Case(404, body={}),
     ("POST", "/v1/workflow-runs/{run_id}/cancel"): Case(404, body={}),
     ("POST", "/v1/workflows/runs/{run_id}/cancel"): Case(404, body={}),
+    ("POST", "/v1/workflow-runs/{run_id}/pause"): Case(404, body={}),
+    ("POST", "/v1/workflows/runs/{run_id}/pause"): Case(404, body={}),
+    ("POST", "/v1/workflow-runs/{run_id}/resume"): Case(404, body={}),
+    ("POST", "/v1/workflows/runs/{run_id}/resume"): Case(404, body={}),
     ("POST", "/v1/workflow-runs/{run_id}/nodes/{node_key}/resume"): Case(404, body={}),
 }
 

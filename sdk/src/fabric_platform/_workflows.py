@@ -50,6 +50,10 @@ def _start_body(priority: Optional[int]) -> dict[str, Any]:
     return {} if priority is None else {"priority": priority}
 
 
+def _pause_body(reason: Optional[str]) -> dict[str, Any]:
+    return {} if reason is None else {"reason": reason}
+
+
 def _id_of(data: Any, what: str) -> str:
     if isinstance(data, dict) and isinstance(data.get("id"), str) and data["id"]:
         return cast(str, data["id"])
@@ -201,6 +205,21 @@ class WorkflowsMethods(SyncClientCore):
         body = {"run_ids": list(run_ids)}
         return cast(BulkCancelResult, self._request("POST", RUNS_PATH + "/bulk-cancel", body=body))
 
+    def pause_run(self, run_id: str, *, reason: Optional[str] = None) -> WorkflowRun:
+        """Pause the run: no further node starts until `resume_run`; nodes already executing
+        finish. Returns the run (status ``paused``); pausing it again changes nothing, and
+        a run that already ended raises `FabricConflictError`.
+        """
+        path = _run_path("/{}/pause", run_id)
+        return cast(WorkflowRun, self._request("POST", path, body=_pause_body(reason)))
+
+    def resume_run(self, run_id: str) -> WorkflowRun:
+        """Resume a paused run: every node that became ready meanwhile is dispatched.
+        Returns the run; a run that is not paused is left as it is, one that already ended
+        raises `FabricConflictError`. (To answer a waiting node, see `resume_node`.)
+        """
+        return cast(WorkflowRun, self._request("POST", _run_path("/{}/resume", run_id)))
+
     def run_log(self, run_id: str) -> RunLog:
         """The run's event history and the state of each of its nodes."""
         return cast(RunLog, self._request("GET", _run_path("/{}/log", run_id)))
@@ -321,6 +340,15 @@ class AsyncWorkflowsMethods(AsyncClientCore):
         body = {"run_ids": list(run_ids)}
         result = await self._request("POST", RUNS_PATH + "/bulk-cancel", body=body)
         return cast(BulkCancelResult, result)
+
+    async def pause_run(self, run_id: str, *, reason: Optional[str] = None) -> WorkflowRun:
+        """Pause the run: no further node starts until `resume_run` (see `FabricClient`)."""
+        path = _run_path("/{}/pause", run_id)
+        return cast(WorkflowRun, await self._request("POST", path, body=_pause_body(reason)))
+
+    async def resume_run(self, run_id: str) -> WorkflowRun:
+        """Resume a paused run: every node that became ready meanwhile is dispatched."""
+        return cast(WorkflowRun, await self._request("POST", _run_path("/{}/resume", run_id)))
 
     async def run_log(self, run_id: str) -> RunLog:
         """The run's event history and the state of each of its nodes."""

@@ -37,6 +37,7 @@ _VERBS = (
     "cancel",
     "bulk_cancel",
     "start",
+    "pause",
     "resume",
     "trigger",
     "submit",

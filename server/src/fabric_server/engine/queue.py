@@ -202,6 +202,20 @@ class WorkQueue:
         result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
         return result.rowcount
 
+    async def open_refs(self, session: AsyncSession, kind: str, ref_ids: Sequence[str]) -> set[str]:
+        """The references among `ref_ids` that still have an unfinished item of `kind`
+        (queued, or running under a lease — possibly an expired one, which will be reclaimed)."""
+        if not ref_ids:
+            return set()
+        rows = await session.scalars(
+            select(WorkItem.ref_id).where(
+                WorkItem.kind == kind,
+                WorkItem.ref_id.in_(list(ref_ids)),
+                WorkItem.status.in_(("queued", "running")),
+            )
+        )
+        return {ref for ref in rows if ref is not None}
+
     async def _finish(
         self, session: AsyncSession, item: WorkItem, *, status: str, error: str | None
     ) -> None:

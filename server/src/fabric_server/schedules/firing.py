@@ -37,6 +37,8 @@ log = logging.getLogger("fabric_server.schedules")
 # At most this many missed occurrences are written to the history per catch-up (the newest).
 MAX_MISSED_RECORDED = 100
 MISSED = "missed"
+# A held run still waiting for its turn: created, not yet queued (perhaps paused meanwhile).
+HELD_STATUSES = ("pending", "paused")
 
 
 @dataclass(frozen=True)
@@ -217,8 +219,8 @@ class ScheduleFirer:
                 firing.held = False
                 firing.reason = f"waited for run {before.id}" if before else None
                 run = await workflow_repository.lock_run(session, firing.run_id or "")
-                if run is not None and run.status == "pending" and run.queued_at is None:
-                    await self.launcher.queue_run(session, run)
+                if run is not None and run.queued_at is None and run.status in HELD_STATUSES:
+                    await self.launcher.queue_run(session, run)  # a paused one starts on resume
                     return 1
                 # Cancelled (or started by hand) while waiting: the next one may go.
             return 0

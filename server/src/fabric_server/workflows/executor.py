@@ -1,4 +1,5 @@
-"""Work handlers that drive runs: start a run, execute or wake a node, cancel a child run.
+"""Work handlers that drive runs: start a run, execute or wake a node, cancel a child run,
+time out a node waiting for input.
 
 A node execution is two short transactions around the operation call, which holds no
 database connection. The second transaction records the outcome only if the node is still
@@ -40,6 +41,8 @@ from fabric_server.workflows.nodes.base import (
 from fabric_server.workflows.schemas import TERMINAL_RUN_STATUSES
 
 MAX_NESTING = 8
+
+_Found = tuple[WorkflowRun, WorkflowNodeState, list[WorkflowNodeState]]
 
 
 class _Failure:
@@ -117,13 +120,17 @@ class NodeHandler(RetryingHandler):
                 await self.queue.complete(session, item)
                 return
             run, node, nodes = found
+            if run.status == "paused" and node.status == "ready":
+                # Dispatched before the pause: do nothing; resuming the run queues it again.
+                await self.queue.complete(session, item)
+                return
             if "children" in node.state or "wake_at" in node.state:
                 await self._resume_step(session, item, run, node, nodes)
                 return
             spec = self.lifecycle.spec(run, node.node_key)
             inputs = resolve_inputs(run.context, spec["inputs"])
             await self.lifecycle.begin_attempt(session, run, node, inputs)
-            prepared = self._prepare(run, node, nodes, inputs)
+            prepared = prepare(self.lifecycle, run, node, nodes, inputs)
             attempt = node.attempts
 
         outcome = await self._execute(prepared)
@@ -147,41 +154,8 @@ class NodeHandler(RetryingHandler):
             run, node, nodes = found
             await self.lifecycle.fail_node(session, run, node, nodes, error)
 
-    async def _load(
-        self, session: AsyncSession, item: WorkItem
-    ) -> tuple[WorkflowRun, WorkflowNodeState, list[WorkflowNodeState]] | None:
-        """The locked run, the node and its siblings — None when there is nothing to do."""
-        run = await repository.lock_run(session, str(item.payload.get("run_id", "")))
-        if run is None or run.status in TERMINAL_RUN_STATUSES:
-            return None
-        nodes = await repository.nodes_of(session, run.id)
-        node = next((n for n in nodes if n.id == item.ref_id), None)
-        if node is None or node.status not in ("ready", "running"):
-            return None
-        return run, node, nodes
-
-    def _prepare(
-        self,
-        run: WorkflowRun,
-        node: WorkflowNodeState,
-        nodes: Sequence[WorkflowNodeState],
-        inputs: dict[str, object],
-    ) -> NodeRun:
-        spec = self.lifecycle.spec(run, node.node_key)
-        outputs = {n.node_key: n.output for n in nodes}
-        return NodeRun(
-            run_id=run.id,
-            organization_id=run.organization_id,
-            created_by=run.created_by,
-            node_key=node.node_key,
-            operation=node.operation,
-            config=copy.deepcopy(spec["config"]),
-            inputs=inputs,
-            context=copy.deepcopy(run.context),
-            upstream={dep: outputs.get(dep) for dep in spec["depends_on"]},
-            attempt=node.attempts,
-            timeout_seconds=float(spec["policy"]["timeout_seconds"]),
-        )
+    async def _load(self, session: AsyncSession, item: WorkItem) -> _Found | None:
+        return await _locked_node(session, item, ("ready", "running"))
 
     async def _execute(self, node: NodeRun) -> Outcome | _Failure | _Interrupted:
         """Run the operation under its timeout, abandoning it if the run ends meanwhile."""
@@ -236,7 +210,9 @@ class NodeHandler(RetryingHandler):
             except BindingError as exc:
                 await lifecycle.fail_node(session, run, node, nodes, str(exc))
         elif isinstance(outcome, WaitForInput):
-            await lifecycle.wait_for_input(session, run, node, outcome.prompt)
+            await lifecycle.wait_for_input(
+                session, run, node, outcome.prompt, outcome.timeout_seconds
+            )
         elif isinstance(outcome, Sleep):
             await lifecycle.sleep(session, run, node, outcome.seconds)
         elif isinstance(outcome, SpawnChildren):
@@ -288,7 +264,7 @@ class NodeHandler(RetryingHandler):
     ) -> None:
         """A sleeping node woke up, or a child run it waits for moved on."""
         operation = self.operations.get(node.operation)
-        prepared = self._prepare(run, node, nodes, dict(node.input or {}))
+        prepared = prepare(self.lifecycle, run, node, nodes, dict(node.input or {}))
         try:
             if "wake_at" in node.state:
                 remaining = _seconds_until(node.state["wake_at"])
@@ -307,6 +283,91 @@ class NodeHandler(RetryingHandler):
         if outcome is not None:
             await self._record(session, run, node, nodes, outcome)
         await self.queue.complete(session, item)
+
+
+class NodeTimeoutHandler(RetryingHandler):
+    """`workflow.node.timeout`: a node still waiting for input when its time is up gets the
+    operation's decision. A node resumed first is no longer waiting, so this does nothing."""
+
+    def __init__(
+        self,
+        db: Database,
+        queue: WorkQueue,
+        lifecycle: RunLifecycle,
+        operations: OperationRegistry,
+    ) -> None:
+        super().__init__(db, queue)
+        self.lifecycle = lifecycle
+        self.operations = operations
+
+    async def execute(self, item: WorkItem) -> None:
+        async with self.db.write() as session:
+            found = await self._load(session, item)
+            if found is not None:
+                run, node, nodes = found
+                remaining = _seconds_until(node.state["timeout_at"])
+                if remaining > 0:  # due early by another process's clock: wait the rest
+                    await self.lifecycle.arm_timeout(session, run, node, remaining)
+                else:
+                    operation = self.operations.get(node.operation)
+                    prepared = prepare(self.lifecycle, run, node, nodes, dict(node.input or {}))
+                    try:
+                        outcome = operation.timed_out(prepared)
+                    except NodeError as exc:
+                        await self.lifecycle.time_out(session, run, node, nodes, str(exc))
+                    else:
+                        await self.lifecycle.time_out(session, run, node, nodes, outcome.output)
+            await self.queue.complete(session, item)
+
+    async def on_failure(self, session: AsyncSession, item: WorkItem, error: str) -> None:
+        found = await self._load(session, item)
+        if found is not None:
+            run, node, nodes = found
+            await self.lifecycle.fail_node(session, run, node, nodes, error)
+
+    async def _load(self, session: AsyncSession, item: WorkItem) -> _Found | None:
+        found = await _locked_node(session, item, ("waiting",))
+        return found if found is not None and "timeout_at" in found[1].state else None
+
+
+async def _locked_node(
+    session: AsyncSession, item: WorkItem, statuses: tuple[str, ...]
+) -> _Found | None:
+    """The locked run of a node's work item, the node and its siblings — None when the run
+    ended or the node is in none of `statuses` (there is nothing to do)."""
+    run = await repository.lock_run(session, str(item.payload.get("run_id", "")))
+    if run is None or run.status in TERMINAL_RUN_STATUSES:
+        return None
+    nodes = await repository.nodes_of(session, run.id)
+    node = next((n for n in nodes if n.id == item.ref_id), None)
+    if node is None or node.status not in statuses:
+        return None
+    return run, node, nodes
+
+
+def prepare(
+    lifecycle: RunLifecycle,
+    run: WorkflowRun,
+    node: WorkflowNodeState,
+    nodes: Sequence[WorkflowNodeState],
+    inputs: dict[str, object],
+) -> NodeRun:
+    """What the operation of `node` sees when it executes."""
+    spec = lifecycle.spec(run, node.node_key)
+    outputs = {n.node_key: n.output for n in nodes}
+    return NodeRun(
+        run_id=run.id,
+        organization_id=run.organization_id,
+        created_by=run.created_by,
+        node_key=node.node_key,
+        operation=node.operation,
+        config=copy.deepcopy(spec["config"]),
+        inputs=inputs,
+        context=copy.deepcopy(run.context),
+        upstream={dep: outputs.get(dep) for dep in spec["depends_on"]},
+        attempt=node.attempts,
+        timeout_seconds=float(spec["policy"]["timeout_seconds"]),
+    )
 
 
 async def _find_definition(

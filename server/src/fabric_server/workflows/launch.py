@@ -16,7 +16,9 @@ from fabric_server.workflows.nodes import OperationRegistry
 NODE_WORK_KIND = "workflow.node"
 RUN_START_KIND = "workflow.run.start"
 RUN_CANCEL_KIND = "workflow.run.cancel"
-WORK_KINDS = (NODE_WORK_KIND, RUN_START_KIND, RUN_CANCEL_KIND)
+# Due when a node waiting for input runs out of time (an approval's `timeout_seconds`).
+NODE_TIMEOUT_KIND = "workflow.node.timeout"
+WORK_KINDS = (NODE_WORK_KIND, RUN_START_KIND, RUN_CANCEL_KIND, NODE_TIMEOUT_KIND)
 # Each work item is one step; it is only re-attempted when its worker died or hit an
 # unexpected error. Node retries are separate (counted on the node, per its policy).
 WORK_ATTEMPTS = 5
@@ -124,8 +126,11 @@ class RunLauncher:
     async def queue_run(
         self, session: AsyncSession, run: WorkflowRun, priority: int | None = None
     ) -> None:
-        """Hand a pending run to the workers (once; later calls change nothing)."""
-        if run.queued_at is not None or run.status != "pending":
+        """Hand a pending run to the workers (once; later calls change nothing).
+
+        A run paused before it started is marked queued, but only handed over on resume.
+        """
+        if run.queued_at is not None or run.status not in ("pending", "paused"):
             return
         if priority is not None:
             run.priority = priority
@@ -133,6 +138,10 @@ class RunLauncher:
         await record_run_event(
             self.events, session, run, "workflow.run.queued", {"priority": run.priority}
         )
+        if run.status == "pending":
+            await self.enqueue_start(session, run)
+
+    async def enqueue_start(self, session: AsyncSession, run: WorkflowRun) -> None:
         await self.queue.enqueue(
             session,
             RUN_START_KIND,

@@ -7,6 +7,7 @@ transition and its consequences commit together or not at all.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -18,8 +19,9 @@ from fabric_server.db.types import utcnow
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.workflows import repository
-from fabric_server.workflows.bindings import apply_outputs, deep_merge
+from fabric_server.workflows.bindings import BindingError, apply_outputs, deep_merge
 from fabric_server.workflows.launch import (
+    NODE_TIMEOUT_KIND,
     NODE_WORK_KIND,
     RUN_CANCEL_KIND,
     RUN_START_KIND,
@@ -114,16 +116,48 @@ class RunLifecycle:
         await self._advance(session, run, nodes)
 
     async def wait_for_input(
-        self, session: AsyncSession, run: WorkflowRun, node: WorkflowNodeState, prompt: str | None
+        self,
+        session: AsyncSession,
+        run: WorkflowRun,
+        node: WorkflowNodeState,
+        prompt: str | None,
+        timeout_seconds: float | None = None,
     ) -> None:
+        """The node waits for `resume`; with a timeout, a `NODE_TIMEOUT_KIND` work item due
+        then decides for it. A paused run stays paused."""
         node.status = "waiting"
         node.state = {**node.state, "prompt": prompt}
-        await self._node_event(session, run, node, "workflow.node.waiting", {"prompt": prompt})
+        payload: dict[str, Any] = {"prompt": prompt}
+        if timeout_seconds is not None:
+            timeout_at = utcnow() + dt.timedelta(seconds=timeout_seconds)
+            node.state = {
+                **node.state,
+                "timeout_seconds": timeout_seconds,
+                "timeout_at": timeout_at.isoformat(),
+            }
+            payload["timeout_at"] = timeout_at.isoformat()
+            await self.arm_timeout(session, run, node, timeout_seconds)
+        await self._node_event(session, run, node, "workflow.node.waiting", payload)
         if run.status == "running":
             run.status = "waiting"
             await self._run_event(
                 session, run, "workflow.run.waiting", {"prompt": prompt}, node.node_key
             )
+
+    async def arm_timeout(
+        self, session: AsyncSession, run: WorkflowRun, node: WorkflowNodeState, seconds: float
+    ) -> None:
+        """Queue the node's time-out, due in `seconds`."""
+        await self.queue.enqueue(
+            session,
+            NODE_TIMEOUT_KIND,
+            ref_id=node.id,
+            organization_id=run.organization_id,
+            payload={"run_id": run.id},
+            priority=run.priority,
+            max_attempts=WORK_ATTEMPTS,
+            delay_seconds=seconds,
+        )
 
     async def resume(
         self,
@@ -133,12 +167,85 @@ class RunLifecycle:
         nodes: Sequence[WorkflowNodeState],
         data: dict[str, Any],
     ) -> None:
-        """Complete a waiting node with `data`; the run runs again once nothing waits."""
+        """Complete a waiting node with `data`; the run runs again once nothing waits.
+
+        Raises BindingError (changing nothing) when `data` lacks a field the node binds.
+        """
+        self.check_output(run, node, data)
         others_wait = any(n.status == "waiting" and n.id != node.id for n in nodes)
         if run.status == "waiting" and not others_wait:
             run.status = "running"
             await self._run_event(session, run, "workflow.run.resumed", {}, node.node_key)
+        await self.queue.cancel_pending(session, NODE_TIMEOUT_KIND, node.id)
         await self.complete_node(session, run, node, nodes, data)
+
+    def check_output(
+        self, run: WorkflowRun, node: WorkflowNodeState, output: dict[str, Any]
+    ) -> None:
+        """Raise BindingError if `output` lacks a field the node's `outputs` bind."""
+        spec = self.spec(run, node.node_key)
+        if spec["outputs"]:
+            apply_outputs(copy.deepcopy(run.context), spec["outputs"], output)
+
+    async def time_out(
+        self,
+        session: AsyncSession,
+        run: WorkflowRun,
+        node: WorkflowNodeState,
+        nodes: Sequence[WorkflowNodeState],
+        decision: dict[str, Any] | str,
+    ) -> None:
+        """A waiting node ran out of time: complete it with the `decision` output as if it
+        had been resumed with it, or fail it with the `decision` error message."""
+        await self._node_event(
+            session,
+            run,
+            node,
+            "workflow.node.timed_out",
+            {"timeout_seconds": node.state.get("timeout_seconds")},
+        )
+        if isinstance(decision, str):
+            await self.fail_node(session, run, node, nodes, decision)
+            return
+        try:
+            await self.resume(session, run, node, nodes, decision)
+        except BindingError as exc:
+            await self.fail_node(session, run, node, nodes, str(exc))
+
+    # -- run transitions ---------------------------------------------------------------------
+
+    async def pause_run(self, session: AsyncSession, run: WorkflowRun, reason: str | None) -> None:
+        """Hold the run: from now on no node is dispatched. Nodes already executing (or
+        sleeping, waiting for input or for child runs) carry on and their outcome is recorded
+        — a failure still fails the run, the last completion completes it — but what they
+        unblock stays `pending` until `resume_run`. Work items of nodes that were ready stay
+        queued and do nothing while the run is paused."""
+        run.status = "paused"
+        await self._run_event(session, run, "workflow.run.paused", {"reason": reason})
+
+    async def resume_run(
+        self, session: AsyncSession, run: WorkflowRun, nodes: Sequence[WorkflowNodeState]
+    ) -> None:
+        """Undo `pause_run`: dispatch every node that is ready or became ready meanwhile."""
+        if run.started_at is None:
+            run.status = "pending"
+        elif any(node.status == "waiting" for node in nodes):
+            run.status = "waiting"
+        else:
+            run.status = "running"
+        await self._run_event(session, run, "workflow.run.resumed", {"status": run.status})
+        if run.started_at is None:
+            if run.queued_at is not None and not await self.queue.open_refs(
+                session, RUN_START_KIND, [run.id]
+            ):
+                await self.launcher.enqueue_start(session, run)
+            return
+        ready = [node for node in nodes if node.status == "ready"]
+        queued = await self.queue.open_refs(session, NODE_WORK_KIND, [n.id for n in ready])
+        for node in ready:
+            if node.id not in queued:  # its item came up while paused, and did nothing
+                await self._enqueue_node(session, run, node)
+        await self._advance(session, run, nodes)
 
     async def retry_later(
         self,
@@ -266,18 +373,20 @@ class RunLifecycle:
     async def _advance(
         self, session: AsyncSession, run: WorkflowRun, nodes: Sequence[WorkflowNodeState]
     ) -> None:
-        """Ready every pending node whose dependencies completed; complete a finished run."""
+        """Ready every pending node whose dependencies completed (unless the run is paused);
+        complete a finished run."""
         by_key = {node.node_key: node for node in nodes}
-        for spec in run.graph:
-            node = by_key[spec["key"]]
-            if node.status == "pending" and all(
-                by_key[dep].status == "completed" for dep in spec["depends_on"]
-            ):
-                node.status = "ready"
-                await self._node_event(
-                    session, run, node, "workflow.node.ready", {"operation": node.operation}
-                )
-                await self._enqueue_node(session, run, node)
+        if run.status != "paused":  # a paused run dispatches nothing until `resume_run`
+            for spec in run.graph:
+                node = by_key[spec["key"]]
+                if node.status == "pending" and all(
+                    by_key[dep].status == "completed" for dep in spec["depends_on"]
+                ):
+                    node.status = "ready"
+                    await self._node_event(
+                        session, run, node, "workflow.node.ready", {"operation": node.operation}
+                    )
+                    await self._enqueue_node(session, run, node)
         if all(node.status == "completed" for node in nodes):
             upstream = {dep for spec in run.graph for dep in spec["depends_on"]}
             run.output = {n.node_key: n.output for n in nodes if n.node_key not in upstream}
@@ -293,6 +402,7 @@ class RunLifecycle:
         node.completed_at = utcnow()
         await self._node_event(session, run, node, "workflow.node.skipped", {"reason": reason})
         await self.queue.cancel_pending(session, NODE_WORK_KIND, node.id)
+        await self.queue.cancel_pending(session, NODE_TIMEOUT_KIND, node.id)
 
     async def _after_end(self, session: AsyncSession, run: WorkflowRun) -> None:
         """A run ended: cancel its unfinished children, wake the parent node waiting on it.

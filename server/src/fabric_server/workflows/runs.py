@@ -1,4 +1,5 @@
-"""Business rules for workflow runs: create, start, cancel, resume, and reading them back."""
+"""Business rules for workflow runs: create, start, pause, resume, cancel, resume a node, and
+reading them back."""
 
 from __future__ import annotations
 
@@ -105,6 +106,37 @@ class RunService:
             )
         nodes = await repository.nodes_of(session, run.id)
         await self.lifecycle.cancel_run(session, run, nodes, reason)
+        return run
+
+    async def pause(
+        self, session: AsyncSession, principal: Principal, run_id: str, reason: str | None
+    ) -> WorkflowRun:
+        """Stop dispatching the run's nodes (see `RunLifecycle.pause_run`); pausing a paused
+        run changes nothing."""
+        run = await self._locked(session, principal, run_id, "workflow.run")
+        if run.status in TERMINAL_RUN_STATUSES:
+            raise Conflict(
+                f"Run {run_id} already {run.status}; only unfinished runs can be paused.",
+                details={"status": run.status},
+            )
+        if run.status != "paused":
+            await self.lifecycle.pause_run(session, run, reason)
+        return run
+
+    async def resume_run(
+        self, session: AsyncSession, principal: Principal, run_id: str
+    ) -> WorkflowRun:
+        """Dispatch a paused run's nodes again; resuming a run that is not paused changes
+        nothing."""
+        run = await self._locked(session, principal, run_id, "workflow.run")
+        if run.status in TERMINAL_RUN_STATUSES:
+            raise Conflict(
+                f"Run {run_id} already {run.status}; only unfinished runs can be resumed.",
+                details={"status": run.status},
+            )
+        if run.status == "paused":
+            nodes = await repository.nodes_of(session, run.id)
+            await self.lifecycle.resume_run(session, run, nodes)
         return run
 
     async def bulk_cancel(

@@ -1,6 +1,6 @@
 """HTTP routes for workflow runs.
 
-Get and cancel are served on both path families the reference clients use:
+Get, pause, resume and cancel are served on both path families the reference clients use:
 `/v1/workflow-runs/{id}` and `/v1/workflows/runs/{id}` (wire-spec §17 #2).
 """
 
@@ -23,6 +23,7 @@ from fabric_server.workflows.schemas import (
     RunLog,
     RunOut,
     RunPage,
+    RunPause,
     RunStart,
     RunStatus,
 )
@@ -134,6 +135,48 @@ async def cancel_run(
 ) -> JSONResponse:
     async with services.db.write() as session:
         run = await services.workflows.runs.cancel(session, principal, run_id, body.reason)
+        data = run_out(run, await services.workflows.runs.node_states(session, run.id))
+    return ok(request, data)
+
+
+@router.post(
+    f"{RUNS}/{{run_id}}/pause",
+    response_model=Envelope[RunOut],
+    summary="Pause a run: no further node is dispatched until it is resumed",
+)
+@router.post(
+    f"{RUNS_ALIAS}/{{run_id}}/pause",
+    response_model=Envelope[RunOut],
+    summary="Pause a run: no further node is dispatched until it is resumed",
+)
+async def pause_run(
+    run_id: str,
+    body: RunPause,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+) -> JSONResponse:
+    async with services.db.write() as session:
+        run = await services.workflows.runs.pause(session, principal, run_id, body.reason)
+        data = run_out(run, await services.workflows.runs.node_states(session, run.id))
+    return ok(request, data)
+
+
+@router.post(
+    f"{RUNS}/{{run_id}}/resume",
+    response_model=Envelope[RunOut],
+    summary="Resume a paused run: dispatch every node that is ready",
+)
+@router.post(
+    f"{RUNS_ALIAS}/{{run_id}}/resume",
+    response_model=Envelope[RunOut],
+    summary="Resume a paused run: dispatch every node that is ready",
+)
+async def resume_run(
+    run_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> JSONResponse:
+    async with services.db.write() as session:
+        run = await services.workflows.runs.resume_run(session, principal, run_id)
         data = run_out(run, await services.workflows.runs.node_states(session, run.id))
     return ok(request, data)
 

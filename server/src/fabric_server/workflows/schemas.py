@@ -83,6 +83,12 @@ class RunCancel(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
 
 
+class RunPause(BaseModel):
+    reason: str | None = Field(
+        default=None, max_length=1000, description="Recorded in `workflow.run.paused`"
+    )
+
+
 class BulkCancel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

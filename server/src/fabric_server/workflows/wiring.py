@@ -12,8 +12,14 @@ from fabric_server.events.outbox import EventRecorder
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
 from fabric_server.workflows.definitions import DefinitionService
-from fabric_server.workflows.executor import NodeHandler, RunCancelHandler, RunStartHandler
+from fabric_server.workflows.executor import (
+    NodeHandler,
+    NodeTimeoutHandler,
+    RunCancelHandler,
+    RunStartHandler,
+)
 from fabric_server.workflows.launch import (
+    NODE_TIMEOUT_KIND,
     NODE_WORK_KIND,
     RUN_CANCEL_KIND,
     RUN_START_KIND,
@@ -56,5 +62,6 @@ def build_workflows(
             NODE_WORK_KIND: nodes,
             RUN_START_KIND: RunStartHandler(db, queue, lifecycle),
             RUN_CANCEL_KIND: RunCancelHandler(db, queue, lifecycle),
+            NODE_TIMEOUT_KIND: NodeTimeoutHandler(db, queue, lifecycle, operations),
         },
     )

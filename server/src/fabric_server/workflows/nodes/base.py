@@ -4,7 +4,8 @@ Operations never touch the database. They return an outcome and the executor rec
 in one transaction with the work item's completion:
 
 * `Completed(output)` — the node is done; its output is bound into the run context.
-* `WaitForInput(prompt)` — the node waits for `resume_node` (the run goes `waiting`).
+* `WaitForInput(prompt, timeout_seconds)` — the node waits for `resume_node` (the run goes
+  `waiting`); when it is still waiting after `timeout_seconds`, `timed_out` decides.
 * `Sleep(seconds)` — wake the node later (`wake` then finishes it) without holding a worker.
 * `SpawnChildren(...)` — start child runs; `collect` finishes the node once they end.
 
@@ -76,6 +77,7 @@ class Completed:
 @dataclass(frozen=True)
 class WaitForInput:
     prompt: str | None = None
+    timeout_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,12 @@ class Operation(abc.ABC):
     def collect(self, node: NodeRun, children: Sequence[ChildRun]) -> Outcome | None:
         """Finish a node whose child runs moved on; None while it should keep waiting."""
         raise TypeError(f"{self.name} starts no child runs, so it has none to collect")
+
+    def timed_out(self, node: NodeRun) -> Completed:
+        """The output of a node whose wait for input ran out of time, as if it had been
+        resumed with it; raise `NodeError` to fail the node instead (only for operations that
+        return `WaitForInput` with a timeout)."""
+        raise TypeError(f"{self.name} never waits with a time limit")
 
 
 def check_types(

@@ -19,6 +19,15 @@ from fabric_server.workflows.nodes.base import (
 )
 
 MAX_DELAY_SECONDS = 30 * 24 * 3600
+MAX_APPROVAL_TIMEOUT_SECONDS = 365 * 24 * 3600
+DECISIONS = {"approve": True, "reject": False}
+ON_TIMEOUT = ("fail", *DECISIONS)
+APPROVAL_CONFIG: dict[str, type | tuple[type, ...]] = {
+    "prompt": str,
+    "timeout_seconds": (int, float),
+    "on_timeout": str,
+    "default_data": dict,
+}
 
 
 class Delay(Operation):
@@ -52,15 +61,52 @@ class Delay(Operation):
 
 class Approval(Operation):
     """Waits (node `waiting`, run `waiting`) until `resume_node` hands it data, which becomes
-    its output. Config: optional `prompt` shown to whoever resumes it."""
+    its output. Config: optional `prompt` shown to whoever resumes it; optional
+    `timeout_seconds`, after which `on_timeout` decides: `fail` (the default) fails the node,
+    `approve` / `reject` complete it with `default_data` plus `approved` and `timed_out`."""
 
     name = "workflow.approval"
     aliases = ("workflow.wait_for_input",)
     max_retries = 0
 
     def check(self, node: NodeSpec) -> list[str]:
-        return check_types(node.config, {"prompt": str}) + check_template(node.config, "prompt")
+        config = node.config
+        problems = check_types(config, APPROVAL_CONFIG)
+        problems += check_template(config, "prompt")
+        timeout = _number(config.get("timeout_seconds"))
+        if timeout is not None and not 0 < timeout <= MAX_APPROVAL_TIMEOUT_SECONDS:
+            problems.append(
+                f"config.timeout_seconds must be above 0, at most {MAX_APPROVAL_TIMEOUT_SECONDS}"
+            )
+        on_timeout = config.get("on_timeout")
+        if isinstance(on_timeout, str) and on_timeout not in ON_TIMEOUT:
+            problems.append(f"config.on_timeout must be one of {', '.join(ON_TIMEOUT)}")
+        if on_timeout is not None and config.get("timeout_seconds") is None:
+            problems.append("config.on_timeout needs config.timeout_seconds")
+        if config.get("default_data") is not None and on_timeout not in DECISIONS:
+            problems.append(
+                "config.default_data applies only when config.on_timeout is approve or reject"
+            )
+        return problems
 
     async def run(self, node: NodeRun) -> Outcome:
         prompt = node.config.get("prompt")
-        return WaitForInput(node.render(prompt) if isinstance(prompt, str) else None)
+        return WaitForInput(
+            node.render(prompt) if isinstance(prompt, str) else None,
+            _number(node.config.get("timeout_seconds")),
+        )
+
+    def timed_out(self, node: NodeRun) -> Completed:
+        on_timeout = node.config.get("on_timeout") or "fail"
+        if on_timeout not in DECISIONS:
+            seconds = node.config.get("timeout_seconds")
+            raise NodeError(f"approval_timed_out: no decision within {seconds:g} s")
+        data = dict(node.config.get("default_data") or {})
+        return Completed({**data, "approved": DECISIONS[on_timeout], "timed_out": True})
+
+
+def _number(value: Any) -> float | None:
+    """`value` as a float when it is a number (booleans are not), else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
