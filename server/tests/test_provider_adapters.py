@@ -408,3 +408,45 @@ async def test_anthropic_health_check(llm: FakeLLM, http: UpstreamClient) -> Non
 
 def test_credentials_never_show_in_repr() -> None:
     assert "ak-test-456" not in repr(ANTHROPIC_KEY)
+
+
+async def test_anthropic_organization_gateway_gets_only_the_organizations_key(
+    llm: FakeLLM, http: UpstreamClient
+) -> None:
+    # The server's own endpoint is unreachable; the organization's gateway is the fake.
+    provider = AnthropicProvider(http, base_url="http://127.0.0.1:9", allow_private_urls=True)
+    borrowed = Credentials(
+        {"ANTHROPIC_API_KEY": "ak-server", "ANTHROPIC_BASE_URL": llm.base_url},
+        from_organization=frozenset({"ANTHROPIC_BASE_URL"}),
+    )
+    reason = provider.unavailable_reason(borrowed)
+    assert reason is not None
+    assert "ANTHROPIC_API_KEY" in reason
+    with pytest.raises(ProviderNotConfigured):
+        await provider.execute(text(), borrowed)
+    assert llm.requests == []
+
+    own = Credentials(
+        {"ANTHROPIC_API_KEY": "ak-org", "ANTHROPIC_BASE_URL": llm.base_url + "/"},
+        from_organization=frozenset({"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"}),
+    )
+    result = await provider.execute(text(), own)
+    assert provider.endpoint(own) == llm.base_url
+    assert llm.requests[-1].path == "/v1/messages"
+    assert llm.requests[-1].headers["x-api-key"] == "ak-org"
+    assert result.output["text"] == "claude: Hello"
+
+
+async def test_anthropic_organization_gateway_on_a_private_address_is_refused(
+    llm: FakeLLM, http: UpstreamClient
+) -> None:
+    own = Credentials(
+        {"ANTHROPIC_API_KEY": "ak-org", "ANTHROPIC_BASE_URL": llm.base_url},
+        from_organization=frozenset({"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"}),
+    )
+
+    with pytest.raises(ProviderNotConfigured) as caught:
+        await AnthropicProvider(http).execute(text(), own)
+
+    assert "private" in caught.value.message
+    assert llm.requests == []

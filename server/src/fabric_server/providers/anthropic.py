@@ -1,6 +1,9 @@
 """The `anthropic` provider: Claude through the Anthropic Messages API.
 
-`POST {base}/v1/messages` with `x-api-key: <ANTHROPIC_API_KEY>` and `anthropic-version`.
+`POST {base}/v1/messages` with `x-api-key: <ANTHROPIC_API_KEY>` and `anthropic-version`. The
+base URL is the organization's `ANTHROPIC_BASE_URL` secret (a gateway or proxy speaking the
+same API; it must be public unless the operator allows private ones, and it only ever gets the
+organization's own key), else `FABRIC_ANTHROPIC_BASE_URL`.
 System text travels in the top-level `system` field, not as a message, and `max_tokens` is
 required (from `params.max_tokens`, else `FABRIC_ANTHROPIC_MAX_TOKENS`). Streaming asks
 for `"stream": true` and reads the `content_block_delta` events of the answer.
@@ -26,9 +29,11 @@ from fabric_server.providers.chat import allowed_params, chat_messages, usage_of
 from fabric_server.providers.errors import ProviderNotConfigured, UpstreamError
 from fabric_server.providers.http import Upstream, UpstreamClient
 from fabric_server.providers.sse_reader import frames
+from fabric_server.providers.urlguard import check_public_url, check_url_syntax
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 KEY = "ANTHROPIC_API_KEY"
+BASE_URL = "ANTHROPIC_BASE_URL"
 _PARAMS = ("temperature", "top_p", "top_k", "stop_sequences", "metadata")
 
 
@@ -38,7 +43,7 @@ class AnthropicProvider:
     tier = "premium"
     modalities = ("text",)
     supports_streaming = True
-    credential_names = (KEY,)
+    credential_names = (KEY, BASE_URL)
 
     def __init__(
         self,
@@ -49,6 +54,7 @@ class AnthropicProvider:
         models: tuple[str, ...] = ("claude-haiku-4-5",),
         default_model: str = "claude-haiku-4-5",
         max_tokens: int = 1024,
+        allow_private_urls: bool = False,
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
@@ -56,6 +62,7 @@ class AnthropicProvider:
         self._models = tuple(dict.fromkeys((default_model, *models)))
         self._default = default_model
         self.max_tokens = max_tokens
+        self.allow_private_urls = allow_private_urls
         self._upstream = Upstream(self.id, "Anthropic", KEY)
 
     def models(self) -> tuple[str, ...]:
@@ -68,11 +75,17 @@ class AnthropicProvider:
         return self._default
 
     def unavailable_reason(self, credentials: Credentials) -> str | None:
+        if credentials.is_organization_value(BASE_URL):
+            if credentials.is_organization_value(KEY):
+                return None
+            return f"set the {KEY} secret (the organization's {BASE_URL} needs its own key)"
         if credentials.get(KEY):
             return None
         return f"set the {KEY} secret (or FABRIC_ANTHROPIC_API_KEY on the server)"
 
     def endpoint(self, credentials: Credentials) -> str:
+        if credentials.is_organization_value(BASE_URL):
+            return (credentials.get(BASE_URL) or self.base_url).rstrip("/")
         return self.base_url
 
     def estimate_tokens(self, request: ProviderRequest) -> tuple[int, int]:
@@ -84,12 +97,10 @@ class AnthropicProvider:
     ) -> ProviderResult:
         if request.modality != "text":
             raise ProviderInputError(f"the anthropic provider does not do {request.modality}")
-        headers = self._headers(credentials)
+        base, headers = await self._prepare(credentials)
         model = request.model or self._default
         body = self._body(request, model)
-        reply = await self.http.post_json(
-            self._upstream, f"{self.base_url}/v1/messages", headers, body
-        )
+        reply = await self.http.post_json(self._upstream, f"{base}/v1/messages", headers, body)
         return self._result(model, reply, request)
 
     async def stream(
@@ -97,14 +108,15 @@ class AnthropicProvider:
     ) -> AsyncIterator[StreamItem]:
         if request.modality != "text":
             raise ProviderInputError(f"the anthropic provider does not stream {request.modality}")
-        headers = {**self._headers(credentials), "accept": "text/event-stream"}
+        base, headers = await self._prepare(credentials)
+        headers["accept"] = "text/event-stream"
         model = request.model or self._default
         body = {**self._body(request, model), "stream": True}
         parts: list[str] = []
         usage: dict[str, Any] = {}
         stop_reason = None
         answered_model = model
-        url = f"{self.base_url}/v1/messages"
+        url = f"{base}/v1/messages"
         async with self.http.stream_post(self._upstream, url, headers, body) as response:
             async for frame in frames(response, self._upstream):
                 event = frame.json(self._upstream)
@@ -136,17 +148,23 @@ class AnthropicProvider:
         yield self._result(model, reply, request)
 
     async def check_health(self, credentials: Credentials) -> None:
-        headers = self._headers(credentials)
-        await self.http.get(self._upstream, f"{self.base_url}/v1/models", headers)
+        base, headers = await self._prepare(credentials)
+        await self.http.get(self._upstream, f"{base}/v1/models", headers)
 
-    def _headers(self, credentials: Credentials) -> dict[str, str]:
+    async def _prepare(self, credentials: Credentials) -> tuple[str, dict[str, str]]:
+        """Where to call and with which headers; refuses what `unavailable_reason` names."""
+        reason = self.unavailable_reason(credentials)
         key = credentials.get(KEY)
-        if not key:
-            reason = self.unavailable_reason(credentials)
+        if reason is not None or not key:
             raise ProviderNotConfigured(
                 f"Anthropic is not configured: {reason}.", provider_id=self.id
             )
-        return {
+        base = self.endpoint(credentials)
+        if credentials.is_organization_value(BASE_URL):
+            base = check_url_syntax(base, BASE_URL)
+            if not self.allow_private_urls:
+                await check_public_url(base, BASE_URL)
+        return base, {
             "x-api-key": key,
             "anthropic-version": self.version,
             "content-type": "application/json",

@@ -58,6 +58,7 @@ def build_registry(
         models=names(settings.anthropic_models),
         default_model=settings.anthropic_default_model,
         max_tokens=settings.anthropic_max_tokens,
+        allow_private_urls=settings.allow_private_provider_urls,
     )
     return ProviderRegistry(
         [EchoProvider(), openai, anthropic],
