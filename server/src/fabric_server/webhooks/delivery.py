@@ -182,8 +182,11 @@ class DeliveryHandler(RetryingHandler):
         endpoint is off, or the server itself failed): they never disable an endpoint.
         """
         delivery = await repository.get_delivery(session, delivery_id)
-        if delivery is None:
+        if delivery is None or not await repository.hold_webhook(session, delivery.webhook_id):
             return  # the webhook was deleted meanwhile
+        delivery = await repository.get_delivery(session, delivery_id, fresh=True)
+        if delivery is None:
+            return
         now = utcnow()
         attempt = await repository.attempt_of(session, delivery.id, number)
         if attempt is None:

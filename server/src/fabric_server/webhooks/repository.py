@@ -139,8 +139,32 @@ async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -
 # ---- delivery
 
 
-async def get_delivery(session: AsyncSession, delivery_id: str) -> WebhookDelivery | None:
-    return await session.get(WebhookDelivery, delivery_id)
+async def get_delivery(
+    session: AsyncSession, delivery_id: str, *, fresh: bool = False
+) -> WebhookDelivery | None:
+    """A delivery; `fresh` reads it again even when the session holds it already."""
+    return await session.get(WebhookDelivery, delivery_id, populate_existing=fresh)
+
+
+async def hold_webhook(session: AsyncSession, webhook_id: str) -> bool:
+    """Keep the endpoint from being deleted until this transaction ends (`FOR KEY SHARE` on
+    PostgreSQL: other deliveries and updates go on); False when it is gone already.
+
+    Webhook transactions lock rows in one order — the endpoint, then its deliveries, then
+    their attempts — which is also the order in which deleting an endpoint cascades."""
+    query = select(Webhook.id).where(Webhook.id == webhook_id)
+    return (await session.scalar(query.with_for_update(read=True, key_share=True))) is not None
+
+
+async def lock_webhook(session: AsyncSession, webhook_id: str) -> Webhook | None:
+    """The endpoint, read again and locked for an update (`FOR NO KEY UPDATE`)."""
+    query = (
+        select(Webhook)
+        .where(Webhook.id == webhook_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(query)
 
 
 async def attempt_of(session: AsyncSession, delivery_id: str, number: int) -> WebhookAttempt | None:

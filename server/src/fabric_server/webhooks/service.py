@@ -116,6 +116,11 @@ class WebhookService:
         self, session: AsyncSession, principal: Principal, webhook_id: str, body: WebhookUpdate
     ) -> Webhook:
         webhook = await self.get(session, principal, webhook_id)
+        # The row lock before the event-order lock, as delivery transactions take them.
+        locked = await repository.lock_webhook(session, webhook.id)
+        if locked is None:
+            raise NotFound(f"Webhook {webhook_id} was not found.")
+        webhook = locked
         given = body.model_fields_set
         for name in _NOT_NULL:
             if name in given and getattr(body, name) is None:
@@ -163,8 +168,9 @@ class WebhookService:
     async def delete(self, session: AsyncSession, principal: Principal, webhook_id: str) -> None:
         webhook = await self.get(session, principal, webhook_id)
         organization_id, url = webhook.organization_id, webhook.url
-        # Row locks (the cascade to deliveries) before the event-order lock, in the same order
-        # as delivery transactions take them; the reverse order can deadlock on PostgreSQL.
+        # Row locks (the endpoint, then the cascade to its deliveries and their attempts)
+        # before the event-order lock, in the order delivery transactions take them; another
+        # order can deadlock on PostgreSQL.
         await session.delete(webhook)
         await session.flush()
         await self.events.record(
