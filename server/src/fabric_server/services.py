@@ -26,6 +26,7 @@ from fabric_server.orgs.service import OrgService
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.providers.setup import build_registry
 from fabric_server.schedules.wiring import Schedules, build_schedules
+from fabric_server.secrets.crypto import MasterKey
 from fabric_server.secrets.service import SecretStore
 from fabric_server.settings import Settings
 from fabric_server.webhooks.module import Webhooks, build_webhooks
@@ -57,6 +58,7 @@ class Services:
     grants: GrantService
     api_keys: ApiKeyService
     secrets: SecretStore
+    master_key: MasterKey
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
 
     def new_worker(self) -> Worker:
@@ -81,8 +83,10 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
     )
     access = Access(dev_mode=settings.is_dev)
+    # Loaded when the server starts; seals organization secrets and webhook signing secrets.
+    master_key = MasterKey(settings)
     # Provider credentials: the organization's own secrets first, then server settings.
-    secrets = SecretStore(settings, access, events)
+    secrets = SecretStore(master_key, access, events)
     providers = build_registry(settings, org_secrets=secrets)
     hub = EventHub(db, broadcaster, poll_seconds=settings.sse_poll_seconds)
     streamer = EventStreamer(
@@ -128,6 +132,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         grants=GrantService(access, events),
         api_keys=api_keys,
         secrets=secrets,
+        master_key=master_key,
         # API keys first: they claim every `fab_…` token, the session verifier the rest.
         credential_verifiers=[api_keys.verify_credentials, auth.verify_credentials],
     )
