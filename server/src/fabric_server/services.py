@@ -107,7 +107,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     orgs = OrgService(access, events)
     invitations = InvitationService(settings, access, events, mailer, orgs, auth.core.accounts)
     api_keys = ApiKeyService(db, access, events)
-    webhooks = build_webhooks(settings, db, queue, events, access, broadcaster)
+    webhooks = build_webhooks(settings, db, queue, events, access, broadcaster, master_key)
     handlers[webhooks.work_kind] = webhooks.handler
     return Services(
         settings=settings,

@@ -13,10 +13,12 @@ from fabric_server.db.types import new_id, utcnow
 from fabric_server.errors import Conflict, NotFound, ValidationFailed
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.net.guard import AddressGuard, BlockedAddress
+from fabric_server.secrets.crypto import MasterKey
 from fabric_server.webhooks import repository
 from fabric_server.webhooks.matching import normalize_patterns
 from fabric_server.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from fabric_server.webhooks.schemas import WebhookUpdate, _WebhookFields
+from fabric_server.webhooks.sealing import seal_secret, set_secret
 from fabric_server.webhooks.signing import generate_secret
 
 MANAGE = "webhook.manage"
@@ -40,10 +42,13 @@ def _patterns(events: list[str] | None, event_filter: list[str] | None) -> list[
 
 
 class WebhookService:
-    def __init__(self, access: Access, events: EventRecorder, guard: AddressGuard) -> None:
+    def __init__(
+        self, access: Access, events: EventRecorder, guard: AddressGuard, master_key: MasterKey
+    ) -> None:
         self.access = access
         self.events = events
         self.guard = guard
+        self.master_key = master_key
 
     def _check_url(self, url: str) -> None:
         try:
@@ -85,13 +90,13 @@ class WebhookService:
             description=body.description,
             event_filter=patterns,
             resource_filter=body.resource_filter or None,
-            secret=secret,
             active=body.active,
             max_retries=body.max_retries,
             start_seq=event.seq,
             consecutive_failures=0,
             created_by=principal.id,
         )
+        set_secret(webhook, self.master_key.cipher, secret)
         session.add(webhook)
         await session.flush()
         return webhook, secret
@@ -138,7 +143,12 @@ class WebhookService:
         if body.max_retries is not None:
             changes["max_retries"] = body.max_retries
         if body.secret is not None:
-            changes["secret"] = body.secret
+            sealed = seal_secret(self.master_key.cipher, webhook.id, body.secret)
+            changes.update(
+                secret_nonce=sealed.nonce,
+                secret_ciphertext=sealed.ciphertext,
+                secret_key_id=sealed.key_id,
+            )
         reactivated = body.active is True and not webhook.active
         if body.active is not None:
             changes["active"] = body.active
