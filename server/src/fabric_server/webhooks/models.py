@@ -55,7 +55,11 @@ class WebhookDelivery(Base):
     same bytes under the same delivery id."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (UniqueConstraint("webhook_id", "event_id"),)
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        # Retention deletes the oldest finished deliveries first.
+        Index("ix_webhook_deliveries_completed_at", "completed_at"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
     organization_id: Mapped[str] = mapped_column(String(36))

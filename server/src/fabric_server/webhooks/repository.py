@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -232,3 +232,30 @@ async def disable(session: AsyncSession, webhook_id: str, reason: str, now: dt.d
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+# ---- retention
+
+FINISHED = ("succeeded", "failed")
+
+
+async def delete_finished_deliveries(
+    session: AsyncSession, older_than: dt.datetime, limit: int
+) -> int:
+    """Delete up to `limit` deliveries that finished before `older_than` (their attempts go
+    by the foreign key's cascade); returns how many were deleted."""
+    oldest = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.status.in_(FINISHED),
+            WebhookDelivery.completed_at < older_than,
+        )
+        .order_by(WebhookDelivery.completed_at)
+        .limit(limit)
+    )
+    result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+        delete(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(oldest.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
