@@ -24,6 +24,9 @@ from webhook_receiver import Receiver
 
 from fabric_server.testing import LiveServer, fast_settings, free_port
 
+# Processes sharing a database share the master key: B signs with the webhook secret A sealed.
+MASTER_KEY = "test master key shared by both server processes"
+
 # A client in its own process, printing each event id as it arrives (then killed).
 CLIENT = """
 import sys, httpx
@@ -111,7 +114,13 @@ def api_only(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     if not database_url.startswith("postgresql"):
         pytest.skip("several server processes share one database on PostgreSQL")
     # No workers, and no polling: this process learns of B's events only through NOTIFY.
-    settings = fast_settings(database_url, tmp_path / "a", run_workers=False, sse_poll_seconds=3600)
+    settings = fast_settings(
+        database_url,
+        tmp_path / "a",
+        run_workers=False,
+        sse_poll_seconds=3600,
+        secrets_master_key=MASTER_KEY,
+    )
     with LiveServer(settings) as server:
         yield server
 
@@ -124,6 +133,7 @@ def other_process(database_url: str, tmp_path: Path) -> Iterator[str]:
     env.update(
         FABRIC_DATABASE_URL=database_url,
         FABRIC_DATA_DIR=str(tmp_path / "b"),
+        FABRIC_SECRETS_MASTER_KEY=MASTER_KEY,
         FABRIC_PORT=str(port),
         FABRIC_LOG_LEVEL="warning",
         FABRIC_WORKER_POLL_INTERVAL="0.05",

@@ -33,6 +33,7 @@ from fabric_server.testing import fast_settings
 from fabric_server.webhooks import repository
 from fabric_server.webhooks.dispatcher import DELIVER_KIND, Dispatcher
 from fabric_server.webhooks.models import Webhook, WebhookDelivery
+from fabric_server.webhooks.sealing import set_secret
 
 
 def failing(_: Received) -> Answer:
@@ -146,12 +147,12 @@ async def test_a_name_resolving_to_loopback_is_refused_at_delivery(strict: Any) 
                 organization_id=ORG,
                 url=f"http://localhost:{receiver.port}/hooks",
                 event_filter=["job.*"],
-                secret="whsec_test_secret",
                 active=True,
                 max_retries=0,
                 start_seq=event.seq,
                 consecutive_failures=0,
             )
+            set_secret(webhook, services.master_key.cipher, "whsec_test_secret")
             session.add(webhook)
         await submit_job(client)
         rows = await settled_attempts(client, webhook.id, 3)

@@ -45,9 +45,10 @@ async def start(services: Services) -> None:
     settings = services.settings
     if services.db.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await migrate(services.db)
+    # The master key first: migrations may seal values that were stored in clear before.
+    cipher = services.master_key.load()
+    await migrate(services.db, cipher=cipher)
     services.auth.start()
-    services.secrets.start()
     if settings.is_dev:
         async with services.db.write() as session:
             await seed_dev(session)

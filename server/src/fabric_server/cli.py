@@ -104,7 +104,7 @@ async def _migrate(settings: Settings) -> int:
     services = build_services(settings)
     if services.db.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await migrate(services.db)
+    await migrate(services.db, cipher=services.master_key.load())
     await services.db.dispose()
     print("migrations applied")
     return 0

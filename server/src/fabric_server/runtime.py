@@ -7,14 +7,30 @@ the PostgreSQL listener, retention.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from fabric_server.engine.queue import WORK_CHANNEL
 from fabric_server.engine.worker import Worker
 from fabric_server.events.outbox import EVENTS_CHANNEL
 from fabric_server.events.pg_listener import PgListener
-from fabric_server.events.retention import retention_loop
+from fabric_server.events.retention import RetentionRule, prune_events, retention_loop
 from fabric_server.schedules.scheduler import Scheduler
 from fabric_server.services import Services
+from fabric_server.webhooks.retention import prune_deliveries
+
+
+def retention_rules(services: Services) -> list[RetentionRule]:
+    """What the retention task prunes: the kinds of history whose retention is not 0."""
+    settings, db = services.settings, services.db
+    rules = [
+        RetentionRule("events", settings.event_retention_days, partial(prune_events, db)),
+        RetentionRule(
+            "webhook deliveries",
+            settings.webhook_delivery_retention_days,
+            partial(prune_deliveries, db),
+        ),
+    ]
+    return [rule for rule in rules if rule.days > 0]
 
 
 class Background:
@@ -38,14 +54,10 @@ class Background:
                 },
             )
             self.listener.start()
-        if settings.event_retention_days > 0:
-            loop = retention_loop(
-                services.db,
-                settings.event_retention_days,
-                settings.retention_interval_seconds,
-                self._stopping,
-            )
-            self._tasks.append(asyncio.create_task(loop, name="event retention"))
+        rules = retention_rules(services)
+        if rules:
+            loop = retention_loop(rules, settings.retention_interval_seconds, self._stopping)
+            self._tasks.append(asyncio.create_task(loop, name="retention"))
         if self.run_workers:
             self.workers = [services.new_worker()]
             for worker in self.workers:

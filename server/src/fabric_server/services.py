@@ -28,6 +28,7 @@ from fabric_server.orgs.service import OrgService
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.providers.setup import build_registry
 from fabric_server.schedules.wiring import Schedules, build_schedules
+from fabric_server.secrets.crypto import MasterKey
 from fabric_server.secrets.service import SecretStore
 from fabric_server.settings import Settings
 from fabric_server.webhooks.module import Webhooks, build_webhooks
@@ -61,6 +62,7 @@ class Services:
     grants: GrantService
     api_keys: ApiKeyService
     secrets: SecretStore
+    master_key: MasterKey
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
 
     def new_worker(self) -> Worker:
@@ -86,8 +88,10 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     )
     access = Access(dev_mode=settings.is_dev)
     platform_admins = PlatformAdmins.from_settings(settings)
+    # Loaded when the server starts; seals organization secrets and webhook signing secrets.
+    master_key = MasterKey(settings)
     # Provider credentials: the organization's own secrets first, then server settings.
-    secrets = SecretStore(settings, access, events)
+    secrets = SecretStore(master_key, access, events)
     providers = build_registry(settings, org_secrets=secrets)
     hub = EventHub(db, broadcaster, poll_seconds=settings.sse_poll_seconds)
     streamer = EventStreamer(
@@ -108,7 +112,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     orgs = OrgService(access, events)
     invitations = InvitationService(settings, access, events, mailer, orgs, auth.core.accounts)
     api_keys = ApiKeyService(db, access, events)
-    webhooks = build_webhooks(settings, db, queue, events, access, broadcaster)
+    webhooks = build_webhooks(settings, db, queue, events, access, broadcaster, master_key)
     handlers[webhooks.work_kind] = webhooks.handler
     return Services(
         settings=settings,
@@ -135,6 +139,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         grants=GrantService(access, events),
         api_keys=api_keys,
         secrets=secrets,
+        master_key=master_key,
         # API keys first: they claim every `fab_…` token, the session verifier the rest.
         credential_verifiers=[api_keys.verify_credentials, auth.verify_credentials],
     )

@@ -270,6 +270,12 @@ class Settings(BaseSettings):
     webhook_dispatch_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often the dispatcher looks for events unprompted."
     )
+    webhook_delivery_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Delete finished deliveries and their attempts this many days after they "
+        "finished; 0 keeps them forever. Pending and retrying deliveries are always kept.",
+    )
 
     @field_validator("webhook_allowed_networks")
     @classmethod

@@ -1,4 +1,8 @@
-"""Event log retention: old events are deleted in small batches by a periodic task."""
+"""Retention: old history is deleted in small batches by one periodic task.
+
+Each kind of history (events, webhook deliveries) is a `RetentionRule`: how many days to keep
+and a function deleting what is older. Every batch is its own short transaction.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, select
@@ -34,8 +40,36 @@ async def prune_events(db: Database, older_than: dt.datetime) -> int:
             return total
 
 
+@dataclass(frozen=True)
+class RetentionRule:
+    """Keep `what` for `days` days: `prune(cutoff)` deletes what is older than the cutoff and
+    returns how many rows it deleted."""
+
+    what: str
+    days: float
+    prune: Callable[[dt.datetime], Awaitable[int]]
+
+
+async def prune_once(
+    rules: Sequence[RetentionRule], now: dt.datetime | None = None
+) -> dict[str, int]:
+    """One pass over every rule; a failing rule is logged and does not stop the others.
+    Returns how many rows each rule deleted."""
+    now = now or utcnow()
+    removed: dict[str, int] = {}
+    for rule in rules:
+        try:
+            removed[rule.what] = await rule.prune(now - dt.timedelta(days=rule.days))
+        except Exception:
+            log.exception("pruning %s failed; will retry", rule.what)
+            continue
+        if removed[rule.what]:
+            log.info("pruned %d %s older than %s days", removed[rule.what], rule.what, rule.days)
+    return removed
+
+
 async def retention_loop(
-    db: Database, days: float, interval_seconds: float, stopping: asyncio.Event
+    rules: Sequence[RetentionRule], interval_seconds: float, stopping: asyncio.Event
 ) -> None:
     """Prune every interval until `stopping` is set; the first pass runs after a minute, so
     short-lived processes (tests, CLI runs) never start one. Safe with any number of processes
@@ -44,11 +78,6 @@ async def retention_loop(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stopping.wait(), first_delay)
     while not stopping.is_set():
-        try:
-            removed = await prune_events(db, utcnow() - dt.timedelta(days=days))
-            if removed:
-                log.info("pruned %d events older than %s days", removed, days)
-        except Exception:
-            log.exception("event retention failed; will retry")
+        await prune_once(rules)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), interval_seconds)

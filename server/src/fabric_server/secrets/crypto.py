@@ -3,8 +3,9 @@
 `FABRIC_SECRETS_MASTER_KEY` is either 32 bytes in base64 (standard or URL-safe alphabet),
 used as is, or any other string, whose SHA-256 becomes the key. In dev mode without it, a
 random key is generated once into `<data dir>/secrets.key` (mode 0600) and reused.
-Each value gets a fresh 96-bit nonce; the organization id and the secret's name are the
-associated data, so a ciphertext copied to another row does not open.
+Each value gets a fresh 96-bit nonce and associated data naming the row it belongs to (for an
+organization secret its organization and name, for a webhook signing secret the webhook), so
+a ciphertext copied to another row does not open.
 """
 
 from __future__ import annotations
@@ -88,17 +89,51 @@ class SecretCipher:
         self.key_id = hashlib.sha256(b"fabric-secrets-key-id:" + key).hexdigest()[:16]
 
     def seal(self, org_id: str, name: str, value: str) -> tuple[bytes, bytes]:
-        nonce = os.urandom(NONCE_BYTES)
-        return nonce, self._aead.encrypt(nonce, value.encode("utf-8"), _aad(org_id, name))
+        """Seal an organization secret: (nonce, ciphertext)."""
+        return self.seal_value(value, _aad(org_id, name))
 
     def open(self, org_id: str, name: str, nonce: bytes, ciphertext: bytes, key_id: str) -> str:
+        return self.open_value(nonce, ciphertext, key_id, _aad(org_id, name), f"secret {name}")
+
+    def seal_value(self, value: str, associated_data: bytes) -> tuple[bytes, bytes]:
+        """Seal `value` under a fresh nonce: (nonce, ciphertext). It opens only with the same
+        associated data, which should name the row that stores it."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce, self._aead.encrypt(nonce, value.encode("utf-8"), associated_data)
+
+    def open_value(
+        self, nonce: bytes, ciphertext: bytes, key_id: str, associated_data: bytes, what: str
+    ) -> str:
+        """The plain value; `SecretUnreadable` (naming `what`, never the value) when another
+        key sealed it, or it was altered or moved to another row."""
         if key_id != self.key_id:
-            raise SecretUnreadable(f"secret {name} was sealed with another master key")
+            raise SecretUnreadable(f"{what} was sealed with another master key")
         try:
-            plain = self._aead.decrypt(nonce, ciphertext, _aad(org_id, name))
+            plain = self._aead.decrypt(nonce, ciphertext, associated_data)
         except InvalidTag:
-            raise SecretUnreadable(f"secret {name} does not open (altered or moved)") from None
+            raise SecretUnreadable(f"{what} does not open (altered or moved)") from None
         return plain.decode("utf-8")
+
+
+class MasterKey:
+    """The server's master key, loaded once when the server starts and shared by everything
+    sealed at rest (organization secrets, webhook signing secrets)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._cipher: SecretCipher | None = None
+
+    def load(self) -> SecretCipher:
+        """Load (dev mode: create) the key; later calls return the same cipher."""
+        if self._cipher is None:
+            self._cipher = SecretCipher(load_master_key(self.settings))
+        return self._cipher
+
+    @property
+    def cipher(self) -> SecretCipher:
+        if self._cipher is None:
+            raise RuntimeError("the master key was not loaded (the server has not started)")
+        return self._cipher
 
 
 def _aad(org_id: str, name: str) -> bytes:

@@ -17,30 +17,22 @@ from fabric_server.db.types import utcnow
 from fabric_server.errors import NotFound
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.secrets import repository
-from fabric_server.secrets.crypto import SecretCipher, load_master_key
+from fabric_server.secrets.crypto import MasterKey, SecretCipher
 from fabric_server.secrets.models import OrgSecret
-from fabric_server.settings import Settings
 
 NAME_PATTERN = r"^[A-Z][A-Z0-9_]{0,127}$"
 _NAME = re.compile(NAME_PATTERN)
 
 
 class SecretStore:
-    def __init__(self, settings: Settings, access: Access, events: EventRecorder) -> None:
-        self.settings = settings
+    def __init__(self, master_key: MasterKey, access: Access, events: EventRecorder) -> None:
+        self.master_key = master_key
         self.access = access
         self.events = events
-        self._cipher: SecretCipher | None = None
-
-    def start(self) -> None:
-        """Load (dev mode: create) the master key. Called when the server starts."""
-        self._cipher = SecretCipher(load_master_key(self.settings))
 
     @property
     def cipher(self) -> SecretCipher:
-        if self._cipher is None:
-            raise RuntimeError("the secret store was not started")
-        return self._cipher
+        return self.master_key.cipher
 
     async def set(
         self, session: AsyncSession, principal: Principal, org_id: str, name: str, value: str

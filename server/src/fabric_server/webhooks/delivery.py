@@ -27,9 +27,11 @@ from fabric_server.engine.queue import WorkQueue
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.net.guard import BlockedAddress
 from fabric_server.net.http import OutboundClient
+from fabric_server.secrets.crypto import MasterKey, SecretUnreadable
 from fabric_server.webhooks import repository
 from fabric_server.webhooks.dispatcher import DELIVER_KIND, DELIVER_MAX_CLAIMS
 from fabric_server.webhooks.models import WebhookAttempt, WebhookDelivery
+from fabric_server.webhooks.sealing import signing_secret
 from fabric_server.webhooks.signing import delivery_headers
 
 log = logging.getLogger("fabric_server.webhooks")
@@ -97,6 +99,7 @@ class DeliveryHandler(RetryingHandler):
         queue: WorkQueue,
         events: EventRecorder,
         client: OutboundClient,
+        master_key: MasterKey,
         *,
         timeout: float,
         schedule: RetrySchedule,
@@ -105,6 +108,7 @@ class DeliveryHandler(RetryingHandler):
         super().__init__(db, queue)
         self.events = events
         self.client = client
+        self.master_key = master_key
         self.timeout = timeout
         self.schedule = schedule
         self.disable = disable
@@ -124,11 +128,22 @@ class DeliveryHandler(RetryingHandler):
                 await self._record(session, delivery.id, number, outcome, final=True, counts=False)
                 await self.queue.complete(session, item)
             return
-        outcome = await self.send(
-            webhook.url, webhook.secret, delivery.body.encode(), delivery, number
-        )
+        retries_left = number <= webhook.max_retries
+        try:
+            secret = signing_secret(webhook, self.master_key.cipher)
+        except SecretUnreadable as exc:
+            # The server's fault (a changed master key), not the receiver's: retried, and
+            # never counted towards disabling the endpoint.
+            log.error("webhook delivery %s not sent: %s", delivery.id, exc)
+            outcome = Outcome(False, None, 0, None, f"not sent: {exc}")
+            async with self.db.write() as session:
+                await self._record(
+                    session, delivery.id, number, outcome, final=not retries_left, counts=False
+                )
+                await self.queue.complete(session, item)
+            return
+        outcome = await self.send(webhook.url, secret, delivery.body.encode(), delivery, number)
         async with self.db.write() as session:
-            retries_left = number <= webhook.max_retries
             await self._record(session, delivery.id, number, outcome, final=not retries_left)
             await self.queue.complete(session, item)
 
@@ -182,8 +197,11 @@ class DeliveryHandler(RetryingHandler):
         endpoint is off, or the server itself failed): they never disable an endpoint.
         """
         delivery = await repository.get_delivery(session, delivery_id)
-        if delivery is None:
+        if delivery is None or not await repository.hold_webhook(session, delivery.webhook_id):
             return  # the webhook was deleted meanwhile
+        delivery = await repository.get_delivery(session, delivery_id, fresh=True)
+        if delivery is None:
+            return
         now = utcnow()
         attempt = await repository.attempt_of(session, delivery.id, number)
         if attempt is None:

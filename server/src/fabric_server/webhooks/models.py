@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -33,8 +34,11 @@ class Webhook(Timestamped, Base):
     description: Mapped[str | None] = mapped_column(String(500))
     event_filter: Mapped[list[str]] = mapped_column(JSONType)
     resource_filter: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    # Stored as given so the server can sign; never returned after creation, never logged.
-    secret: Mapped[str] = mapped_column(String(256))
+    # The signing secret, sealed with the master key (`webhooks.sealing`); never stored in
+    # clear, never returned after creation, never logged.
+    secret_nonce: Mapped[bytes] = mapped_column(LargeBinary(12))
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    secret_key_id: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     max_retries: Mapped[int] = mapped_column(Integer)
     # Events with a larger sequence number are delivered: the webhook's own `webhook.created`
@@ -51,7 +55,11 @@ class WebhookDelivery(Base):
     same bytes under the same delivery id."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (UniqueConstraint("webhook_id", "event_id"),)
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        # Retention deletes the oldest finished deliveries first.
+        Index("ix_webhook_deliveries_completed_at", "completed_at"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
     organization_id: Mapped[str] = mapped_column(String(36))

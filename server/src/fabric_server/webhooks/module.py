@@ -11,6 +11,7 @@ from fabric_server.events.broadcaster import Broadcaster
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.net.guard import AddressGuard
 from fabric_server.net.http import OutboundClient
+from fabric_server.secrets.crypto import MasterKey
 from fabric_server.settings import Settings
 from fabric_server.webhooks.delivery import DeliveryHandler, DisablePolicy, RetrySchedule
 from fabric_server.webhooks.dispatcher import DELIVER_KIND, Dispatcher
@@ -36,6 +37,7 @@ def build_webhooks(
     events: EventRecorder,
     access: Access,
     broadcaster: Broadcaster,
+    master_key: MasterKey,
 ) -> Webhooks:
     guard = AddressGuard.build(
         allow_private=settings.webhook_private_allowed,
@@ -47,6 +49,7 @@ def build_webhooks(
         queue,
         events,
         client,
+        master_key,
         timeout=settings.webhook_timeout_seconds,
         schedule=RetrySchedule(
             tuple(settings.webhook_retry_schedule), settings.webhook_retry_after_max_seconds
@@ -59,7 +62,7 @@ def build_webhooks(
         db, queue, broadcaster, poll_seconds=settings.webhook_dispatch_poll_seconds
     )
     return Webhooks(
-        service=WebhookService(access, events, guard),
+        service=WebhookService(access, events, guard, master_key),
         dispatcher=dispatcher,
         handler=handler,
         client=client,

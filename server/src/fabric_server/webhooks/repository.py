@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -139,8 +139,32 @@ async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -
 # ---- delivery
 
 
-async def get_delivery(session: AsyncSession, delivery_id: str) -> WebhookDelivery | None:
-    return await session.get(WebhookDelivery, delivery_id)
+async def get_delivery(
+    session: AsyncSession, delivery_id: str, *, fresh: bool = False
+) -> WebhookDelivery | None:
+    """A delivery; `fresh` reads it again even when the session holds it already."""
+    return await session.get(WebhookDelivery, delivery_id, populate_existing=fresh)
+
+
+async def hold_webhook(session: AsyncSession, webhook_id: str) -> bool:
+    """Keep the endpoint from being deleted until this transaction ends (`FOR KEY SHARE` on
+    PostgreSQL: other deliveries and updates go on); False when it is gone already.
+
+    Webhook transactions lock rows in one order — the endpoint, then its deliveries, then
+    their attempts — which is also the order in which deleting an endpoint cascades."""
+    query = select(Webhook.id).where(Webhook.id == webhook_id)
+    return (await session.scalar(query.with_for_update(read=True, key_share=True))) is not None
+
+
+async def lock_webhook(session: AsyncSession, webhook_id: str) -> Webhook | None:
+    """The endpoint, read again and locked for an update (`FOR NO KEY UPDATE`)."""
+    query = (
+        select(Webhook)
+        .where(Webhook.id == webhook_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(query)
 
 
 async def attempt_of(session: AsyncSession, delivery_id: str, number: int) -> WebhookAttempt | None:
@@ -208,3 +232,30 @@ async def disable(session: AsyncSession, webhook_id: str, reason: str, now: dt.d
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+# ---- retention
+
+FINISHED = ("succeeded", "failed")
+
+
+async def delete_finished_deliveries(
+    session: AsyncSession, older_than: dt.datetime, limit: int
+) -> int:
+    """Delete up to `limit` deliveries that finished before `older_than` (their attempts go
+    by the foreign key's cascade); returns how many were deleted."""
+    oldest = (
+        select(WebhookDelivery.id)
+        .where(
+            WebhookDelivery.status.in_(FINISHED),
+            WebhookDelivery.completed_at < older_than,
+        )
+        .order_by(WebhookDelivery.completed_at)
+        .limit(limit)
+    )
+    result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+        delete(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(oldest.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount

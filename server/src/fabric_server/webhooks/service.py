@@ -13,10 +13,12 @@ from fabric_server.db.types import new_id, utcnow
 from fabric_server.errors import Conflict, NotFound, ValidationFailed
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.net.guard import AddressGuard, BlockedAddress
+from fabric_server.secrets.crypto import MasterKey
 from fabric_server.webhooks import repository
 from fabric_server.webhooks.matching import normalize_patterns
 from fabric_server.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from fabric_server.webhooks.schemas import WebhookUpdate, _WebhookFields
+from fabric_server.webhooks.sealing import seal_secret, set_secret
 from fabric_server.webhooks.signing import generate_secret
 
 MANAGE = "webhook.manage"
@@ -40,10 +42,13 @@ def _patterns(events: list[str] | None, event_filter: list[str] | None) -> list[
 
 
 class WebhookService:
-    def __init__(self, access: Access, events: EventRecorder, guard: AddressGuard) -> None:
+    def __init__(
+        self, access: Access, events: EventRecorder, guard: AddressGuard, master_key: MasterKey
+    ) -> None:
         self.access = access
         self.events = events
         self.guard = guard
+        self.master_key = master_key
 
     def _check_url(self, url: str) -> None:
         try:
@@ -85,13 +90,13 @@ class WebhookService:
             description=body.description,
             event_filter=patterns,
             resource_filter=body.resource_filter or None,
-            secret=secret,
             active=body.active,
             max_retries=body.max_retries,
             start_seq=event.seq,
             consecutive_failures=0,
             created_by=principal.id,
         )
+        set_secret(webhook, self.master_key.cipher, secret)
         session.add(webhook)
         await session.flush()
         return webhook, secret
@@ -116,6 +121,11 @@ class WebhookService:
         self, session: AsyncSession, principal: Principal, webhook_id: str, body: WebhookUpdate
     ) -> Webhook:
         webhook = await self.get(session, principal, webhook_id)
+        # The row lock before the event-order lock, as delivery transactions take them.
+        locked = await repository.lock_webhook(session, webhook.id)
+        if locked is None:
+            raise NotFound(f"Webhook {webhook_id} was not found.")
+        webhook = locked
         given = body.model_fields_set
         for name in _NOT_NULL:
             if name in given and getattr(body, name) is None:
@@ -133,7 +143,12 @@ class WebhookService:
         if body.max_retries is not None:
             changes["max_retries"] = body.max_retries
         if body.secret is not None:
-            changes["secret"] = body.secret
+            sealed = seal_secret(self.master_key.cipher, webhook.id, body.secret)
+            changes.update(
+                secret_nonce=sealed.nonce,
+                secret_ciphertext=sealed.ciphertext,
+                secret_key_id=sealed.key_id,
+            )
         reactivated = body.active is True and not webhook.active
         if body.active is not None:
             changes["active"] = body.active
@@ -163,8 +178,9 @@ class WebhookService:
     async def delete(self, session: AsyncSession, principal: Principal, webhook_id: str) -> None:
         webhook = await self.get(session, principal, webhook_id)
         organization_id, url = webhook.organization_id, webhook.url
-        # Row locks (the cascade to deliveries) before the event-order lock, in the same order
-        # as delivery transactions take them; the reverse order can deadlock on PostgreSQL.
+        # Row locks (the endpoint, then the cascade to its deliveries and their attempts)
+        # before the event-order lock, in the order delivery transactions take them; another
+        # order can deadlock on PostgreSQL.
         await session.delete(webhook)
         await session.flush()
         await self.events.record(
