@@ -25,12 +25,15 @@ serve: install
 worker: install
 	$(VENV)/bin/fabric-server worker
 
+# Test files run in parallel worker processes (each test has its own databases).
+TEST_WORKERS ?= 2
+
 test: install
-	$(VENV)/bin/pytest -q sdk/tests server/tests tests
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile sdk/tests server/tests tests
 	$(MAKE) --no-print-directory test-sdk-py39
 
 test-server: install
-	$(VENV)/bin/pytest -q server/tests
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile server/tests
 
 test-sdk: install
 	$(VENV)/bin/pytest -q sdk/tests
