@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 from fake_llm import FakeLLM
 
-from fabric_platform import AsyncFabricClient, FabricClient, FabricValidationError
+from fabric_platform import (
+    AsyncFabricClient,
+    FabricBudgetExceededError,
+    FabricClient,
+    FabricValidationError,
+)
 from fabric_server.testing import LiveServer, fast_settings
 
 DEFAULT_ORG = "00000000-0000-0000-0000-000000000010"
@@ -192,3 +197,51 @@ async def test_async_streamed_answer_from_echo(server: LiveServer) -> None:
 
         with pytest.raises(FabricValidationError, match="OPENAI_API_KEY"):
             await fabric.execute_provider_stream("text", {"prompt": "x"}, model="gpt-4o")
+
+
+def test_spec_budget_snippet(configured: LiveServer, llm: FakeLLM) -> None:
+    with FabricClient(base_url=configured.base_url) as fabric:
+        org = {"id": DEFAULT_ORG}
+        assert fabric.get_budget(org["id"])["monthly_limit_usd"] is None
+
+        # Half a gpt-4o call against the fake ($0.0001): the first call runs and overshoots.
+        budget = fabric.set_budget(org["id"], 0.00005)
+        assert (budget["monthly_limit_usd"], budget["exceeded"]) == (0.00005, False)
+        fabric.execute_provider("text", {"prompt": "Hello"}, model="gpt-4o")
+
+        with pytest.raises(FabricBudgetExceededError) as refused:
+            fabric.execute_provider("text", {"prompt": "Hello"}, model="gpt-4o")
+        assert (refused.value.status_code, refused.value.code) == (402, "budget_exceeded")
+        assert refused.value.details is not None
+        assert refused.value.details["monthly_limit_usd"] == 0.00005
+        with pytest.raises(FabricBudgetExceededError):
+            fabric.create_job(modality="text", input={"prompt": "Hi"}, tier="premium")
+        stream = fabric.execute_provider_stream("text", {"prompt": "Hi"}, model="gpt-4o")
+        with stream, pytest.raises(FabricBudgetExceededError):
+            list(stream)
+        assert len(llm.requests) == 1
+
+        # Free calls still run.
+        assert fabric.execute_provider("text", {"prompt": "Hello"})["provider_id"] == "echo"
+
+        spending = fabric.get_org_spending(org["id"])
+        by_provider = {p["provider_id"]: p for p in spending["by_provider"]}
+        assert by_provider["openai"]["cost_usd"] == pytest.approx(0.0001)
+        assert (by_provider["echo"]["executions"], by_provider["echo"]["cost_usd"]) == (1, 0.0)
+        assert spending["by_day"][-1]["executions"] == 2
+        budget = fabric.get_budget(org["id"])
+        assert (budget["exceeded"], budget["remaining_usd"]) == (True, 0.0)
+        assert budget["thresholds_reached"] == [0.5, 0.8, 1.0]
+
+        assert fabric.set_budget(org["id"], None)["exceeded"] is False
+        fabric.execute_provider("text", {"prompt": "Hello"}, model="gpt-4o")
+
+
+async def test_async_budget_twins(configured: LiveServer) -> None:
+    async with AsyncFabricClient(base_url=configured.base_url) as fabric:
+        budget = await fabric.set_budget(DEFAULT_ORG, 0, alert_thresholds=[1.0])
+        assert (budget["alert_thresholds"], budget["exceeded"]) == ([1.0], True)
+        with pytest.raises(FabricBudgetExceededError):
+            await fabric.execute_provider("text", {"prompt": "Hi"}, model="gpt-4o")
+        assert (await fabric.get_budget(DEFAULT_ORG))["monthly_limit_usd"] == 0
+        assert (await fabric.get_org_spending(DEFAULT_ORG))["spent_usd"] == 0

@@ -10,6 +10,7 @@ import pytest
 from fabric_platform import (
     FabricAPIError,
     FabricAuthError,
+    FabricBudgetExceededError,
     FabricClient,
     FabricConflictError,
     FabricConnectionError,
@@ -32,6 +33,7 @@ MakeClient = Callable[..., FabricClient]
     [
         (400, "bad_request", FabricValidationError),
         (401, "unauthorized", FabricAuthError),
+        (402, "budget_exceeded", FabricBudgetExceededError),
         (403, "forbidden", FabricForbiddenError),
         (404, "not_found", FabricNotFoundError),
         (409, "conflict", FabricConflictError),

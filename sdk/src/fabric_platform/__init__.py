@@ -10,6 +10,7 @@ from ._client import AsyncFabricClient, FabricClient
 from ._errors import (
     FabricAPIError,
     FabricAuthError,
+    FabricBudgetExceededError,
     FabricClientClosedError,
     FabricConflictError,
     FabricConnectionError,
@@ -34,6 +35,7 @@ __all__ = [
     "EventStream",
     "FabricAPIError",
     "FabricAuthError",
+    "FabricBudgetExceededError",
     "FabricClient",
     "FabricClientClosedError",
     "FabricConflictError",

@@ -20,6 +20,7 @@ import httpx
 from ._errors import (
     FabricAPIError,
     FabricAuthError,
+    FabricBudgetExceededError,
     FabricClientClosedError,
     FabricConflictError,
     FabricConnectionError,
@@ -54,6 +55,7 @@ _NOTHING_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTime
 _ERROR_CLASSES: dict[int, type[FabricAPIError]] = {
     400: FabricValidationError,
     401: FabricAuthError,
+    402: FabricBudgetExceededError,
     403: FabricForbiddenError,
     404: FabricNotFoundError,
     409: FabricConflictError,

@@ -1,9 +1,9 @@
 """The public clients, composed from the per-domain method mixins.
 
 Each domain module (`_accounts`, `_jobs`, `_workflows`, `_schedules`, `_events`, `_tenancy`,
-`_providers`, `_usage`, `_galleries`, `_webhooks`) provides a sync mixin on `SyncClientCore`
-and an async twin on `AsyncClientCore`; adding a domain means writing that module and listing
-its mixins here.
+`_providers`, `_usage`, `_budgets`, `_galleries`, `_webhooks`) provides a sync mixin on
+`SyncClientCore` and an async twin on `AsyncClientCore`; adding a domain means writing that
+module and listing its mixins here.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import cast
 
 from ._accounts import AccountsMethods, AsyncAccountsMethods
+from ._budgets import AsyncBudgetsMethods, BudgetsMethods
 from ._events import AsyncEventsMethods, EventsMethods
 from ._galleries import AsyncGalleriesMethods, GalleriesMethods
 from ._jobs import AsyncJobsMethods, JobsMethods
@@ -33,6 +34,7 @@ class FabricClient(
     TenancyMethods,
     ProvidersMethods,
     UsageMethods,
+    BudgetsMethods,
     GalleriesMethods,
     WebhooksMethods,
     SchedulesMethods,
@@ -65,6 +67,7 @@ class AsyncFabricClient(
     AsyncTenancyMethods,
     AsyncProvidersMethods,
     AsyncUsageMethods,
+    AsyncBudgetsMethods,
     AsyncGalleriesMethods,
     AsyncWebhooksMethods,
     AsyncSchedulesMethods,

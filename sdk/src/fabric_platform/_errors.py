@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FabricAPIError",
     "FabricAuthError",
+    "FabricBudgetExceededError",
     "FabricClientClosedError",
     "FabricConflictError",
     "FabricConnectionError",
@@ -109,6 +110,12 @@ class FabricValidationError(FabricAPIError):
 
 class FabricAuthError(FabricAPIError):
     """401: missing, invalid or expired credentials."""
+
+
+class FabricBudgetExceededError(FabricAPIError):
+    """402 ``budget_exceeded``: the organization spent its monthly budget, so paid provider
+    calls are refused until next month or until an admin raises the limit. ``details`` has
+    ``monthly_limit_usd``, ``spent_usd``, ``estimated_cost_usd`` and the period."""
 
 
 class FabricForbiddenError(FabricAPIError):

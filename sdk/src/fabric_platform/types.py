@@ -13,6 +13,7 @@ __all__ = [
     "ApiKey",
     "AuthResponse",
     "AuthUser",
+    "Budget",
     "BulkCancelResult",
     "CostEstimate",
     "CreatedApiKey",
@@ -55,6 +56,9 @@ __all__ = [
     "ScheduleDeleted",
     "ScheduleHistoryEntry",
     "ScheduleTrigger",
+    "Spending",
+    "SpendingByProvider",
+    "SpendingDay",
     "Team",
     "UsageDay",
     "UsageRecord",
@@ -571,6 +575,53 @@ class UsageDay(TypedDict, total=False):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+
+
+class Budget(TypedDict, total=False):
+    """``get_budget`` / ``set_budget``: the monthly spending limit and this month's spend.
+
+    ``monthly_limit_usd`` is None without a limit (then ``remaining_usd`` is None too);
+    ``exceeded`` means paid provider calls are refused until ``period_end``.
+    """
+
+    organization_id: str
+    monthly_limit_usd: Optional[float]
+    alert_thresholds: List[float]
+    thresholds_reached: List[float]
+    period_start: str
+    period_end: str
+    spent_usd: float
+    remaining_usd: Optional[float]
+    exceeded: bool
+    currency: str
+    updated_at: Optional[str]
+
+
+class SpendingDay(TypedDict, total=False):
+    date: str
+    executions: int
+    cost_usd: float
+
+
+class SpendingByProvider(TypedDict, total=False):
+    provider_id: str
+    executions: int
+    cost_usd: float
+
+
+class Spending(TypedDict, total=False):
+    """``get_org_spending``: this month's spend so far, by UTC day (every day up to today)
+    and by provider."""
+
+    organization_id: str
+    period_start: str
+    period_end: str
+    currency: str
+    spent_usd: float
+    monthly_limit_usd: Optional[float]
+    remaining_usd: Optional[float]
+    by_day: List[SpendingDay]
+    by_provider: List[SpendingByProvider]
 
 
 class Gallery(TypedDict, total=False):

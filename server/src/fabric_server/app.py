@@ -17,6 +17,7 @@ from fabric_server.api.handlers import install_error_handlers
 from fabric_server.api.middleware import RequestContextMiddleware
 from fabric_server.audit import routes as audit_routes
 from fabric_server.auth import routes as auth_routes
+from fabric_server.budgets import routes as budget_routes
 from fabric_server.db.migrate import migrate
 from fabric_server.dev import routes as dev_routes
 from fabric_server.events import routes as event_routes
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(workflow_run_routes.router)
     app.include_router(provider_routes.router)
     app.include_router(usage_routes.router)
+    app.include_router(budget_routes.router)
     app.include_router(gallery_routes.router)
     app.include_router(webhook_routes.router)
     app.include_router(schedule_routes.router)

@@ -12,6 +12,7 @@ from fabric_server.access.service import Access
 from fabric_server.api.auth import CredentialVerifier
 from fabric_server.audit.recorder import add_audit_row
 from fabric_server.auth.module import Auth, build_auth
+from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
 from fabric_server.engine.queue import RetryPolicy, WorkQueue
 from fabric_server.engine.worker import Handler, Worker
@@ -47,6 +48,7 @@ class Services:
     access: Access
     platform_admins: PlatformAdmins
     providers: ProviderRegistry
+    budgets: BudgetService
     streamer: EventStreamer
     mailer: Mailer
     jobs: JobService
@@ -100,10 +102,15 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         keepalive_seconds=settings.sse_keepalive_seconds,
         max_connection_seconds=settings.sse_max_connection_seconds,
     )
-    jobs = JobService(access, queue, events, providers, max_attempts=settings.job_max_attempts)
-    workflows = build_workflows(settings, db, queue, events, access, providers)
+    budgets = BudgetService(access, events, providers)
+    jobs = JobService(
+        access, queue, events, providers, budgets, max_attempts=settings.job_max_attempts
+    )
+    workflows = build_workflows(settings, db, queue, events, access, providers, budgets)
     schedules = build_schedules(settings, db, events, access, workflows, broadcaster)
-    handlers: dict[str, Handler] = {JOB_WORK_KIND: JobHandler(db, queue, events, providers)}
+    handlers: dict[str, Handler] = {
+        JOB_WORK_KIND: JobHandler(db, queue, events, providers, budgets)
+    }
     mailer = build_mailer(settings)
     auth = build_auth(settings, db, events, mailer)
     handlers.update(workflows.handlers)
@@ -124,6 +131,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         access=access,
         platform_admins=platform_admins,
         providers=providers,
+        budgets=budgets,
         streamer=streamer,
         mailer=mailer,
         jobs=jobs,

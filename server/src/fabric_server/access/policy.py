@@ -24,6 +24,7 @@ _ADMIN = _MEMBER | {
     "member.invite",
     "member.manage",
     "audit.read",
+    "budget.update",
     "team.create",
     "secret.manage",
     "webhook.manage",

@@ -2,13 +2,15 @@
 
 Provider failures that time can fix — upstream rate limits, 5xx, timeouts, paused
 endpoints — are retried with backoff; input mistakes, refused credentials and missing
-configuration fail the job at once.
+configuration fail the job at once. So does a paid job whose organization spent its monthly
+budget while the job waited in the queue: it fails with `budget_exceeded` without running.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.budgets.service import BudgetExceeded, BudgetService
 from fabric_server.db.database import Database
 from fabric_server.db.models import WorkItem
 from fabric_server.engine.handler import PermanentError, RetryingHandler
@@ -25,11 +27,17 @@ class JobHandler(RetryingHandler):
     """pending → started → completed | failed, each step with its event."""
 
     def __init__(
-        self, db: Database, queue: WorkQueue, events: EventRecorder, providers: ProviderRegistry
+        self,
+        db: Database,
+        queue: WorkQueue,
+        events: EventRecorder,
+        providers: ProviderRegistry,
+        budgets: BudgetService,
     ) -> None:
         super().__init__(db, queue)
         self.events = events
         self.providers = providers
+        self.budgets = budgets
 
     async def execute(self, item: WorkItem) -> None:
         job_id = item.ref_id or ""
@@ -38,6 +46,18 @@ class JobHandler(RetryingHandler):
             if job is None or job.status in ("completed", "failed"):
                 await self.queue.complete(session, item)
                 return
+            request = ProviderRequest(
+                modality=job.modality, input=job.input, model=job.model, params=job.params or {}
+            )
+            tier, org_id, principal_id = job.tier, job.organization_id, job.created_by
+            api_key_id = job.api_key_id
+            credentials = await self.providers.credentials(session, org_id)
+            try:
+                await self.budgets.check(session, org_id, request, tier, credentials)
+            except BudgetExceeded as exc:  # the job fails without starting (nothing to keep)
+                raise PermanentError(f"{exc.code}: {exc.message}") from exc
+            except ProviderInputError as exc:
+                raise PermanentError(str(exc)) from exc
             now = repository.now()
             await repository.transition(
                 session,
@@ -55,12 +75,6 @@ class JobHandler(RetryingHandler):
                 job_id=job.id,
                 payload={"attempt": item.attempts},
             )
-            request = ProviderRequest(
-                modality=job.modality, input=job.input, model=job.model, params=job.params or {}
-            )
-            tier, org_id, principal_id = job.tier, job.organization_id, job.created_by
-            api_key_id = job.api_key_id
-            credentials = await self.providers.credentials(session, org_id)
 
         try:
             execution = await self.providers.execute(request, tier, credentials)
@@ -85,15 +99,14 @@ class JobHandler(RetryingHandler):
                 updated_at=now,
             )
             if moved:
-                session.add(
-                    usage_record(
-                        execution,
-                        organization_id=org_id,
-                        principal_id=principal_id,
-                        api_key_id=api_key_id,
-                        job_id=job_id,
-                    )
+                record = usage_record(
+                    execution,
+                    organization_id=org_id,
+                    principal_id=principal_id,
+                    api_key_id=api_key_id,
+                    job_id=job_id,
                 )
+                await self.budgets.record_usage(session, [record])  # before the first event
                 await self.events.record(
                     session,
                     "job.completed",

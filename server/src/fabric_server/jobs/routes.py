@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
 from fabric_server.api.pagination import MAX_LIMIT, encode_cursor, page_request
+from fabric_server.budgets.schemas import BUDGET_EXCEEDED_RESPONSE
 from fabric_server.db.models import Job, UsageRecord
 from fabric_server.events.repository import EventFilter
 from fabric_server.jobs.schemas import JobCreate, JobOut, JobPage, JobStatus, JobUsage
@@ -23,7 +24,10 @@ JOB_TERMINAL_KINDS = ("job.completed", "job.failed")
     "",
     status_code=201,
     response_model=Envelope[JobOut],
-    responses={200: {"model": Envelope[JobOut], "description": "Idempotent replay"}},
+    responses={
+        200: {"model": Envelope[JobOut], "description": "Idempotent replay"},
+        **BUDGET_EXCEEDED_RESPONSE,
+    },
     summary="Submit a job",
 )
 async def create_job(

@@ -11,13 +11,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.access.service import Access
 from fabric_server.api.auth import Principal
 from fabric_server.api.pagination import PageRequest, split_page
+from fabric_server.budgets.service import BudgetService
 from fabric_server.db.models import Job, UsageRecord
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.errors import Conflict, NotFound, ValidationFailed
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.jobs import repository
 from fabric_server.jobs.schemas import JobCreate
-from fabric_server.providers.base import ProviderInputError, ProviderRequest, validate_input
+from fabric_server.providers.base import (
+    Credentials,
+    ProviderInputError,
+    ProviderRequest,
+    validate_input,
+)
 from fabric_server.providers.registry import ProviderRegistry
 
 JOB_WORK_KIND = "job.execute"
@@ -30,6 +36,7 @@ class JobService:
         queue: WorkQueue,
         events: EventRecorder,
         providers: ProviderRegistry,
+        budgets: BudgetService,
         *,
         max_attempts: int,
     ) -> None:
@@ -37,21 +44,25 @@ class JobService:
         self.queue = queue
         self.events = events
         self.providers = providers
+        self.budgets = budgets
         self.max_attempts = max_attempts
 
     async def submit(
         self, session: AsyncSession, principal: Principal, body: JobCreate
     ) -> tuple[Job, bool]:
         """Create a job and queue it; returns (job, created). A repeated idempotency key
-        with the same request returns the original job; with a different request, 409."""
+        with the same request returns the original job; with a different request, 409. A
+        paid request in an organization whose monthly budget is spent is a 402
+        `budget_exceeded`, and nothing is queued."""
         org_id = await self.access.organization_for(session, principal, body.organization_id)
         await self.access.authorize(session, principal, org_id, "job.create")
-        await self._validate(session, org_id, body)
+        request, credentials = await self._validate(session, org_id, body)
         digest = _request_hash(body)
         if body.idempotency_key:
             existing = await repository.by_idempotency_key(session, org_id, body.idempotency_key)
             if existing is not None:
                 return _replay(existing, digest), False
+        await self.budgets.check(session, org_id, request, body.tier, credentials)
         job = Job(
             organization_id=org_id,
             created_by=principal.id,
@@ -125,7 +136,9 @@ class JobService:
         job = await self.get(session, principal, job_id)
         return job, await repository.usage_for_job(session, job.id)
 
-    async def _validate(self, session: AsyncSession, org_id: str, body: JobCreate) -> None:
+    async def _validate(
+        self, session: AsyncSession, org_id: str, body: JobCreate
+    ) -> tuple[ProviderRequest, Credentials]:
         """Bad input is a 400 `validation_failed`; a provider the organization has no
         credentials for is a 400 `provider_not_configured` — both before anything is queued."""
         request = ProviderRequest(
@@ -139,6 +152,7 @@ class JobService:
             raise ValidationFailed(
                 str(exc), details={"errors": [{"path": "input", "message": str(exc)}]}
             ) from exc
+        return request, credentials
 
 
 def _request_hash(body: JobCreate) -> str:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.scope import caller_organization
 from fabric_server.api.deps import PrincipalDep, ServicesDep
@@ -16,9 +17,15 @@ from fabric_server.api.envelope import (
     ok,
     request_id_of,
 )
+from fabric_server.budgets.schemas import BUDGET_EXCEEDED_RESPONSE
 from fabric_server.errors import ValidationFailed
 from fabric_server.events.sse import SSE_HEADERS
-from fabric_server.providers.base import ProviderInputError, ProviderRequest, validate_input
+from fabric_server.providers.base import (
+    Credentials,
+    ProviderInputError,
+    ProviderRequest,
+    validate_input,
+)
 from fabric_server.providers.schemas import (
     EstimateBody,
     EstimateOut,
@@ -32,10 +39,12 @@ from fabric_server.providers.service import (
     authorized_organization,
 )
 from fabric_server.providers.streaming import StreamCall, execution_data, first_event, frames
+from fabric_server.services import Services
 from fabric_server.usage.recorder import usage_record
 
 UPSTREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
+    **BUDGET_EXCEEDED_RESPONSE,
     424: {"model": ErrorEnvelope, "description": "The provider refused the stored credentials"},
     502: {"model": ErrorEnvelope, "description": "The provider failed"},
     504: {"model": ErrorEnvelope, "description": "The provider did not answer in time"},
@@ -85,19 +94,19 @@ async def execute(
             services.access, session, principal, body.organization_id, EXECUTE_ACTION
         )
         credentials = await registry.credentials(session, org_id)
+        await _check_budget(services, session, org_id, provider_request, body, credentials)
     try:
         execution = await registry.execute(provider_request, body.tier, credentials)
     except ProviderInputError as exc:
         raise _invalid(exc) from exc
+    record = usage_record(
+        execution,
+        organization_id=org_id,
+        principal_id=principal.id,
+        api_key_id=principal.api_key_id,
+    )
     async with services.db.write() as session:
-        session.add(
-            usage_record(
-                execution,
-                organization_id=org_id,
-                principal_id=principal.id,
-                api_key_id=principal.api_key_id,
-            )
-        )
+        await services.budgets.record_usage(session, [record])
     return ok(request, execution_data(execution))
 
 
@@ -123,6 +132,7 @@ async def execute_stream(
             services.access, session, principal, body.organization_id, EXECUTE_ACTION
         )
         credentials = await registry.credentials(session, org_id)
+        await _check_budget(services, session, org_id, provider_request, body, credentials)
     events = registry.stream(provider_request, body.tier, credentials)
     try:
         first = await first_event(events)
@@ -131,6 +141,7 @@ async def execute_stream(
     call = StreamCall(
         db=services.db,
         registry=registry,
+        budgets=services.budgets,
         request=provider_request,
         organization_id=org_id,
         principal=principal,
@@ -172,6 +183,22 @@ def _provider_request(body: ExecuteBody) -> ProviderRequest:
     except ProviderInputError as exc:
         raise _invalid(exc) from exc
     return provider_request
+
+
+async def _check_budget(
+    services: Services,
+    session: AsyncSession,
+    org_id: str,
+    request: ProviderRequest,
+    body: ExecuteBody,
+    credentials: Credentials,
+) -> None:
+    """402 `budget_exceeded` before calling anyone, when the call would cost money and the
+    organization's monthly budget is spent."""
+    try:
+        await services.budgets.check(session, org_id, request, body.tier, credentials)
+    except ProviderInputError as exc:
+        raise _invalid(exc) from exc
 
 
 def _invalid(exc: ProviderInputError) -> ValidationFailed:

@@ -28,6 +28,7 @@ from typing import Any
 
 from fabric_server.api.auth import Principal
 from fabric_server.audit.context import RequestAudit, continue_in_this_task, current_request
+from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
 from fabric_server.errors import DomainError, ValidationFailed
 from fabric_server.providers.base import ProviderInputError, ProviderRequest, TextDelta
@@ -45,6 +46,7 @@ class StreamCall:
 
     db: Database
     registry: ProviderRegistry
+    budgets: BudgetService
     request: ProviderRequest
     organization_id: str
     principal: Principal
@@ -62,15 +64,14 @@ class StreamCall:
         self.recorded = True
         token = continue_in_this_task(self.audit)
         try:
+            record = usage_record(
+                execution,
+                organization_id=self.organization_id,
+                principal_id=self.principal.id,
+                api_key_id=self.principal.api_key_id,
+            )
             async with self.db.write() as session:
-                session.add(
-                    usage_record(
-                        execution,
-                        organization_id=self.organization_id,
-                        principal_id=self.principal.id,
-                        api_key_id=self.principal.api_key_id,
-                    )
-                )
+                await self.budgets.record_usage(session, [record])
         finally:
             current_request.reset(token)
 

@@ -55,6 +55,14 @@ async def totals(
     return dict(row._mapping)
 
 
+async def cost(session: AsyncSession, org_id: str, start: dt.datetime, end: dt.datetime) -> float:
+    """USD spent in [start, end): the sum of the period's recorded costs."""
+    query = _in_period(
+        select(func.coalesce(func.sum(UsageRecord.cost_usd), 0.0)), org_id, start, end
+    )
+    return float(await session.scalar(query) or 0.0)
+
+
 async def by_provider(
     session: AsyncSession, org_id: str, start: dt.datetime, end: dt.datetime
 ) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
 from fabric_server.db.models import WorkItem
 from fabric_server.db.types import utcnow
@@ -105,12 +106,14 @@ class NodeHandler(RetryingHandler):
         queue: WorkQueue,
         lifecycle: RunLifecycle,
         operations: OperationRegistry,
+        budgets: BudgetService,
         *,
         watch_interval: float,
     ) -> None:
         super().__init__(db, queue)
         self.lifecycle = lifecycle
         self.operations = operations
+        self.budgets = budgets
         self.watch_interval = watch_interval
 
     async def execute(self, item: WorkItem) -> None:
@@ -202,7 +205,9 @@ class NodeHandler(RetryingHandler):
     ) -> None:
         lifecycle = self.lifecycle
         if isinstance(outcome, Completed):
-            session.add_all(outcome.usage)  # the call happened, whatever becomes of its output
+            # The call happened, whatever becomes of its output. Recorded before any event
+            # of this transaction (budget row lock first, then the event-order lock).
+            await self.budgets.record_usage(session, outcome.usage)
             try:
                 await lifecycle.complete_node(
                     session, run, node, nodes, outcome.output, outcome.context_patch

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fabric_server.access.service import Access
+from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.engine.worker import Handler
@@ -45,14 +46,20 @@ def build_workflows(
     events: EventRecorder,
     access: Access,
     providers: ProviderRegistry,
+    budgets: BudgetService,
 ) -> Workflows:
-    operations = build_operations(providers, settings, db)
+    operations = build_operations(providers, settings, db, budgets)
     launcher = RunLauncher(
         queue, events, operations, default_timeout=settings.workflow_node_timeout_seconds
     )
     lifecycle = RunLifecycle(queue, events, operations, launcher)
     nodes = NodeHandler(
-        db, queue, lifecycle, operations, watch_interval=settings.worker_poll_interval
+        db,
+        queue,
+        lifecycle,
+        operations,
+        budgets,
+        watch_interval=settings.worker_poll_interval,
     )
     return Workflows(
         operations=operations,

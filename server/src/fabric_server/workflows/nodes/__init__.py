@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
@@ -44,11 +45,11 @@ class OperationRegistry:
 
 
 def build_operations(
-    providers: ProviderRegistry, settings: Settings, db: Database
+    providers: ProviderRegistry, settings: Settings, db: Database, budgets: BudgetService
 ) -> OperationRegistry:
     return OperationRegistry(
         [
-            AIGenerate(providers, db),
+            AIGenerate(providers, db, budgets),
             Noop(),
             MergeContext(),
             ValidateContext(),

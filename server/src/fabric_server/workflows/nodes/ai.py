@@ -1,9 +1,13 @@
-"""`ai.generate`: one provider call, through the provider registry, with a usage record."""
+"""`ai.generate`: one provider call, through the provider registry, with a usage record.
+
+A paid call in an organization whose monthly budget is spent fails the node with
+`budget_exceeded` (not retried) before anyone is called."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fabric_server.budgets.service import BudgetExceeded, BudgetService
 from fabric_server.db.database import Database
 from fabric_server.providers.base import MODALITIES, ProviderInputError, ProviderRequest
 from fabric_server.providers.errors import ProviderError
@@ -32,9 +36,10 @@ class AIGenerate(Operation):
     name = "ai.generate"
     aliases = ("ai_invoke",)
 
-    def __init__(self, providers: ProviderRegistry, db: Database) -> None:
+    def __init__(self, providers: ProviderRegistry, db: Database, budgets: BudgetService) -> None:
         self.providers = providers
         self.db = db
+        self.budgets = budgets
 
     def check(self, node: NodeSpec) -> list[str]:
         config = node.config
@@ -73,10 +78,14 @@ class AIGenerate(Operation):
             model=config.get("model"),
             params=dict(config.get("params") or {}),
         )
+        tier = config.get("tier")
         try:
             async with self.db.read() as session:
                 credentials = await self.providers.credentials(session, node.organization_id)
-            execution = await self.providers.execute(request, config.get("tier"), credentials)
+                await self.budgets.check(session, node.organization_id, request, tier, credentials)
+            execution = await self.providers.execute(request, tier, credentials)
+        except BudgetExceeded as exc:
+            raise NodeError(f"{exc.code}: {exc.message}") from exc
         except ProviderInputError as exc:
             raise NodeError(str(exc)) from exc
         except ProviderError as exc:
