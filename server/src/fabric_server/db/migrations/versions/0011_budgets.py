@@ -1,8 +1,8 @@
 """budgets: a monthly spending limit per organization, and its alerts fired this month
 
-Revision ID: 0009_budgets
-Revises: 0008
-Create Date: 2026-12-02 10:12:31.402117
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-11-28 23:00:00.000000
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from sqlalchemy.dialects import postgresql
 
 import fabric_server.db.types
 
-revision = "0009_budgets"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
