@@ -25,8 +25,9 @@ class AuthSession(Base):
     user_agent: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     refreshed_at: Mapped[dt.datetime | None] = mapped_column()
-    expires_at: Mapped[dt.datetime] = mapped_column()
-    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    # Indexed for retention, which deletes sessions some days after they ended.
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     revoke_reason: Mapped[str | None] = mapped_column(String(32))
 
 
@@ -40,7 +41,8 @@ class RefreshToken(Base):
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column()
+    # Indexed for retention: every refresh adds a row, and expired ones are deleted in batches.
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
     used_at: Mapped[dt.datetime | None] = mapped_column()
 
 
