@@ -9,11 +9,17 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 
+from fabric_server.auth.retention import (
+    prune_mailed_tokens,
+    prune_refresh_tokens,
+    prune_sessions,
+)
 from fabric_server.engine.queue import WORK_CHANNEL
 from fabric_server.engine.worker import Worker
 from fabric_server.events.outbox import EVENTS_CHANNEL
 from fabric_server.events.pg_listener import PgListener
 from fabric_server.events.retention import RetentionRule, prune_events, retention_loop
+from fabric_server.orgs.retention import prune_invitations
 from fabric_server.schedules.scheduler import Scheduler
 from fabric_server.services import Services
 from fabric_server.webhooks.retention import prune_deliveries
@@ -29,6 +35,15 @@ def retention_rules(services: Services) -> list[RetentionRule]:
             settings.webhook_delivery_retention_days,
             partial(prune_deliveries, db),
         ),
+        # Spent credentials: sessions first, so their refresh tokens go with them.
+        RetentionRule("sessions", settings.auth_retention_days, partial(prune_sessions, db)),
+        RetentionRule(
+            "refresh tokens", settings.auth_retention_days, partial(prune_refresh_tokens, db)
+        ),
+        RetentionRule(
+            "mailed tokens", settings.auth_retention_days, partial(prune_mailed_tokens, db)
+        ),
+        RetentionRule("invitations", settings.auth_retention_days, partial(prune_invitations, db)),
     ]
     return [rule for rule in rules if rule.days > 0]
 

@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     reset_token_ttl_seconds: int = Field(default=3600, ge=1)
     login_max_failures: int = Field(default=5, ge=1)
     login_lock_seconds: int = Field(default=900, ge=1)
+    auth_retention_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="Delete sessions, refresh tokens, mailed tokens and expired or revoked "
+        "invitations this many days after they stopped working; 0 keeps them forever.",
+    )
     auth_rate_limit: int = Field(
         default=20, ge=0, description="Requests per IP per auth endpoint per window; 0 = off."
     )
@@ -282,6 +288,15 @@ class Settings(BaseSettings):
     def _networks(cls, value: list[str]) -> list[str]:
         for network in value:
             ipaddress.ip_network(network, strict=False)  # a ValueError names the bad one
+        return value
+
+    @field_validator("auth_retention_days")
+    @classmethod
+    def _auth_retention(cls, value: float) -> float:
+        # Shorter windows would also forget revoked invitations inside the hour the
+        # per-organization invitation limit counts, letting an admin send more than it allows.
+        if 0 < value < 1:
+            raise ValueError("keep credentials at least 1 day (or 0: forever)")
         return value
 
     @property

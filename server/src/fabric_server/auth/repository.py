@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, Delete, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.auth.models import AuthSession, OneTimeToken, RefreshToken, SocialIdentity
@@ -197,3 +197,47 @@ async def add_identity(session: AsyncSession, row: SocialIdentity) -> SocialIden
     session.add(row)
     await session.flush()
     return row
+
+
+# --- retention -----------------------------------------------------------------------------
+# Each deletes at most `limit` rows that stopped working before `older_than` (a cutoff in the
+# past), so nothing still usable — a live session, an unused unexpired token — ever matches.
+
+
+async def delete_ended_sessions(session: AsyncSession, older_than: dt.datetime, limit: int) -> int:
+    """Sessions that expired or were revoked before `older_than`; their refresh tokens go by
+    the foreign key's cascade."""
+    ended = (
+        select(AuthSession.id)
+        .where(or_(AuthSession.expires_at < older_than, AuthSession.revoked_at < older_than))
+        .limit(limit)
+    )
+    return await _deleted(session, delete(AuthSession).where(AuthSession.id.in_(ended)))
+
+
+async def delete_expired_refresh_tokens(
+    session: AsyncSession, older_than: dt.datetime, limit: int
+) -> int:
+    """Refresh tokens that expired before `older_than`, used or not. A used token is kept
+    until then so that presenting it again still revokes its session (reuse detection)."""
+    expired = select(RefreshToken.id).where(RefreshToken.expires_at < older_than).limit(limit)
+    return await _deleted(session, delete(RefreshToken).where(RefreshToken.id.in_(expired)))
+
+
+async def delete_spent_one_time_tokens(
+    session: AsyncSession, older_than: dt.datetime, limit: int
+) -> int:
+    """Mailed tokens that expired or were used before `older_than`."""
+    spent = (
+        select(OneTimeToken.id)
+        .where(or_(OneTimeToken.expires_at < older_than, OneTimeToken.used_at < older_than))
+        .limit(limit)
+    )
+    return await _deleted(session, delete(OneTimeToken).where(OneTimeToken.id.in_(spent)))
+
+
+async def _deleted(session: AsyncSession, stmt: Delete) -> int:
+    result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+        stmt.execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)

@@ -1,7 +1,8 @@
 """Retention: old history is deleted in small batches by one periodic task.
 
-Each kind of history (events, webhook deliveries) is a `RetentionRule`: how many days to keep
-and a function deleting what is older. Every batch is its own short transaction.
+Each kind of history (events, webhook deliveries, spent credentials) is a `RetentionRule`:
+how many days to keep and a function deleting what is older. Every batch is its own short
+transaction. The list of rules is made in one place, `fabric_server.runtime.retention_rules`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import Database
 from fabric_server.db.models import Event
@@ -37,6 +39,25 @@ async def prune_events(db: Database, older_than: dt.datetime) -> int:
             )
         total += result.rowcount
         if result.rowcount < BATCH:
+            return total
+
+
+DeleteOlder = Callable[[AsyncSession, dt.datetime, int], Awaitable[int]]
+"""A repository function: `(session, older_than, limit)` deletes at most `limit` rows that
+ended before `older_than` and returns how many it deleted."""
+
+
+async def delete_in_batches(
+    db: Database, delete_older: DeleteOlder, older_than: dt.datetime, batch: int
+) -> int:
+    """Call `delete_older(session, older_than, batch)`, each call in its own write
+    transaction, until it deletes fewer than `batch` rows; returns the rows deleted in all."""
+    total = 0
+    while True:
+        async with db.write() as session:
+            removed = await delete_older(session, older_than, batch)
+        total += removed
+        if removed < batch:
             return total
 
 

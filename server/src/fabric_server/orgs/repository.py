@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.models import Membership, Organization, User
@@ -295,3 +295,29 @@ async def settle_invitation(
     )
     result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
     return result.rowcount == 1
+
+
+async def delete_dead_invitations(
+    session: AsyncSession, older_than: dt.datetime, limit: int
+) -> int:
+    """Delete up to `limit` invitations that expired or were revoked before `older_than`.
+    Accepted ones are kept: they record who let a member in, and as what."""
+    dead = (
+        select(Invitation.id)
+        .where(
+            or_(
+                and_(
+                    Invitation.status.in_(("pending", "expired")),
+                    Invitation.expires_at < older_than,
+                ),
+                and_(Invitation.status == "revoked", Invitation.revoked_at < older_than),
+            )
+        )
+        .limit(limit)
+    )
+    result: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+        delete(Invitation)
+        .where(Invitation.id.in_(dead))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)
