@@ -30,9 +30,11 @@ from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.providers.setup import build_registry
 from fabric_server.schedules.wiring import Schedules, build_schedules
 from fabric_server.secrets.crypto import MasterKey
+from fabric_server.secrets.rotation import OrgSecretTable, SealedTable
 from fabric_server.secrets.service import SecretStore
 from fabric_server.settings import Settings
 from fabric_server.webhooks.module import Webhooks, build_webhooks
+from fabric_server.webhooks.rotation import WebhookSecretTable
 from fabric_server.workflows import repository as workflow_repository
 from fabric_server.workflows.wiring import Workflows, build_workflows
 
@@ -66,6 +68,8 @@ class Services:
     secrets: SecretStore
     master_key: MasterKey
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
+    # Every table holding values sealed with the master key (re-sealed by key rotation).
+    sealed_tables: list[SealedTable] = field(default_factory=list)
 
     def new_worker(self) -> Worker:
         s = self.settings
@@ -150,4 +154,5 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         master_key=master_key,
         # API keys first: they claim every `fab_…` token, the session verifier the rest.
         credential_verifiers=[api_keys.verify_credentials, auth.verify_credentials],
+        sealed_tables=[OrgSecretTable(), WebhookSecretTable()],
     )

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
 
     signing_secret: str | None = None
     secrets_master_key: str | None = None
+    secrets_previous_master_keys: SecretStr | None = Field(
+        default=None,
+        description="Retired master keys, comma-separated, in the form of "
+        "FABRIC_SECRETS_MASTER_KEY: values they sealed still open, nothing new is sealed "
+        "with them (`fabric-server rotate-secrets` re-seals under the current key).",
+    )
 
     # Accounts and sessions (fabric_server.auth).
     public_url: str | None = Field(

@@ -3,6 +3,8 @@
 `FABRIC_SECRETS_MASTER_KEY` is either 32 bytes in base64 (standard or URL-safe alphabet),
 used as is, or any other string, whose SHA-256 becomes the key. In dev mode without it, a
 random key is generated once into `<data dir>/secrets.key` (mode 0600) and reused.
+`FABRIC_SECRETS_PREVIOUS_MASTER_KEYS` lists retired keys (comma-separated, same forms): values
+they sealed still open, but new values are always sealed with the current key.
 Each value gets a fresh 96-bit nonce and associated data naming the row it belongs to (for an
 organization secret its organization and name, for a webhook signing secret the webhook), so
 a ciphertext copied to another row does not open.
@@ -17,6 +19,7 @@ import logging
 import os
 import secrets
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -44,6 +47,20 @@ def derive_key(raw: str) -> bytes:
     if len(decoded) == 32:
         return decoded
     return hashlib.sha256(raw.encode("utf-8")).digest()
+
+
+def key_id(key: bytes) -> str:
+    """Names a key without revealing it: rows remember which key sealed them."""
+    return hashlib.sha256(b"fabric-secrets-key-id:" + key).hexdigest()[:16]
+
+
+def load_previous_keys(settings: Settings) -> list[bytes]:
+    """The retired master keys of `FABRIC_SECRETS_PREVIOUS_MASTER_KEYS`, for opening only
+    (blank entries and the spaces around each are ignored)."""
+    if settings.secrets_previous_master_keys is None:
+        return []
+    raw = settings.secrets_previous_master_keys.get_secret_value()
+    return [derive_key(part.strip()) for part in raw.split(",") if part.strip()]
 
 
 def load_master_key(settings: Settings) -> bytes:
@@ -81,12 +98,23 @@ def _create_key_file(path: Path) -> None:
 
 
 class SecretCipher:
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
-            raise ValueError("AES-256 needs a 32-byte key")
-        self._aead = AESGCM(key)
-        # Names the key without revealing it: rows remember which key sealed them.
-        self.key_id = hashlib.sha256(b"fabric-secrets-key-id:" + key).hexdigest()[:16]
+    """Seals with the current master key; opens what it or one of the `previous` keys
+    sealed, choosing the key by the `key_id` stored with the value."""
+
+    def __init__(self, key: bytes, previous: Iterable[bytes] = ()) -> None:
+        self._aead = _aead(key)
+        self.key_id = key_id(key)
+        self._openers = {key_id(old): _aead(old) for old in previous}
+        self._openers[self.key_id] = self._aead
+
+    @property
+    def previous_key_ids(self) -> frozenset[str]:
+        """The ids of the keys that open values but seal nothing new."""
+        return frozenset(self._openers) - {self.key_id}
+
+    def opens(self, key_id: str) -> bool:
+        """Whether a value sealed with the key `key_id` names can be opened here."""
+        return key_id in self._openers
 
     def seal(self, org_id: str, name: str, value: str) -> tuple[bytes, bytes]:
         """Seal an organization secret: (nonce, ciphertext)."""
@@ -104,20 +132,23 @@ class SecretCipher:
     def open_value(
         self, nonce: bytes, ciphertext: bytes, key_id: str, associated_data: bytes, what: str
     ) -> str:
-        """The plain value; `SecretUnreadable` (naming `what`, never the value) when another
-        key sealed it, or it was altered or moved to another row."""
-        if key_id != self.key_id:
+        """The plain value; `SecretUnreadable` (naming `what`, never the value) when a key
+        that is neither current nor previous sealed it, or it was altered or moved to another
+        row."""
+        aead = self._openers.get(key_id)
+        if aead is None:
             raise SecretUnreadable(f"{what} was sealed with another master key")
         try:
-            plain = self._aead.decrypt(nonce, ciphertext, associated_data)
+            plain = aead.decrypt(nonce, ciphertext, associated_data)
         except InvalidTag:
             raise SecretUnreadable(f"{what} does not open (altered or moved)") from None
         return plain.decode("utf-8")
 
 
 class MasterKey:
-    """The server's master key, loaded once when the server starts and shared by everything
-    sealed at rest (organization secrets, webhook signing secrets)."""
+    """The server's master key (and the previous ones it still opens with), loaded once
+    when the server starts and shared by everything sealed at rest (organization secrets,
+    webhook signing secrets)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -126,7 +157,14 @@ class MasterKey:
     def load(self) -> SecretCipher:
         """Load (dev mode: create) the key; later calls return the same cipher."""
         if self._cipher is None:
-            self._cipher = SecretCipher(load_master_key(self.settings))
+            cipher = SecretCipher(load_master_key(self.settings), load_previous_keys(self.settings))
+            if cipher.previous_key_ids:
+                log.info(
+                    "sealing with master key %s; also opening values of previous keys %s",
+                    cipher.key_id,
+                    ", ".join(sorted(cipher.previous_key_ids)),
+                )
+            self._cipher = cipher
         return self._cipher
 
     @property
@@ -134,6 +172,12 @@ class MasterKey:
         if self._cipher is None:
             raise RuntimeError("the master key was not loaded (the server has not started)")
         return self._cipher
+
+
+def _aead(key: bytes) -> AESGCM:
+    if len(key) != 32:
+        raise ValueError("AES-256 needs a 32-byte key")
+    return AESGCM(key)
 
 
 def _aad(org_id: str, name: str) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, func, select, update
@@ -165,6 +165,60 @@ async def lock_webhook(session: AsyncSession, webhook_id: str) -> Webhook | None
         .execution_options(populate_existing=True)
     )
     return await session.scalar(query)
+
+
+async def count_by_secret_key(session: AsyncSession) -> dict[str, int]:
+    """How many signing secrets each master key (by key id) sealed."""
+    rows = await session.execute(
+        select(Webhook.secret_key_id, func.count()).group_by(Webhook.secret_key_id)
+    )
+    return {key_id: count for key_id, count in rows}
+
+
+async def secrets_sealed_with(
+    session: AsyncSession, key_ids: Collection[str], limit: int
+) -> list[str]:
+    """Ids of up to `limit` webhooks whose signing secret one of `key_ids` sealed."""
+    rows = await session.scalars(
+        select(Webhook.id)
+        .where(Webhook.secret_key_id.in_(key_ids))
+        .order_by(Webhook.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def lock_secrets_sealed_with(
+    session: AsyncSession, key_ids: Collection[str], after: str, limit: int
+) -> list[Webhook]:
+    """The next `limit` webhooks by id after `after` whose signing secret one of `key_ids`
+    sealed, locked as `lock_webhook` does. One whose secret was set again meanwhile no longer
+    matches and is left alone."""
+    rows = await session.scalars(
+        select(Webhook)
+        .where(Webhook.secret_key_id.in_(key_ids), Webhook.id > after)
+        .order_by(Webhook.id)
+        .limit(limit)
+        .with_for_update(key_share=True)
+    )
+    return list(rows)
+
+
+async def reseal_secret(
+    session: AsyncSession, webhook_id: str, nonce: bytes, ciphertext: bytes, key_id: str
+) -> None:
+    """Store a new sealing of the same signing secret; `updated_at` stays."""
+    await session.execute(
+        update(Webhook)
+        .where(Webhook.id == webhook_id)
+        .values(
+            secret_nonce=nonce,
+            secret_ciphertext=ciphertext,
+            secret_key_id=key_id,
+            updated_at=Webhook.updated_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def attempt_of(session: AsyncSession, delivery_id: str, number: int) -> WebhookAttempt | None:
