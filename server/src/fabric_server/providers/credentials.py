@@ -8,8 +8,8 @@ in `Credentials`, whose `repr` hides them; nothing here logs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import Collection, Iterable
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +19,15 @@ from fabric_server.settings import Settings
 
 class CredentialSource(Protocol):
     async def get(self, session: AsyncSession, org_id: str, name: str) -> str | None: ...
+
+
+@runtime_checkable
+class BatchCredentialSource(Protocol):
+    """A source that can answer several names in one round trip (the secret store)."""
+
+    async def get_many(
+        self, session: AsyncSession, org_id: str, names: Collection[str]
+    ) -> dict[str, str]: ...
 
 
 class SettingsCredentials:
@@ -58,15 +67,23 @@ class CredentialResolver:
     async def resolve(
         self, session: AsyncSession, org_id: str | None, names: Iterable[str]
     ) -> Credentials:
+        wanted = sorted(set(names))
+        own: dict[str, str] = {}
+        if self.org_secrets is not None and org_id is not None:
+            if isinstance(self.org_secrets, BatchCredentialSource):
+                own = await self.org_secrets.get_many(session, org_id, wanted)
+            else:
+                for name in wanted:
+                    value = await self.org_secrets.get(session, org_id, name)
+                    if value:
+                        own[name] = value
         values: dict[str, str] = {}
         from_org: set[str] = set()
-        for name in sorted(set(names)):
-            value = None
-            if self.org_secrets is not None and org_id is not None:
-                value = await self.org_secrets.get(session, org_id, name)
-                if value:
-                    from_org.add(name)
-            if not value:
+        for name in wanted:
+            value = own.get(name)
+            if value:
+                from_org.add(name)
+            else:
                 value = self.server.lookup(name)
             if value:
                 values[name] = value

@@ -16,6 +16,15 @@ async def get(session: AsyncSession, org_id: str, name: str) -> OrgSecret | None
     )
 
 
+async def get_many(session: AsyncSession, org_id: str, names: Collection[str]) -> list[OrgSecret]:
+    if not names:
+        return []
+    query = select(OrgSecret).where(
+        OrgSecret.organization_id == org_id, OrgSecret.name.in_(sorted(names))
+    )
+    return list((await session.scalars(query)).all())
+
+
 async def add(session: AsyncSession, row: OrgSecret) -> OrgSecret:
     """Insert a secret (flushed: a name already taken raises IntegrityError here)."""
     session.add(row)
