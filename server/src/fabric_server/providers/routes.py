@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.scope import caller_organization
+from fabric_server.api.auth import Principal
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import (
     ERROR_RESPONSES,
@@ -38,9 +38,14 @@ from fabric_server.providers.service import (
     READ_ACTION,
     authorized_organization,
 )
-from fabric_server.providers.streaming import StreamCall, execution_data, first_event, frames
+from fabric_server.providers.streaming import (
+    StreamCall,
+    execution_data,
+    first_event,
+    frames,
+    record_usage,
+)
 from fabric_server.services import Services
-from fabric_server.usage.recorder import usage_record
 
 UPSTREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
@@ -89,24 +94,12 @@ async def execute(
 ) -> JSONResponse:
     provider_request = _provider_request(body)
     registry = services.providers
-    async with services.db.read() as session:
-        org_id = await authorized_organization(
-            services.access, session, principal, body.organization_id, EXECUTE_ACTION
-        )
-        credentials = await registry.credentials(session, org_id)
-        await _check_budget(services, session, org_id, provider_request, body, credentials)
+    org_id, credentials = await _admit(services, principal, body, provider_request)
     try:
         execution = await registry.execute(provider_request, body.tier, credentials)
     except ProviderInputError as exc:
         raise _invalid(exc) from exc
-    record = usage_record(
-        execution,
-        organization_id=org_id,
-        principal_id=principal.id,
-        api_key_id=principal.api_key_id,
-    )
-    async with services.db.write() as session:
-        await services.budgets.record_usage(session, [record])
+    await record_usage(services.db, services.budgets, execution, org_id, principal)
     return ok(request, execution_data(execution))
 
 
@@ -127,12 +120,7 @@ async def execute_stream(
 ) -> StreamingResponse:
     provider_request = _provider_request(body)
     registry = services.providers
-    async with services.db.read() as session:
-        org_id = await authorized_organization(
-            services.access, session, principal, body.organization_id, EXECUTE_ACTION
-        )
-        credentials = await registry.credentials(session, org_id)
-        await _check_budget(services, session, org_id, provider_request, body, credentials)
+    org_id, credentials = await _admit(services, principal, body, provider_request)
     events = registry.stream(provider_request, body.tier, credentials)
     try:
         first = await first_event(events)
@@ -185,20 +173,21 @@ def _provider_request(body: ExecuteBody) -> ProviderRequest:
     return provider_request
 
 
-async def _check_budget(
-    services: Services,
-    session: AsyncSession,
-    org_id: str,
-    request: ProviderRequest,
-    body: ExecuteBody,
-    credentials: Credentials,
-) -> None:
-    """402 `budget_exceeded` before calling anyone, when the call would cost money and the
-    organization's monthly budget is spent."""
-    try:
-        await services.budgets.check(session, org_id, request, body.tier, credentials)
-    except ProviderInputError as exc:
-        raise _invalid(exc) from exc
+async def _admit(
+    services: Services, principal: Principal, body: ExecuteBody, request: ProviderRequest
+) -> tuple[str, Credentials]:
+    """The organization a call runs in and its credentials, once the caller may run it there
+    and its budget allows it (402 `budget_exceeded` before anyone is called)."""
+    async with services.db.read() as session:
+        org_id = await authorized_organization(
+            services.access, session, principal, body.organization_id, EXECUTE_ACTION
+        )
+        credentials = await services.providers.credentials(session, org_id)
+        try:
+            await services.budgets.check(session, org_id, request, body.tier, credentials)
+        except ProviderInputError as exc:
+            raise _invalid(exc) from exc
+    return org_id, credentials
 
 
 def _invalid(exc: ProviderInputError) -> ValidationFailed:

@@ -64,14 +64,9 @@ class StreamCall:
         self.recorded = True
         token = continue_in_this_task(self.audit)
         try:
-            record = usage_record(
-                execution,
-                organization_id=self.organization_id,
-                principal_id=self.principal.id,
-                api_key_id=self.principal.api_key_id,
+            await record_usage(
+                self.db, self.budgets, execution, self.organization_id, self.principal
             )
-            async with self.db.write() as session:
-                await self.budgets.record_usage(session, [record])
         finally:
             current_request.reset(token)
 
@@ -84,6 +79,24 @@ class StreamCall:
             await self.record(partial)
         except Exception:
             log.exception("could not record the usage of an interrupted stream")
+
+
+async def record_usage(
+    db: Database,
+    budgets: BudgetService,
+    execution: Execution,
+    organization_id: str,
+    principal: Principal,
+) -> None:
+    """The usage row of a direct call (and any budget alert it triggers), in one transaction."""
+    record = usage_record(
+        execution,
+        organization_id=organization_id,
+        principal_id=principal.id,
+        api_key_id=principal.api_key_id,
+    )
+    async with db.write() as session:
+        await budgets.record_usage(session, [record])
 
 
 def execution_data(execution: Execution) -> dict[str, Any]:
