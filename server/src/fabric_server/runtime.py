@@ -14,6 +14,7 @@ from fabric_server.auth.retention import (
     prune_refresh_tokens,
     prune_sessions,
 )
+from fabric_server.db.database import PROCESS_TOKEN
 from fabric_server.engine.queue import WORK_CHANNEL
 from fabric_server.engine.worker import Worker
 from fabric_server.events.outbox import EVENTS_CHANNEL
@@ -64,9 +65,10 @@ class Background:
             self.listener = PgListener(
                 services.db.url,
                 {
-                    EVENTS_CHANNEL: services.broadcaster.notify,
+                    EVENTS_CHANNEL: self._events_elsewhere,
                     WORK_CHANNEL: services.queue.wake_workers,
                 },
+                own_token=PROCESS_TOKEN,
             )
             self.listener.start()
         rules = retention_rules(services)
@@ -81,6 +83,10 @@ class Background:
             if settings.scheduler_enabled:
                 self.scheduler = services.schedules.new_scheduler()
                 self.scheduler.start()
+
+    def _events_elsewhere(self) -> None:
+        self.services.hub.changed_elsewhere()
+        self.services.broadcaster.notify()
 
     async def stop(self) -> None:
         self._stopping.set()

@@ -99,7 +99,8 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     # Provider credentials: the organization's own secrets first, then server settings.
     secrets = SecretStore(master_key, access, events)
     providers = build_registry(settings, org_secrets=secrets)
-    hub = EventHub(db, broadcaster, poll_seconds=settings.sse_poll_seconds)
+    hub = EventHub(db, poll_seconds=settings.sse_poll_seconds)
+    events.on_commit(hub.publish)
     streamer = EventStreamer(
         db,
         hub,

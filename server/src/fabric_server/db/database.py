@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import os
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 
 AfterCommit = Callable[[], None]
+# Names this process in its PostgreSQL NOTIFY payloads, so its own listener can ignore them.
+PROCESS_TOKEN = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 BeforeCommit = Callable[[AsyncSession], Awaitable[None]]
 
 
@@ -76,6 +80,27 @@ class Database:
         return self.dialect == "sqlite"
 
     @asynccontextmanager
+    async def write_lock(self) -> AsyncIterator[None]:
+        """Hold the process's SQLite write lock (every writer takes it; no-op on PostgreSQL)."""
+        if _in_write.get():
+            raise RuntimeError("nested write transactions deadlock on SQLite; pass the session")
+        if self._write_lock is None:
+            yield
+            return
+        async with self._write_lock:
+            yield
+
+    def sync_engine(self) -> Engine:
+        """A synchronous engine on the same SQLite file, with the same pragmas and `BEGIN
+        IMMEDIATE` for writes: for code that runs a whole transaction on one thread."""
+        if not self.is_sqlite:
+            raise RuntimeError("only SQLite has a synchronous engine")
+        url = make_url(self.url).set(drivername="sqlite")
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _install_sqlite_strategy(engine)
+        return engine
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads; rolled back at the end."""
         async with self._read() as session:
@@ -115,6 +140,12 @@ class Database:
         await self.engine.dispose()
 
 
+def inside_write_transaction() -> bool:
+    """Whether the current task is inside `Database.write()` (another write would wait on
+    the lock it holds, on SQLite)."""
+    return _in_write.get()
+
+
 def is_write_transaction(session: AsyncSession) -> bool:
     """Whether `session` comes from `Database.write()` (the request or task changes data)."""
     return bool(session.info.get(_WRITES))
@@ -127,8 +158,10 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
         callbacks.append(callback)
 
 
-def _install_sqlite_strategy(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _install_sqlite_strategy(engine: AsyncEngine | Engine) -> None:
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+    @event.listens_for(sync, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy (not the driver) emit BEGIN, so we can choose IMMEDIATE.
         dbapi_connection.isolation_level = None
@@ -139,7 +172,7 @@ def _install_sqlite_strategy(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(sync, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("fabric_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

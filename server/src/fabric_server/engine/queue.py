@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import CursorResult, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.database import Database, after_commit
+from fabric_server.db.database import PROCESS_TOKEN, Database, after_commit
 from fabric_server.db.models import WorkItem
 from fabric_server.db.types import utcnow
 
@@ -92,7 +92,9 @@ class WorkQueue:
         after_commit(session, self._wake_all)
         if not self.db.is_sqlite and not session.info.get("work_notified"):
             # Wakes workers in other processes at commit (LISTEN fabric_work).
-            await session.execute(text("SELECT pg_notify(:c, '')"), {"c": WORK_CHANNEL})
+            await session.execute(
+                text("SELECT pg_notify(:c, :p)"), {"c": WORK_CHANNEL, "p": PROCESS_TOKEN}
+            )
             session.info["work_notified"] = True
         return item
 

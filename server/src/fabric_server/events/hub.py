@@ -1,71 +1,33 @@
 """One tail reader per process fans new events out to every live stream.
 
 Without it, each open stream would re-query the log on every commit: cost growing with
-streams times events. The hub reads each new batch once and hands every subscriber the events
-that match its filter. The log stays the truth: a subscriber that falls behind (its buffer
-fills up) is told to catch up from the database, so slowness never loses an event and never
-blocks writers.
+streams times events. Events this process commits arrive from memory (`publish`, called by
+the event recorder after commit), in sequence order; the log is read only when something
+else wrote to it — another process (a PostgreSQL notification, or the periodic poll on
+SQLite) — or when a gap in the sequence shows that an event came from elsewhere. Each event
+goes to the subscribers whose filter matches it, found through an index on the job and run
+a subscription follows.
+
+The log stays the truth: a subscriber that falls behind (its buffer fills up) is told to
+catch up from the database, so slowness never loses an event and never blocks writers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
-from dataclasses import dataclass
-from typing import Any
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import Event
 from fabric_server.events import repository
-from fabric_server.events.broadcaster import Broadcaster
+from fabric_server.events.log import LogEvent, matches
 from fabric_server.events.repository import EventFilter
+
+__all__ = ["BUFFER_SIZE", "EventHub", "LogEvent", "Subscription", "matches"]
 
 log = logging.getLogger("fabric_server.events")
 BUFFER_SIZE = 1000
-
-
-@dataclass(frozen=True)
-class LogEvent:
-    """A detached copy of an event row."""
-
-    seq: int
-    id: str
-    kind: str
-    organization_id: str | None
-    job_id: str | None
-    run_id: str | None
-    node_key: str | None
-    payload: dict[str, Any]
-    created_at: dt.datetime
-
-    @classmethod
-    def of(cls, row: Event) -> LogEvent:
-        return cls(
-            seq=row.seq,
-            id=row.id,
-            kind=row.kind,
-            organization_id=row.organization_id,
-            job_id=row.job_id,
-            run_id=row.run_id,
-            node_key=row.node_key,
-            payload=row.payload,
-            created_at=row.created_at,
-        )
-
-
-def matches(where: EventFilter, event: LogEvent) -> bool:
-    if where.job_id is not None and event.job_id != where.job_id:
-        return False
-    if where.run_id is not None and event.run_id != where.run_id:
-        return False
-    if where.organization_ids is not None and event.organization_id not in where.organization_ids:
-        return False
-    if where.kinds and event.kind not in where.kinds:
-        return False
-    internal = event.node_key is not None and event.node_key.startswith("_fabric_")
-    return where.include_internal or not internal
+_READ_BATCH = 500
 
 
 class Subscription:
@@ -93,20 +55,34 @@ class Subscription:
 
 
 class EventHub:
-    def __init__(self, db: Database, broadcaster: Broadcaster, *, poll_seconds: float) -> None:
+    def __init__(self, db: Database, *, poll_seconds: float) -> None:
         self.db = db
-        self.broadcaster = broadcaster
         self.poll_seconds = poll_seconds
         self._subscribers: set[Subscription] = set()
+        self._by_job: dict[str, set[Subscription]] = {}
+        self._by_run: dict[str, set[Subscription]] = {}
+        self._general: set[Subscription] = set()  # follows no single job or run
         self._task: asyncio.Task[None] | None = None
         self._position: int | None = None
         self._ready = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._local: list[LogEvent] = []
+        self._elsewhere = False
         self._closing = False
+        # Counters for benchmarks and metrics: log reads, and events handed over from memory.
+        self.reads = 0
+        self.from_memory = 0
 
     async def subscribe(self, where: EventFilter) -> Subscription:
         """Register for live events; everything committed after this call is delivered."""
         subscription = Subscription(where)
         self._subscribers.add(subscription)
+        if where.job_id is not None:
+            self._by_job.setdefault(where.job_id, set()).add(subscription)
+        elif where.run_id is not None:
+            self._by_run.setdefault(where.run_id, set()).add(subscription)
+        else:
+            self._general.add(subscription)
         if self._task is None or self._task.done():
             self._ready = asyncio.Event()
             self._task = asyncio.create_task(self._tail(), name="event hub tail")
@@ -115,6 +91,24 @@ class EventHub:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
+        self._general.discard(subscription)
+        where = subscription.where
+        for index, key in ((self._by_job, where.job_id), (self._by_run, where.run_id)):
+            if key is not None and key in index:
+                index[key].discard(subscription)
+                if not index[key]:
+                    del index[key]
+
+    def publish(self, events: list[LogEvent]) -> None:
+        """Events this process committed (after the commit, in sequence order)."""
+        if self._task is not None and not self._task.done():
+            self._local.extend(events)
+            self._changed.set()
+
+    def changed_elsewhere(self) -> None:
+        """Another process wrote events (a notification): read the log."""
+        self._elsewhere = True
+        self._changed.set()
 
     async def close(self) -> None:
         """Stop the tail reader between reads (never mid-query, which would strand the
@@ -122,7 +116,7 @@ class EventHub:
         if self._task is None:
             return
         self._closing = True
-        self.broadcaster.notify()
+        self._changed.set()
         done, _ = await asyncio.wait({self._task}, timeout=5)
         if not done:
             self._task.cancel()
@@ -136,20 +130,56 @@ class EventHub:
             if self._position is None:
                 self._position = await repository.latest_seq(session)
         self._ready.set()
+        read_log = False
+        while not self._closing:
+            self._changed.clear()
+            local, self._local = self._local, []
+            read_log = read_log or self._elsewhere
+            self._elsewhere = False
+            for event in local:
+                if event.seq <= self._position:
+                    continue  # already read from the log
+                if event.seq != self._position + 1:
+                    read_log = True  # something committed in between came from elsewhere
+                    break
+                self.from_memory += 1
+                self._deliver(event)
+            if read_log:
+                await self._read_log()
+            read_log = False
+            if self._closing or self._local or self._elsewhere:
+                continue
+            try:
+                await asyncio.wait_for(self._changed.wait(), self.poll_seconds)
+            except TimeoutError:
+                read_log = True  # other processes on SQLite, or a missed notification
+
+    async def _read_log(self) -> None:
         everything = EventFilter(include_internal=True)
         while not self._closing:
-            token = self.broadcaster.watch()
+            assert self._position is not None
             try:
                 async with self.db.read() as session:
-                    rows = await repository.events_after(session, self._position, everything)
+                    rows = await repository.events_after(
+                        session, self._position, everything, _READ_BATCH
+                    )
                     batch = [LogEvent.of(row) for row in rows]
             except Exception:
                 log.exception("reading the event log failed; retrying")
-                batch = []
+                return
+            self.reads += 1
             for event in batch:
-                self._position = event.seq
-                for subscription in list(self._subscribers):
-                    if matches(subscription.where, event):
-                        subscription.offer(event)
-            if len(batch) < 500 and not self._closing:
-                await self.broadcaster.wait(token, self.poll_seconds)
+                self._deliver(event)
+            if len(batch) < _READ_BATCH:
+                return
+
+    def _deliver(self, event: LogEvent) -> None:
+        self._position = event.seq
+        followers = list(self._general)
+        if event.job_id is not None:
+            followers.extend(self._by_job.get(event.job_id, ()))
+        if event.run_id is not None:
+            followers.extend(self._by_run.get(event.run_id, ()))
+        for subscription in followers:
+            if matches(subscription.where, event):
+                subscription.offer(event)

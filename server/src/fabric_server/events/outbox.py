@@ -1,15 +1,28 @@
-"""Writing events: in the same transaction as the state change they describe."""
+"""Writing events: in the same transaction as the state change they describe.
+
+Once that transaction commits, the recorder hands the committed events, in sequence order,
+to this process's listeners (the event hub, the webhook dispatcher) straight from memory, so
+nobody re-reads the log for what this process wrote. Other processes learn of them through
+PostgreSQL NOTIFY (or by polling the log, on SQLite).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.database import after_commit
+from fabric_server.db.database import PROCESS_TOKEN, after_commit
 from fabric_server.db.models import Event
+from fabric_server.db.types import new_id, utcnow
+from fabric_server.db.writer import Tx
+from fabric_server.events.log import LogEvent
+
+log = logging.getLogger("fabric_server.events")
 
 # PostgreSQL hands out sequence numbers before commit, so without care a reader could see
 # seq 11 committed before seq 10 and skip 10 forever. Event writers take this transaction
@@ -17,12 +30,31 @@ from fabric_server.db.models import Event
 _EVENT_ORDER_LOCK = 7_146_204_002
 EVENTS_CHANNEL = "fabric_events"
 
+_COLUMNS = (
+    "id",
+    "kind",
+    "organization_id",
+    "job_id",
+    "run_id",
+    "node_key",
+    "payload",
+    "created_at",
+)
+CommitListener = Callable[[list[LogEvent]], None]
+_EVENTS = "fabric_recorded_events"
+
 
 class EventRecorder:
-    """Adds event rows to a session and wakes readers once the transaction commits."""
+    """Adds event rows to a transaction and, after it commits, tells the listeners."""
 
     def __init__(self, wake: Callable[[], None]) -> None:
         self._wake = wake
+        self._listeners: list[CommitListener] = []
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Call `listener` with the events of every transaction of this process that
+        committed some, in sequence order."""
+        self._listeners.append(listener)
 
     async def record(
         self,
@@ -35,13 +67,15 @@ class EventRecorder:
         node_key: str | None = None,
         payload: dict[str, Any] | None = None,
     ) -> Event:
-        dialect = session.get_bind().dialect.name
-        if dialect == "postgresql" and not session.info.get("event_lock"):
+        """Add an event to an ORM write transaction."""
+        if session.get_bind().dialect.name == "postgresql" and not session.info.get("event_lock"):
             await session.execute(
                 text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_ORDER_LOCK}
             )
             # Delivered at commit to every server process listening (wakes their streams).
-            await session.execute(text("SELECT pg_notify(:c, '')"), {"c": EVENTS_CHANNEL})
+            await session.execute(
+                text("SELECT pg_notify(:c, :p)"), {"c": EVENTS_CHANNEL, "p": PROCESS_TOKEN}
+            )
             session.info["event_lock"] = True
         event = Event(
             kind=kind,
@@ -52,5 +86,55 @@ class EventRecorder:
             payload=payload or {},
         )
         session.add(event)
-        after_commit(session, self._wake)
+        recorded: list[Event] | None = session.info.get(_EVENTS)
+        if recorded is None:
+            recorded = session.info[_EVENTS] = []
+            after_commit(session, lambda: self.committed([LogEvent.of(e) for e in recorded]))
+        recorded.append(event)
         return event
+
+    def record_in(
+        self,
+        tx: Tx,
+        kind: str,
+        *,
+        organization_id: str | None,
+        job_id: str | None = None,
+        run_id: str | None = None,
+        node_key: str | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> LogEvent:
+        """Add an event to a unit of the group-commit writer (SQLAlchemy Core)."""
+        if not tx.is_sqlite:
+            tx.once("event-order", _lock_and_notify)
+        event = LogEvent(
+            seq=0,
+            id=new_id(),
+            kind=kind,
+            organization_id=organization_id,
+            job_id=job_id,
+            run_id=run_id,
+            node_key=node_key,
+            payload=payload or {},
+            created_at=utcnow(),
+        )
+        values = {name: getattr(event, name) for name in _COLUMNS}
+        seq = tx.conn.execute(insert(Event).values(values).returning(Event.seq)).scalar_one()
+        event = dataclasses.replace(event, seq=seq)
+        tx.after_commit(lambda: self.committed([event]))
+        return event
+
+    def committed(self, events: list[LogEvent]) -> None:
+        """Events of this process just committed: tell the listeners, wake the waiters."""
+        events.sort(key=lambda e: e.seq)
+        for listener in self._listeners:
+            try:
+                listener(events)
+            except Exception:
+                log.exception("an event listener failed")
+        self._wake()
+
+
+def _lock_and_notify(conn: Connection) -> None:
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_ORDER_LOCK})
+    conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": EVENTS_CHANNEL, "p": PROCESS_TOKEN})

@@ -1,8 +1,9 @@
 """PostgreSQL LISTEN/NOTIFY: wakes this process when another process commits events or work.
 
-Notifications only wake readers; the event log and the queue table stay the truth. When the
-listening connection drops, it reconnects and wakes everyone once, since notifications sent
-meanwhile are lost.
+Notifications only wake readers; the event log and the queue table stay the truth. A
+notification carries the sending process's token, and this process's own are ignored (it
+already knows what it wrote). When the listening connection drops, it reconnects and wakes
+everyone once, since notifications sent meanwhile are lost.
 """
 
 from __future__ import annotations
@@ -26,10 +27,16 @@ def asyncpg_dsn(sqlalchemy_url: str) -> str:
 
 class PgListener:
     def __init__(
-        self, sqlalchemy_url: str, channels: Mapping[str, Callable[[], None]], *, retry: float = 1.0
+        self,
+        sqlalchemy_url: str,
+        channels: Mapping[str, Callable[[], None]],
+        *,
+        own_token: str = "",
+        retry: float = 1.0,
     ) -> None:
         self.dsn = asyncpg_dsn(sqlalchemy_url)
         self.channels = dict(channels)
+        self.own_token = own_token
         self.retry = retry
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -43,6 +50,13 @@ class PgListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def _callback(self, wake: Callable[[], None]) -> Callable[..., None]:
+        def on_notify(_connection: object, _pid: object, _channel: object, payload: object) -> None:
+            if not self.own_token or payload != self.own_token:
+                wake()
+
+        return on_notify
+
     def _wake_all(self) -> None:
         for wake in self.channels.values():
             wake()
@@ -55,7 +69,7 @@ class PgListener:
                 lost = asyncio.Event()
                 connection.add_termination_listener(_callback(lost.set))
                 for channel, wake in self.channels.items():
-                    await connection.add_listener(channel, _callback(wake))
+                    await connection.add_listener(channel, self._callback(wake))
                 self.connected.set()
                 self._wake_all()  # anything sent while we were not listening
                 await lost.wait()
