@@ -72,17 +72,20 @@ async def execute(client: httpx.AsyncClient, model: str = "gpt-4o") -> httpx.Res
 
 
 async def spend(services: Services, cost: float, at: dt.datetime | None = None) -> None:
-    """A usage row recorded behind the API's back (past months, large amounts)."""
+    """A usage row recorded without a provider call (past months, large amounts)."""
     async with services.db.write() as session:
-        session.add(
-            UsageRecord(
-                organization_id=ORG,
-                provider_id="openai",
-                model="gpt-4o",
-                modality="text",
-                cost_usd=cost,
-                created_at=at or dt.datetime.now(dt.UTC),
-            )
+        await services.budgets.record_usage(
+            session,
+            [
+                UsageRecord(
+                    organization_id=ORG,
+                    provider_id="openai",
+                    model="gpt-4o",
+                    modality="text",
+                    cost_usd=cost,
+                    created_at=at or dt.datetime.now(dt.UTC),
+                )
+            ],
         )
 
 
@@ -407,15 +410,18 @@ async def test_spending_by_day_and_provider(client: httpx.AsyncClient, services:
     await spend(services, 0.5, dt.datetime(2026, 3, 1, tzinfo=dt.UTC))
     await spend(services, 0.25, dt.datetime(2026, 3, 3, 8, tzinfo=dt.UTC))
     async with services.db.write() as session:
-        session.add(
-            UsageRecord(
-                organization_id=ORG,
-                provider_id="anthropic",
-                model="claude-sonnet-4-0",
-                modality="text",
-                cost_usd=0.125,
-                created_at=dt.datetime(2026, 3, 3, 9, tzinfo=dt.UTC),
-            )
+        await services.budgets.record_usage(
+            session,
+            [
+                UsageRecord(
+                    organization_id=ORG,
+                    provider_id="anthropic",
+                    model="claude-sonnet-4-0",
+                    modality="text",
+                    cost_usd=0.125,
+                    created_at=dt.datetime(2026, 3, 3, 9, tzinfo=dt.UTC),
+                )
+            ],
         )
     await set_limit(client, 2)
 

@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             yield
         finally:
             await background.stop()
+            await services.writer.close()
             await services.mailer.aclose()
             await services.providers.aclose()
             await services.db.dispose()

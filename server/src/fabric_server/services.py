@@ -13,7 +13,9 @@ from fabric_server.api.auth import CredentialVerifier
 from fabric_server.audit.recorder import add_audit_row
 from fabric_server.auth.module import Auth, build_auth
 from fabric_server.budgets.service import BudgetService
+from fabric_server.db import versions
 from fabric_server.db.database import Database
+from fabric_server.db.writer import Writer
 from fabric_server.engine.queue import RetryPolicy, WorkQueue
 from fabric_server.engine.worker import Handler, Worker
 from fabric_server.events.broadcaster import MemoryBroadcaster
@@ -43,6 +45,8 @@ from fabric_server.workflows.wiring import Workflows, build_workflows
 class Services:
     settings: Settings
     db: Database
+    writer: Writer
+    versions: versions.Versions
     broadcaster: MemoryBroadcaster
     hub: EventHub
     events: EventRecorder
@@ -85,6 +89,9 @@ class Services:
 def build_services(settings: Settings, db: Database | None = None) -> Services:
     db = db or Database(settings.resolved_database_url)
     db.before_commit.append(add_audit_row)
+    versions.install(db)
+    cache_versions = versions.Versions(db)
+    writer = Writer(db)
     broadcaster = MemoryBroadcaster()
     events = EventRecorder(broadcaster.notify)
     queue = WorkQueue(
@@ -92,13 +99,14 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         lease_seconds=settings.lease_seconds,
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
     )
-    access = Access(dev_mode=settings.is_dev)
+    access = Access(dev_mode=settings.is_dev, versions=cache_versions)
     platform_admins = PlatformAdmins.from_settings(settings)
     # Loaded when the server starts; seals organization secrets and webhook signing secrets.
     master_key = MasterKey(settings)
     # Provider credentials: the organization's own secrets first, then server settings.
     secrets = SecretStore(master_key, access, events)
     providers = build_registry(settings, org_secrets=secrets)
+    providers.use_cache(cache_versions)
     hub = EventHub(db, poll_seconds=settings.sse_poll_seconds)
     events.on_commit(hub.publish)
     streamer = EventStreamer(
@@ -108,6 +116,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         max_connection_seconds=settings.sse_max_connection_seconds,
     )
     budgets = BudgetService(access, events, providers)
+    budgets.use_cache(cache_versions)
     jobs = JobService(
         access, queue, events, providers, budgets, max_attempts=settings.job_max_attempts
     )
@@ -118,17 +127,20 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     }
     mailer = build_mailer(settings)
     auth = build_auth(settings, db, events, mailer)
+    auth.sessions.use_cache(cache_versions)
     handlers.update(workflows.handlers)
     access.register_resource("workflow", workflow_repository.organization_of_definition)
     access.register_resource("workflow_run", workflow_repository.organization_of_run)
     orgs = OrgService(access, events)
     invitations = InvitationService(settings, access, events, mailer, orgs, auth.core.accounts)
-    api_keys = ApiKeyService(db, access, events)
+    api_keys = ApiKeyService(db, access, events, versions=cache_versions)
     webhooks = build_webhooks(settings, db, queue, events, access, broadcaster, master_key)
     handlers[webhooks.work_kind] = webhooks.handler
     return Services(
         settings=settings,
         db=db,
+        writer=writer,
+        versions=cache_versions,
         broadcaster=broadcaster,
         hub=hub,
         events=events,

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,7 @@ from fabric_server.access.service import Access, WhenArchived
 from fabric_server.api.auth import Principal
 from fabric_server.db.database import Database
 from fabric_server.db.types import utcnow
+from fabric_server.db.versions import ACCESS, VersionedCache, Versions
 from fabric_server.errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository as orgs
@@ -55,6 +57,20 @@ def normalize_scopes(scopes: list[str] | None) -> list[str]:
     return sorted(result)
 
 
+@dataclass(frozen=True)
+class KeyStanding:
+    """What verifying a key needs to know, detached from the database (cached)."""
+
+    id: str
+    organization_id: str
+    created_by: str
+    scopes: tuple[str, ...]
+    disabled: bool
+    expires_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    creator_is_member: bool
+
+
 class ApiKeyService:
     def __init__(
         self,
@@ -62,6 +78,7 @@ class ApiKeyService:
         access: Access,
         events: EventRecorder,
         *,
+        versions: Versions | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         touch_every_seconds: float = 60.0,
     ) -> None:
@@ -70,6 +87,11 @@ class ApiKeyService:
         self.events = events
         self.clock = clock
         self.touch_every_seconds = touch_every_seconds
+        # Keyed by the key's digest; exact thanks to the `access` version counter.
+        self._keys: VersionedCache[str, KeyStanding | None] | None = (
+            VersionedCache(versions, ACCESS) if versions is not None else None
+        )
+        self._touched: dict[str, dt.datetime] = {}
 
     async def create(
         self,
@@ -182,28 +204,55 @@ class ApiKeyService:
         if not token.startswith("fab_"):
             return None
         now = self.clock()
-        async with self.db.read() as session:
-            key = await self._find(session, token)
-            if key is None:
-                raise Unauthorized("This API key is not valid.")
-            if key.disabled:
-                raise Unauthorized("This API key is disabled.")
-            if key.expires_at is not None and key.expires_at <= now:
-                raise Unauthorized("This API key has expired.")
-            if await orgs.member_role(session, key.organization_id, key.created_by) is None:
-                raise Unauthorized("The creator of this API key is no longer a member.")
-            stale = dt.timedelta(seconds=self.touch_every_seconds)
-            touch = key.last_used_at is None or key.last_used_at <= now - stale
-        if touch:
+        key = await self._standing(token)
+        if key is None:
+            raise Unauthorized("This API key is not valid.")
+        if key.disabled:
+            raise Unauthorized("This API key is disabled.")
+        if key.expires_at is not None and key.expires_at <= now:
+            raise Unauthorized("This API key has expired.")
+        if not key.creator_is_member:
+            raise Unauthorized("The creator of this API key is no longer a member.")
+        stale = now - dt.timedelta(seconds=self.touch_every_seconds)
+        last_used = max(
+            (t for t in (key.last_used_at, self._touched.get(key.id)) if t is not None),
+            default=None,
+        )
+        if last_used is None or last_used <= stale:
+            self._touched[key.id] = now
+            if len(self._touched) > 10_000:
+                self._touched.clear()
             async with self.db.write() as session:
                 await repository.touch_key(session, key.id, now, self.touch_every_seconds)
         return Principal(
             id=key.created_by,
             kind="api_key",
             organization_id=key.organization_id,
-            scopes=tuple(key.scopes),
+            scopes=key.scopes,
             api_key_id=key.id,
         )
+
+    async def _standing(self, token: str) -> KeyStanding | None:
+        async def load() -> KeyStanding | None:
+            async with self.db.read() as session:
+                key = await self._find(session, token)
+                if key is None:
+                    return None
+                role = await orgs.member_role(session, key.organization_id, key.created_by)
+            return KeyStanding(
+                id=key.id,
+                organization_id=key.organization_id,
+                created_by=key.created_by,
+                scopes=tuple(key.scopes),
+                disabled=key.disabled,
+                expires_at=key.expires_at,
+                last_used_at=key.last_used_at,
+                creator_is_member=role is not None,
+            )
+
+        if self._keys is None:
+            return await load()
+        return await self._keys.get(None, key_digest(token), load)
 
     async def _find(self, session: AsyncSession, token: str) -> ApiKey | None:
         digest = key_digest(token)

@@ -9,6 +9,7 @@ from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.models import ApiKey, PermissionGrant
+from fabric_server.db.versions import NO_BUMP
 
 # --- grants --------------------------------------------------------------------------------
 
@@ -110,7 +111,8 @@ async def touch_key(session: AsyncSession, key_id: str, now: dt.datetime, every:
             or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < stale),
         )
         .values(last_used_at=now)
-        .execution_options(synchronize_session=False)
+        # Cached key answers ignore `last_used_at`, so this changes nothing they hold.
+        .execution_options(synchronize_session=False, **{NO_BUMP: True})
     )
     result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
     return result.rowcount == 1

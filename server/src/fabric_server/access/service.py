@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +30,7 @@ from fabric_server.access.policy import (
 )
 from fabric_server.api.auth import Principal
 from fabric_server.db.database import is_write_transaction
+from fabric_server.db.versions import ACCESS, VersionedCache, Versions
 from fabric_server.errors import BadRequest, Conflict, Forbidden, NotFound
 from fabric_server.jobs import repository as jobs
 from fabric_server.orgs import repository as orgs
@@ -53,6 +54,49 @@ class OrganizationArchived(Conflict):
             f"Organization {org_id} is archived and read-only: an owner can unarchive it.",
             details={"organization_id": org_id},
         )
+
+
+class Grant(Protocol):
+    """What authorization reads of an explicit grant."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def effect(self) -> str: ...
+    @property
+    def resource_type(self) -> str | None: ...
+    @property
+    def resource_id(self) -> str | None: ...
+    @property
+    def team_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class GrantRule:
+    """A detached copy of a grant row, safe to keep between requests."""
+
+    action: str
+    effect: str
+    resource_type: str | None
+    resource_id: str | None
+    team_id: str | None
+
+    @classmethod
+    def of(cls, grant: PermissionGrant) -> GrantRule:
+        return cls(
+            grant.action, grant.effect, grant.resource_type, grant.resource_id, grant.team_id
+        )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the database says about one principal in one organization: its role (None: not
+    a member), whether the organization is archived (None: no such organization), its
+    grants there."""
+
+    role: str | None
+    archived: bool | None
+    grants: tuple[GrantRule, ...]
 
 
 @dataclass(frozen=True)
@@ -90,8 +134,14 @@ REFUSALS = {
 class Access:
     """Answers authorization questions; another organization's data is simply not found."""
 
-    def __init__(self, *, dev_mode: bool) -> None:
+    def __init__(self, *, dev_mode: bool, versions: Versions | None = None) -> None:
         self.dev_mode = dev_mode
+        # Answers are cached per process, exact thanks to the `access` version counter.
+        self._standings: VersionedCache[tuple[str, str], Standing] | None = None
+        self._memberships: VersionedCache[str, tuple[str, ...]] | None = None
+        if versions is not None:
+            self._standings = VersionedCache(versions, ACCESS)
+            self._memberships = VersionedCache(versions, ACCESS)
         self.resolvers: dict[str, ResourceResolver] = {
             "organization": _organization_of_org,
             "team": _organization_of_team,
@@ -107,10 +157,33 @@ class Access:
         """Teach authorization checks a resource type (each domain registers its own)."""
         self.resolvers[resource_type] = resolver
 
+    async def standing(self, session: AsyncSession, principal_id: str, org_id: str) -> Standing:
+        """The principal's role, the organization's archived flag and the grants (cached)."""
+
+        async def load() -> Standing:
+            role = await orgs.member_role(session, org_id, principal_id)
+            archived = await orgs.archived(session, org_id)
+            grants = await repository.grants_for(session, principal_id, org_id)
+            return Standing(role, archived, tuple(GrantRule.of(g) for g in grants))
+
+        if self._standings is None:
+            return await load()
+        return await self._standings.get(session, (principal_id, org_id), load)
+
+    async def member_org_ids(self, session: AsyncSession, principal_id: str) -> tuple[str, ...]:
+        """The organizations the principal is an active member of (cached)."""
+
+        async def load() -> tuple[str, ...]:
+            return tuple(await orgs.member_org_ids(session, principal_id))
+
+        if self._memberships is None:
+            return await load()
+        return await self._memberships.get(session, principal_id, load)
+
     async def role_in(self, session: AsyncSession, principal: Principal, org_id: str) -> str | None:
         if principal.organization_id is not None and principal.organization_id != org_id:
             return None
-        role = await orgs.member_role(session, org_id, principal.id)
+        role = (await self.standing(session, principal.id, org_id)).role
         # Dev mode: any asserted principal works in the default organization.
         if (
             role is None
@@ -131,12 +204,13 @@ class Access:
     ) -> Decision:
         """Whether `principal` may do `action` in `org_id` (on `resource`), and why."""
         role = await self.role_in(session, principal, org_id)
-        archived = None if role is None else await orgs.archived(session, org_id)
-        if role is None or archived is None:
+        standing = await self.standing(session, principal.id, org_id)
+        if role is None or standing.archived is None:
             return Decision(False, "not_found", None, org_id)
-        grants = await repository.grants_for(session, principal.id, org_id)
-        allowed, reason = evaluate(principal, role, grants, canonical_action(action), resource)
-        return Decision(allowed, reason, role, org_id, archived)
+        allowed, reason = evaluate(
+            principal, role, standing.grants, canonical_action(action), resource
+        )
+        return Decision(allowed, reason, role, org_id, standing.archived)
 
     async def authorize(
         self,
@@ -172,7 +246,7 @@ class Access:
         role = await self.role_in(session, principal, org_id)
         if role is None:
             return None, []
-        grants = await repository.grants_for(session, principal.id, org_id)
+        grants = (await self.standing(session, principal.id, org_id)).grants
         allowed = [a for a in ACTIONS if evaluate(principal, role, grants, a, resource)[0]]
         return role, allowed
 
@@ -207,7 +281,7 @@ class Access:
         """Organizations whose data the principal may list."""
         if principal.organization_id is not None:
             return [principal.organization_id]
-        ids = set(await orgs.member_org_ids(session, principal.id))
+        ids = set(await self.member_org_ids(session, principal.id))
         if self.dev_mode and principal.kind == "dev":
             ids.add(DEFAULT_ORGANIZATION_ID)
         return sorted(ids)
@@ -255,7 +329,7 @@ def refuses_when_archived(session: AsyncSession, when_archived: WhenArchived) ->
 def evaluate(
     principal: Principal,
     role: str,
-    grants: Iterable[PermissionGrant],
+    grants: Iterable[Grant],
     action: str,
     resource: Resource | None,
 ) -> tuple[bool, str]:
@@ -277,7 +351,7 @@ def evaluate(
     return True, reason
 
 
-def grant_matches(grant: PermissionGrant, action: str, resource: Resource | None) -> bool:
+def grant_matches(grant: Grant, action: str, resource: Resource | None) -> bool:
     """Whether a grant speaks about `action` on `resource`.
 
     An unscoped grant covers the whole organization. A grant scoped to a resource type, a

@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fabric_server.api.envelope import error_response
 from fabric_server.audit.context import RequestAudit, current_request
+from fabric_server.db import versions
 
 log = logging.getLogger("fabric_server.api")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
@@ -44,6 +45,7 @@ class RequestContextMiddleware:
 
         started = False
         audit_token = current_request.set(RequestAudit(scope, request_id))
+        versions_token = versions.begin_request()
 
         async def send_wrapper(message: Message) -> None:
             nonlocal started
@@ -69,6 +71,7 @@ class RequestContextMiddleware:
             )
             await response(scope, receive, send_wrapper)
         finally:
+            versions.end_request(versions_token)
             current_request.reset(audit_token)
 
 

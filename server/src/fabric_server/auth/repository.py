@@ -67,15 +67,16 @@ async def get_session(session: AsyncSession, session_id: str) -> AuthSession | N
     return await session.get(AuthSession, session_id)
 
 
-async def live_session_user(session: AsyncSession, session_id: str, now: dt.datetime) -> str | None:
-    """The user of a session that is neither revoked nor expired."""
-    return await session.scalar(
-        select(AuthSession.user_id).where(
-            AuthSession.id == session_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > now,
+async def open_session(session: AsyncSession, session_id: str) -> tuple[str, dt.datetime] | None:
+    """The user and expiry of a session that was not revoked."""
+    row = (
+        await session.execute(
+            select(AuthSession.user_id, AuthSession.expires_at).where(
+                AuthSession.id == session_id, AuthSession.revoked_at.is_(None)
+            )
         )
-    )
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def revoke_session(

@@ -18,12 +18,19 @@ from fabric_server.auth.core import AuthCore, ClientInfo, IssuedTokens
 from fabric_server.auth.models import AuthSession
 from fabric_server.auth.tokens import new_opaque_token, token_digest
 from fabric_server.db.models import User
+from fabric_server.db.versions import SESSIONS, VersionedCache, Versions
 from fabric_server.errors import DomainError, Forbidden, NotFound, Unauthorized
 
 
 class Sessions:
     def __init__(self, core: AuthCore) -> None:
         self.core = core
+        # session id -> (user id, expiry) of a session not signed out, or None.
+        self._live: VersionedCache[str, tuple[str, dt.datetime] | None] | None = None
+
+    def use_cache(self, versions: Versions) -> None:
+        """Keep live sessions in memory, exact thanks to the `sessions` version counter."""
+        self._live = VersionedCache(versions, SESSIONS)
 
     async def open(
         self, session: AsyncSession, user: User, method: str, client: ClientInfo
@@ -163,8 +170,16 @@ class Sessions:
         claims = self.core.signer.read_access(token, now=now)
         if claims is None:
             return None
-        async with self.core.db.read() as session:
-            user_id = await repository.live_session_user(session, claims.session_id, now)
-        if user_id is None or user_id != claims.user_id:
+        live = await self._session(claims.session_id)
+        if live is None or live[0] != claims.user_id or live[1] <= now:
             return None
-        return Principal(id=user_id, kind="user")
+        return Principal(id=live[0], kind="user")
+
+    async def _session(self, session_id: str) -> tuple[str, dt.datetime] | None:
+        async def load() -> tuple[str, dt.datetime] | None:
+            async with self.core.db.read() as session:
+                return await repository.open_session(session, session_id)
+
+        if self._live is None:
+            return await load()
+        return await self._live.get(None, session_id, load)

@@ -33,3 +33,16 @@ class OrganizationBudget(Timestamped, Base):
     alerts_period_start: Mapped[dt.datetime | None] = mapped_column()
     thresholds_reached: Mapped[list[float]] = mapped_column(JSONType, default=list)
     updated_by: Mapped[str | None] = mapped_column(String(36))
+
+
+class OrganizationSpend(Base):
+    """What an organization's usage cost in one UTC calendar month, kept as it happens.
+
+    Every usage row that costs something adds its cost here in the same transaction, so a
+    budget check reads one row instead of summing the month's usage.
+    """
+
+    __tablename__ = "organization_spend"
+    organization_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    period_start: Mapped[dt.datetime] = mapped_column(primary_key=True)
+    spent_usd: Mapped[float] = mapped_column(Float, default=0.0)

@@ -1,9 +1,10 @@
 """Monthly spending limits: reading and setting them, refusing paid provider calls once the
 month's spend reached the limit, and alerting when spend crosses a share of it.
 
-The period is the current UTC calendar month. Spend is the sum of `cost_usd` of the
-organization's usage rows in the period, so it counts every execution however it ran (job,
-direct call, stream, workflow node). The limit is a stop, not a reservation: a call is
+The period is the current UTC calendar month. Spend is the cost of the organization's usage
+rows in the period, so it counts every execution however it ran (job, direct call, stream,
+workflow node); it is kept as a running total, added to in the transaction that records each
+paid usage row, so checking it reads one row. The limit is a stop, not a reservation: a call is
 refused when the spend already reached the limit and the call would cost something (the
 registry's estimate for it is above zero), so calls running when the limit is reached still
 finish, and spend can end a little above the limit.
@@ -24,6 +25,7 @@ from fabric_server.budgets import repository
 from fabric_server.budgets.models import DEFAULT_ALERT_THRESHOLDS, OrganizationBudget
 from fabric_server.db.models import UsageRecord
 from fabric_server.db.types import utcnow
+from fabric_server.db.versions import BUDGETS, VersionedCache, Versions
 from fabric_server.errors import DomainError
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.providers.base import Credentials, ProviderRequest
@@ -68,6 +70,23 @@ class BudgetService:
         self.events = events
         self.providers = providers
         self.clock = clock
+        self._limits: VersionedCache[str, float | None] | None = None
+
+    def use_cache(self, versions: Versions) -> None:
+        """Keep each organization's limit in memory, exact thanks to the `budgets` version
+        counter (the spend itself is always read: it changes with every paid call)."""
+        self._limits = VersionedCache(versions, BUDGETS)
+
+    async def limit(self, session: AsyncSession, org_id: str) -> float | None:
+        """The organization's monthly limit in USD (None: no limit)."""
+
+        async def load() -> float | None:
+            budget = await repository.get(session, org_id)
+            return None if budget is None else budget.monthly_limit_usd
+
+        if self._limits is None:
+            return await load()
+        return await self._limits.get(session, org_id, load)
 
     def period(self) -> Period:
         """The current UTC calendar month."""
@@ -179,17 +198,16 @@ class BudgetService:
         """Raise `BudgetExceeded` when the month's spend reached the limit and `request`
         would cost something. Free calls (echo, unpriced models), and calls no configured
         provider can run (they fail on their own), always pass."""
-        budget = await repository.get(session, org_id)
-        if budget is None or budget.monthly_limit_usd is None:
-            return
-        period = self.period()
-        spent = await self._spent(session, org_id, period)
-        limit = budget.monthly_limit_usd
-        if spent < limit:
+        limit = await self.limit(session, org_id)
+        if limit is None:
             return
         estimate = self.providers.estimate(request, tier, credentials)
         cost = float(estimate["estimated_cost_usd"])
         if not estimate["available"] or cost <= 0:
+            return
+        period = self.period()
+        spent = await self._spent(session, org_id, period)
+        if spent < limit:
             return
         raise BudgetExceeded(
             f"The organization's monthly budget of {usd(limit)} is spent ({usd(spent)} since "
@@ -215,11 +233,20 @@ class BudgetService:
         if not records:
             return
         session.add_all(records)
-        if not any(record.cost_usd > 0 for record in records):
-            return  # free calls cross no threshold
+        paid: dict[tuple[str, dt.datetime], float] = {}
+        for record in records:
+            if record.cost_usd > 0:
+                day = (record.created_at or self.clock()).astimezone(dt.UTC).date()
+                month = (record.organization_id, month_start(day))
+                paid[month] = paid.get(month, 0.0) + record.cost_usd
+        if not paid:
+            return  # free calls cost nothing and cross no threshold
         await session.flush()
         period = self.period()
-        for org_id in sorted({record.organization_id for record in records}):
+        dialect = session.get_bind().dialect.name
+        for (org_id, start), amount in sorted(paid.items()):
+            await session.execute(repository.add_spend(dialect, org_id, start, amount))
+        for org_id in sorted({org_id for org_id, _ in paid}):
             budget = await repository.lock(session, org_id)
             if budget is not None and budget.monthly_limit_usd is not None:
                 await self._alert(
@@ -227,8 +254,7 @@ class BudgetService:
                 )
 
     async def _spent(self, session: AsyncSession, org_id: str, period: Period) -> float:
-        spent = await usage_repository.cost(session, org_id, period.start, period.end)
-        return round(spent, PRECISION)
+        return round(await repository.spent(session, org_id, period.start), PRECISION)
 
     async def _alert(
         self, session: AsyncSession, budget: OrganizationBudget, spent: float, period: Period

@@ -8,7 +8,7 @@ from fabric_server.access import models as access_models
 from fabric_server.audit import models as audit_models
 from fabric_server.auth import models as auth_models
 from fabric_server.budgets import models as budget_models  # noqa: F401
-from fabric_server.db import models
+from fabric_server.db import models, versions
 from fabric_server.db.models import Base
 from fabric_server.galleries import models as gallery_models  # noqa: F401
 from fabric_server.orgs import models as orgs_models
@@ -25,5 +25,6 @@ __all__ = [
     "models",
     "orgs_models",
     "secrets_models",
+    "versions",
     "workflow_models",
 ]

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from fabric_server.db.database import Database, inside_write_transaction
 
@@ -97,7 +97,6 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._thread: ThreadPoolExecutor | None = None
-        self._sync_engine: Engine | None = None
         # Counters for benchmarks and metrics.
         self.batches = 0
         self.units = 0
@@ -129,9 +128,6 @@ class Writer:
         if self._thread is not None:
             self._thread.shutdown(wait=True)
             self._thread = None
-        if self._sync_engine is not None:
-            self._sync_engine.dispose()
-            self._sync_engine = None
 
     async def _run(self) -> None:
         while self._queue:
@@ -186,10 +182,7 @@ class Writer:
             return await conn.run_sync(_apply, units)
 
     def _sqlite_batch(self, units: list[Callable[[Tx], Any]]) -> list[_Outcome]:
-        engine = self._sync_engine
-        if engine is None:
-            engine = self._sync_engine = self.db.sync_engine()
-        with engine.connect() as conn:
+        with self.db.sync_engine().connect() as conn:
             return _apply(conn.execution_options(fabric_write=True), units)
 
     def _executor(self) -> ThreadPoolExecutor:

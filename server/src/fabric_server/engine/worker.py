@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Protocol
 
+from fabric_server.db import versions
 from fabric_server.db.models import WorkItem
 from fabric_server.engine.queue import LeaseLost, WorkQueue
 
@@ -103,6 +104,7 @@ class Worker:
 
     async def _run(self, item: WorkItem) -> None:
         handler = self.handlers[item.kind]
+        versions.begin_request()  # this task's own context: cached answers as of now
         try:
             if item.attempts > item.max_attempts:
                 await handler.give_up(item, "the work was interrupted too many times")

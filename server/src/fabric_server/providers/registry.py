@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.db.versions import SECRETS, VersionedCache, Versions
 from fabric_server.providers.base import (
     NO_CREDENTIALS,
     STREAMING_MODALITIES,
@@ -108,6 +109,7 @@ class ProviderRegistry:
         self.health = HealthChecks(self.breaker, ttl=health_ttl)
         self.credential_resolver = credentials
         self.http = http
+        self._credentials: VersionedCache[str, Credentials] | None = None
 
     def all(self) -> list[Provider]:
         return list(self._providers.values())
@@ -119,12 +121,25 @@ class ProviderRegistry:
         if self.http is not None:
             await self.http.aclose()
 
+    def use_cache(self, versions: Versions) -> None:
+        """Keep each organization's credentials in memory, exact thanks to the `secrets`
+        version counter."""
+        self._credentials = VersionedCache(versions, SECRETS)
+
     async def credentials(self, session: AsyncSession, org_id: str | None) -> Credentials:
         """Everything the adapters may need for `org_id` (org secrets, then settings)."""
-        if self.credential_resolver is None:
+        resolver = self.credential_resolver
+        if resolver is None:
             return NO_CREDENTIALS
         names = [name for p in self._providers.values() for name in p.credential_names]
-        return await self.credential_resolver.resolve(session, org_id, names)
+
+        async def load() -> Credentials:
+            assert resolver is not None
+            return await resolver.resolve(session, org_id, names)
+
+        if self._credentials is None:
+            return await load()
+        return await self._credentials.get(session, org_id or "", load)
 
     def route(self, request: ProviderRequest, tier: str | None = None) -> Provider:
         """The provider routing prefers for `request`, ignoring credentials and health."""

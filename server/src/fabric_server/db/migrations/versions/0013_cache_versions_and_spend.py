@@ -1,0 +1,74 @@
+"""cache versions and running spend: counters that make per-process caches exact, and each
+organization's spend per month kept as usage is recorded
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-04 21:00:00.000000
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+import sqlalchemy as sa
+from alembic import op
+
+import fabric_server.db.types
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+COUNTERS = ("access", "sessions", "secrets", "budgets", "webhooks")
+
+
+def upgrade() -> None:
+    versions = op.create_table(
+        "cache_versions",
+        sa.Column("name", sa.String(length=32), nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_cache_versions")),
+    )
+    op.bulk_insert(versions, [{"name": name, "version": 0} for name in COUNTERS])
+    spend = op.create_table(
+        "organization_spend",
+        sa.Column("organization_id", sa.String(length=36), nullable=False),
+        sa.Column(
+            "period_start", fabric_server.db.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("spent_usd", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "organization_id", "period_start", name=op.f("pk_organization_spend")
+        ),
+    )
+    # The spend so far, month by month, from the usage recorded before this revision.
+    usage = sa.table(
+        "usage_records",
+        sa.column("organization_id", sa.String()),
+        sa.column("cost_usd", sa.Float()),
+        sa.column("created_at", fabric_server.db.types.UTCDateTime(timezone=True)),
+    )
+    totals: dict[tuple[str, dt.datetime], float] = defaultdict(float)
+    rows = op.get_bind().execute(
+        sa.select(usage.c.organization_id, usage.c.cost_usd, usage.c.created_at).where(
+            usage.c.cost_usd > 0
+        )
+    )
+    for org_id, cost, created in rows:
+        month = dt.datetime(created.year, created.month, 1, tzinfo=dt.UTC)
+        totals[(org_id, month)] += float(cost)
+    if totals:
+        op.bulk_insert(
+            spend,
+            [
+                {"organization_id": org, "period_start": month, "spent_usd": total}
+                for (org, month), total in totals.items()
+            ],
+        )
+
+
+def downgrade() -> None:
+    op.drop_table("organization_spend")
+    op.drop_table("cache_versions")
