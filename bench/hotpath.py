@@ -117,6 +117,8 @@ async def bench(url: str, data_dir: Path, args: argparse.Namespace) -> None:
     services = build_services(settings_for(url, data_dir))
     counter = SqlCounter()
     counter.attach(services.db.engine.sync_engine)
+    if services.db.is_sqlite:
+        counter.attach(services.db.sync_engine())  # the group-commit writer and hot reads
     app = create_app(services=services)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
@@ -126,7 +128,7 @@ async def bench(url: str, data_dir: Path, args: argparse.Namespace) -> None:
         await asyncio.sleep(0.01)
     base = f"http://127.0.0.1:{port}"
     await run_client(base, "warmup", args)
-    for phase in ("jobs-sequential", "jobs-concurrent", "workflow-linear10"):
+    for phase in args.phases.split(","):
         counter.reset()
         cpu = time.process_time()
         result = await run_client(base, phase, args)
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--wait", choices=("stream", "poll", "long"), default="stream")
     parser.add_argument("--dialect", choices=("sqlite", "postgresql"), default=None)
+    parser.add_argument("--phases", default="jobs-sequential,jobs-concurrent,workflow-linear10")
     args = parser.parse_args()
     for dialect in [args.dialect] if args.dialect else dialects():
         with tempfile.TemporaryDirectory(prefix="fabric-hotpath-") as tmp:

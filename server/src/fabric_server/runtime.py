@@ -79,6 +79,7 @@ class Background:
             self.workers = [services.new_worker()]
             for worker in self.workers:
                 worker.start()
+            services.queue.attach_local(self.workers[0])
             services.webhooks.dispatcher.start()
             if settings.scheduler_enabled:
                 self.scheduler = services.schedules.new_scheduler()
@@ -86,6 +87,7 @@ class Background:
 
     def _events_elsewhere(self) -> None:
         self.services.hub.changed_elsewhere()
+        self.services.webhooks.dispatcher.changed_elsewhere()
         self.services.broadcaster.notify()
 
     async def stop(self) -> None:
@@ -93,6 +95,7 @@ class Background:
         await self.services.webhooks.dispatcher.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
+        self.services.queue.attach_local(None)
         for worker in self.workers:
             await worker.stop()
         await self.services.webhooks.aclose()

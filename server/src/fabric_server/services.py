@@ -89,8 +89,8 @@ class Services:
 def build_services(settings: Settings, db: Database | None = None) -> Services:
     db = db or Database(settings.resolved_database_url)
     db.before_commit.append(add_audit_row)
-    versions.install(db)
     cache_versions = versions.Versions(db)
+    cache_versions.install()
     writer = Writer(db)
     broadcaster = MemoryBroadcaster()
     events = EventRecorder(broadcaster.notify)
@@ -118,12 +118,21 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     budgets = BudgetService(access, events, providers)
     budgets.use_cache(cache_versions)
     jobs = JobService(
-        access, queue, events, providers, budgets, max_attempts=settings.job_max_attempts
+        db,
+        writer,
+        cache_versions,
+        access,
+        queue,
+        events,
+        providers,
+        budgets,
+        hub,
+        max_attempts=settings.job_max_attempts,
     )
     workflows = build_workflows(settings, db, queue, events, access, providers, budgets)
     schedules = build_schedules(settings, db, events, access, workflows, broadcaster)
     handlers: dict[str, Handler] = {
-        JOB_WORK_KIND: JobHandler(db, queue, events, providers, budgets)
+        JOB_WORK_KIND: JobHandler(db, writer, queue, events, providers, budgets, jobs)
     }
     mailer = build_mailer(settings)
     auth = build_auth(settings, db, events, mailer)
@@ -136,6 +145,8 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     api_keys = ApiKeyService(db, access, events, versions=cache_versions)
     webhooks = build_webhooks(settings, db, queue, events, access, broadcaster, master_key)
     handlers[webhooks.work_kind] = webhooks.handler
+    events.on_commit(webhooks.dispatcher.observe)
+    cache_versions.on_bump(versions.WEBHOOKS, webhooks.dispatcher.webhooks_changed)
     return Services(
         settings=settings,
         db=db,

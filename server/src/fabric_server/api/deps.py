@@ -10,7 +10,8 @@ from fabric_server.api.auth import Principal, resolve_principal
 from fabric_server.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI would run a plain function on a worker thread, a hand-off per request.
     services: Services = request.app.state.services
     return services
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sqlalchemy import Connection, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.api.auth import Principal
 from fabric_server.audit.context import RequestAudit, current_request
 from fabric_server.audit.models import AuditLog
-from fabric_server.db.models import Event
+from fabric_server.db.models import Event, table_of
+from fabric_server.db.types import new_id, utcnow
 
 # Route handlers are named verb_noun (create_job, rotate_api_key); the audit action is the
 # dotted noun.verb form (job.create, api_key.rotate). Exceptions are listed here.
@@ -76,37 +78,76 @@ async def add_audit_row(session: AsyncSession) -> None:
 
 
 def _row(audit: RequestAudit, session: AsyncSession) -> AuditLog:
+    changed = _first_changed(session)
+    principal = _principal(audit)
+    values = _values(
+        audit,
+        resource_id=str(getattr(changed, "id", "") or "") or None if changed is not None else None,
+        organization_id=_organization({}, changed, principal) or _event_organization(session),
+    )
+    return AuditLog(**values)
+
+
+def audit_values(*, resource_id: str | None, organization_id: str | None) -> dict[str, Any] | None:
+    """The current request's audit row (column values), for a change committed through the
+    group-commit writer, which writes it in the same transaction; None when the request
+    records none (not a mutating request, or recorded already)."""
+    audit = current_request.get()
+    if audit is None or not audit.wants_row():
+        return None
+    audit.recorded = True
+    return {
+        "id": new_id(),
+        "created_at": utcnow(),
+        **_values(audit, resource_id=resource_id, organization_id=organization_id),
+    }
+
+
+_INSERT = insert(table_of(AuditLog))
+
+
+def insert_audit_row(conn: Connection, values: dict[str, Any]) -> None:
+    """Write an audit row made by `audit_values` (group-commit units)."""
+    conn.execute(_INSERT, values)
+
+
+def _principal(audit: RequestAudit) -> Principal | None:
+    state: dict[str, Any] = audit.scope.get("state") or {}
+    principal: Principal | None = state.get("principal")
+    return principal
+
+
+def _values(
+    audit: RequestAudit, *, resource_id: str | None, organization_id: str | None
+) -> dict[str, Any]:
+    """Who did what, where: the path's ids first (the most specific: `/organizations/{org_id}/
+    members/{principal_id}` is about the member), then what the change says."""
     scope = audit.scope
     route = scope["route"]
-    state: dict[str, Any] = scope.get("state") or {}
-    principal: Principal | None = state.get("principal")
+    principal = _principal(audit)
     params: dict[str, Any] = scope.get("path_params") or {}
-    changed = _first_changed(session)
-    # The most specific id: `/organizations/{org_id}/members/{principal_id}` is about the member.
     ids = [str(v) for k, v in params.items() if _ID_PARAM.search(k) and k not in _ORG_PARAMS]
     ids += [str(params[k]) for k in _ORG_PARAMS if k in params]
-    resource_id = ids[0] if ids else None
-    if resource_id is None and changed is not None:
-        resource_id = str(getattr(changed, "id", "") or "") or None
-    org_id = _organization(params, changed, principal) or _event_organization(session)
+    org_id = next((str(params[k]) for k in _ORG_PARAMS if k in params), None)
+    org_id = org_id or organization_id or (principal.organization_id if principal else None)
     headers = dict(scope.get("headers") or [])
     client = scope.get("client")
     action = action_for(getattr(route, "name", "") or "", getattr(route, "path", ""))
-    return AuditLog(
-        organization_id=org_id,
-        actor_type=principal.kind if principal else "anonymous",
-        actor_id=principal.id if principal else None,
-        api_key_id=principal.api_key_id if principal else None,
-        action=action,
-        resource_type=action.split(".", 1)[0] if "." in action else None,
-        resource_id=resource_id,
-        method=audit.method,
-        path=str(getattr(route, "path", scope.get("path", "")))[:500],
-        ip=client[0] if client else None,
-        user_agent=headers.get(b"user-agent", b"").decode("latin-1")[:500] or None,
-        request_id=audit.request_id,
-        details={},
-    )
+    return {
+        "organization_id": org_id,
+        "actor_type": principal.kind if principal else "anonymous",
+        "actor_id": principal.id if principal else None,
+        "api_key_id": principal.api_key_id if principal else None,
+        "action": action,
+        "resource_type": action.split(".", 1)[0] if "." in action else None,
+        "resource_id": ids[0] if ids else resource_id,
+        "method": audit.method,
+        "path": str(getattr(route, "path", scope.get("path", "")))[:500],
+        "ip": client[0] if client else None,
+        "user_agent": headers.get(b"user-agent", b"").decode("latin-1")[:500] or None,
+        "request_id": audit.request_id,
+        "details": {},
+    }
 
 
 def _first_changed(session: AsyncSession) -> Any:

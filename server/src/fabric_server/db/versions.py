@@ -26,11 +26,12 @@ from sqlalchemy import BigInteger, Connection, String, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
-from fabric_server.db.database import Database, FabricSession
+from fabric_server.db.database import Database, FabricSession, after_commit
 from fabric_server.db.models import Base
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+T = TypeVar("T")
 
 ACCESS = "access"  # memberships, roles, grants, organizations, API keys, service identities
 SESSIONS = "sessions"  # signed-in sessions being ended
@@ -109,16 +110,17 @@ def _table_of(obj: object) -> str:
     return str(table) if table else ""
 
 
-async def bump_pending(session: AsyncSession) -> None:
-    """Before-commit hook of write sessions: increment the counters this transaction
-    touched."""
-    names = session.info.pop(_PENDING, None)
+async def bump_pending(session: AsyncSession) -> set[str]:
+    """Increment the counters this transaction touched (just before it commits); returns
+    their names."""
+    names: set[str] = session.info.pop(_PENDING, set())
     if names:
         await session.execute(
             update(CacheVersion)
             .where(CacheVersion.name.in_(sorted(names)))
             .values(version=CacheVersion.version + 1)
         )
+    return names
 
 
 def bump_in(conn: Connection, *names: str) -> None:
@@ -155,7 +157,22 @@ class Versions:
         self.db = db
         self._next: asyncio.Future[Mapping[str, int]] | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
         self.reads = 0  # for benchmarks and metrics
+
+    def install(self) -> None:
+        """Make the database's write sessions bump the counters of what they change."""
+        self.db.before_commit.append(self._before_commit)
+
+    def on_bump(self, counter: str, listener: Callable[[], None]) -> None:
+        """Call `listener` after this process committed a change bumping `counter` (other
+        processes' changes are seen through the counter itself)."""
+        self._listeners.setdefault(counter, []).append(listener)
+
+    async def _before_commit(self, session: AsyncSession) -> None:
+        for name in await bump_pending(session):
+            for listener in self._listeners.get(name, ()):
+                after_commit(session, listener)
 
     async def current(self) -> Mapping[str, int]:
         """The counters as of a read that began after the current request (or work item)
@@ -174,6 +191,29 @@ class Versions:
         if known is None:
             _snapshot.set(found)
         return found
+
+    async def run_read(self, read: Callable[[Connection], T]) -> T:
+        """`Database.run_read`, also reading the counters in the same transaction when the
+        current request has not read them yet (saving it a round trip)."""
+        if _snapshot.get() is not None:
+            return await self.db.run_read(read)
+        found, value = await self.db.run_read(lambda conn: (_read_versions(conn), read(conn)))
+        self.reads += 1
+        _snapshot.set(found)
+        return value
+
+    @staticmethod
+    def snapshot() -> Mapping[str, int] | None:
+        """The counters the current request read, if it read them."""
+        known = _snapshot.get()
+        return None if known is None or known is _UNSCOPED else known
+
+    @staticmethod
+    def adopt(known: Mapping[str, int] | None) -> None:
+        """Work that continues a request (an item it handed over) answers as of the same
+        counters, unless it read its own already."""
+        if known is not None and _snapshot.get() is None:
+            _snapshot.set(known)
 
     async def _read_loop(self) -> None:
         while self._next is not None:
@@ -225,12 +265,6 @@ class VersionedCache(Generic[K, V]):
         self._entries.clear()
 
 
-def install(db: Database) -> None:
-    """Make `db`'s write sessions bump the counters of what they change."""
-    if bump_pending not in db.before_commit:
-        db.before_commit.append(bump_pending)
-
-
 __all__ = [
     "ACCESS",
     "BUDGETS",
@@ -243,6 +277,5 @@ __all__ = [
     "VersionedCache",
     "Versions",
     "bump_in",
-    "install",
     "track",
 ]

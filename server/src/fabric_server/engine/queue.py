@@ -12,14 +12,15 @@ import datetime as dt
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import CursorResult, or_, select, text, update
+from sqlalchemy import Connection, CursorResult, bindparam, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import PROCESS_TOKEN, Database, after_commit
-from fabric_server.db.models import WorkItem
-from fabric_server.db.types import utcnow
+from fabric_server.db.models import WorkItem, table_of
+from fabric_server.db.types import new_id, utcnow
+from fabric_server.db.writer import Tx
 
 Clock = Callable[[], dt.datetime]
 WORK_CHANNEL = "fabric_work"
@@ -27,6 +28,21 @@ WORK_CHANNEL = "fabric_work"
 
 class LeaseLost(Exception):
     """The worker no longer holds the lease: another worker owns the item now."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A place reserved in a worker of this process for an item about to be created: the
+    item is written already leased to it, and handed over in memory once committed."""
+
+    owner: str
+    hand_over: Callable[[WorkItem], None]
+    cancel: Callable[[], None]
+
+
+class LocalWorker(Protocol):
+    def reserve(self, kind: str) -> Lease | None:
+        """A lease for an item of `kind`, if this worker takes such items and has room."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,71 @@ class WorkQueue:
         self.retry = retry or RetryPolicy()
         self.clock = clock
         self._wakers: list[Callable[[], None]] = []
+        self._local: LocalWorker | None = None
+
+    def attach_local(self, worker: LocalWorker | None) -> None:
+        """Hand new work to `worker` (this process's) in memory instead of through claims."""
+        self._local = worker
+
+    def lease_locally(self, kind: str) -> Lease | None:
+        """A lease in this process's worker for an item of `kind` about to be created (None:
+        no local worker takes it now; the item is queued for any worker to claim). Cancel
+        it if the item is not created after all."""
+        return self._local.reserve(kind) if self._local is not None else None
+
+    def insert_in(
+        self,
+        tx: Tx,
+        kind: str,
+        *,
+        ref_id: str | None = None,
+        organization_id: str | None = None,
+        payload: dict[str, Any] | None = None,
+        priority: int = 0,
+        max_attempts: int = 3,
+        lease: Lease | None = None,
+    ) -> WorkItem:
+        """Create a work item in a group-commit unit: leased to a local worker (handed over
+        after commit, no claim needed) when `lease` is given, else queued for any worker."""
+        now = self.clock()
+        values: dict[str, Any] = {
+            "id": new_id(),
+            "kind": kind,
+            "ref_id": ref_id,
+            "organization_id": organization_id,
+            "payload": payload or {},
+            "priority": priority,
+            "status": "running" if lease else "queued",
+            "available_at": now,
+            "attempts": 1 if lease else 0,
+            "max_attempts": max_attempts,
+            "lease_owner": lease.owner if lease else None,
+            "lease_expires_at": now + dt.timedelta(seconds=self.lease_seconds) if lease else None,
+            "last_error": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        tx.conn.execute(_INSERT_ITEM, values)
+        item = WorkItem(**values)
+        if lease is not None:
+            tx.after_commit(lambda: lease.hand_over(item))
+        else:
+            tx.after_commit(self._wake_all)
+            if not tx.is_sqlite:
+                tx.once(WORK_CHANNEL, _notify_work)
+        return item
+
+    def finish_in(self, tx: Tx, item: WorkItem, *, status: str = "done") -> None:
+        """Finish the item in a group-commit unit; raises LeaseLost if it is not ours."""
+        params = {
+            "b_id": item.id,
+            "b_owner": item.lease_owner,
+            "b_attempts": item.attempts,
+            "b_status": status,
+            "b_now": self.clock(),
+        }
+        if tx.conn.execute(_FINISH_ITEM, params).rowcount != 1:
+            raise LeaseLost(f"work item {item.id} is no longer leased by {item.lease_owner}")
 
     def on_enqueue(self, wake: Callable[[], None]) -> None:
         """Register a callback run after a transaction that enqueued work commits."""
@@ -99,7 +180,10 @@ class WorkQueue:
         return item
 
     async def claim(self, owner: str, kinds: Sequence[str], limit: int) -> list[WorkItem]:
-        """Lease up to `limit` runnable items: queued and due, or running with an expired lease."""
+        """Lease up to `limit` runnable items: queued and due, or running with an expired lease.
+
+        On SQLite the candidates are found in a read transaction first, so a look at an empty
+        queue never takes the write lock."""
         now = self.clock()
         runnable = or_(
             (WorkItem.status == "queued") & (WorkItem.available_at <= now),
@@ -111,11 +195,16 @@ class WorkQueue:
             .order_by(WorkItem.priority.desc(), WorkItem.available_at, WorkItem.id)
             .limit(limit)
         )
-        if not self.db.is_sqlite:
-            candidates = candidates.with_for_update(skip_locked=True)
+        if self.db.is_sqlite:
+            found = await self.db.run_read(lambda conn: list(conn.scalars(candidates)))
+            if not found:
+                return []
+            chosen: Any = WorkItem.id.in_(found) & runnable
+        else:
+            chosen = WorkItem.id.in_(candidates.with_for_update(skip_locked=True).scalar_subquery())
         stmt = (
             update(WorkItem)
-            .where(WorkItem.id.in_(candidates.scalar_subquery()))
+            .where(chosen)
             .values(
                 status="running",
                 lease_owner=owner,
@@ -226,19 +315,49 @@ class WorkQueue:
         )
 
     async def _guarded(self, session: AsyncSession, item: WorkItem, **values: Any) -> None:
-        # `attempts` fences the lease: an owner that stalled past its lease and reclaimed its
-        # own item must not finish the new run with the old run's handle.
         stmt = (
             update(WorkItem)
-            .where(
-                WorkItem.id == item.id,
-                WorkItem.lease_owner == item.lease_owner,
-                WorkItem.attempts == item.attempts,
-                WorkItem.status == "running",
-            )
+            .where(*_lease_held(item))
             .values(updated_at=self.clock(), **values)
             .execution_options(synchronize_session=False)
         )
         result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
         if result.rowcount != 1:
             raise LeaseLost(f"work item {item.id} is no longer leased by {item.lease_owner}")
+
+
+_ITEMS = table_of(WorkItem)
+# Built once, so SQLAlchemy compiles them once (hot path).
+_INSERT_ITEM = insert(_ITEMS)
+_FINISH_ITEM = (
+    update(_ITEMS)
+    .where(
+        _ITEMS.c.id == bindparam("b_id"),
+        _ITEMS.c.lease_owner == bindparam("b_owner"),
+        _ITEMS.c.attempts == bindparam("b_attempts"),
+        _ITEMS.c.status == "running",
+    )
+    .values(
+        status=bindparam("b_status"),
+        last_error=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+def _lease_held(item: WorkItem) -> tuple[Any, ...]:
+    # `attempts` fences the lease: an owner that stalled past its lease and reclaimed its own
+    # item must not finish the new run with the old run's handle.
+    return (
+        WorkItem.id == item.id,
+        WorkItem.lease_owner == item.lease_owner,
+        WorkItem.attempts == item.attempts,
+        WorkItem.status == "running",
+    )
+
+
+def _notify_work(conn: Connection) -> None:
+    """Wake workers in other processes at commit (LISTEN fabric_work)."""
+    conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": WORK_CHANNEL, "p": PROCESS_TOKEN})

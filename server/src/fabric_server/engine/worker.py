@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
+import contextvars
 import logging
 import os
 import socket
@@ -13,7 +14,7 @@ from typing import Protocol
 
 from fabric_server.db import versions
 from fabric_server.db.models import WorkItem
-from fabric_server.engine.queue import LeaseLost, WorkQueue
+from fabric_server.engine.queue import Lease, LeaseLost, WorkQueue
 
 log = logging.getLogger("fabric_server.worker")
 
@@ -29,7 +30,14 @@ class Handler(Protocol):
 
 
 class Worker:
-    """Supervises a claim loop and a heartbeat loop over up to `concurrency` running items."""
+    """Supervises a claim loop and a heartbeat loop over up to `concurrency` running items.
+
+    Work created in this process is handed over without a claim: the item is written already
+    leased to this worker (`reserve`), and arrives in memory once committed (`hand_over`);
+    items beyond the free slots wait in a small in-memory backlog, leased and heartbeated
+    like running ones. Claiming from the queue table is for work created elsewhere (another
+    process, a retry, a reclaimed lease).
+    """
 
     def __init__(
         self,
@@ -49,13 +57,55 @@ class Worker:
         self.shutdown_grace = shutdown_grace
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._running: dict[str, tuple[WorkItem, asyncio.Task[None]]] = {}
-        self._wake = asyncio.Event()
+        # Handed over beyond the free slots: run in order as slots free up.
+        self._backlog: collections.deque[WorkItem] = collections.deque()
+        self._reserved = 0
+        self.handoff_limit = concurrency * 4
+        self._wake = asyncio.Event()  # the queue may hold new work
+        self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
+        self._releases: set[asyncio.Task[None]] = set()
         queue.on_enqueue(self.wake)
 
     def wake(self) -> None:
         self._wake.set()
+
+    def reserve(self, kind: str) -> Lease | None:
+        """Room for an item of `kind` being created in this process, or None."""
+        if self._stopping.is_set() or self._supervisor is None or kind not in self.handlers:
+            return None
+        if len(self._running) + len(self._backlog) + self._reserved >= self.handoff_limit:
+            return None
+        self._reserved += 1
+        return Lease(self.id, self._hand_over, self._cancel_reservation)
+
+    def _cancel_reservation(self) -> None:
+        self._reserved -= 1
+
+    def _hand_over(self, item: WorkItem) -> None:
+        self._reserved -= 1
+        if self._stopping.is_set():
+            # Too late to run it here: give it back to the queue for any worker.
+            task = asyncio.create_task(self.queue.release(item))
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
+        elif len(self._running) < self.concurrency:
+            self._start(item)
+        else:
+            self._backlog.append(item)
+
+    def _start(self, item: WorkItem) -> None:
+        stale = self._running.get(item.id)
+        if stale is not None:
+            # Our own lease expired (e.g. the loop stalled) and we reclaimed the item: the
+            # older run must not keep going beside the new one.
+            stale[1].cancel()
+        # A context of its own: an item handed over by a request carries none of its state.
+        task = asyncio.create_task(
+            self._run(item), name=f"work {item.kind} {item.id}", context=contextvars.Context()
+        )
+        self._running[item.id] = (item, task)
 
     def start(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise(), name=f"worker {self.id}")
@@ -79,28 +129,29 @@ class Worker:
             log.info("worker %s stopped", self.id)
 
     async def _claim_loop(self) -> None:
+        # Claim only when the queue may hold work for us: at start, when woken (new work was
+        # queued here or elsewhere, a retry was scheduled), after a full batch, and once per
+        # poll interval (work that became due). A slot freed by finished work alone is no
+        # reason to look: an empty look costs a transaction.
+        maybe_work = True
         while not self._stopping.is_set():
             # Clear before claiming: work enqueued while we claim sets it again.
             self._wake.clear()
-            free = self.concurrency - len(self._running)
-            claimed: list[WorkItem] = []
-            if free > 0:
+            self._slot_freed.clear()
+            free = self.concurrency - len(self._running) - len(self._backlog)
+            if maybe_work and free > 0:
+                claimed: list[WorkItem] = []
                 try:
                     claimed = await self.queue.claim(self.id, list(self.handlers), free)
                 except Exception:
                     log.exception("claiming work failed; retrying")
-            for item in claimed:
-                stale = self._running.get(item.id)
-                if stale is not None:
-                    # Our own lease expired (e.g. the loop stalled) and we reclaimed the item:
-                    # the older run must not keep going beside the new one.
-                    stale[1].cancel()
-                task = asyncio.create_task(self._run(item), name=f"work {item.kind} {item.id}")
-                self._running[item.id] = (item, task)
-            if claimed and len(self._running) < self.concurrency:
-                continue  # there may be more due work: claim again before sleeping
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                for item in claimed:
+                    self._start(item)
+                maybe_work = len(claimed) == free  # a full batch: more may be waiting
+                if maybe_work and len(self._running) < self.concurrency:
+                    continue
+            woken = await _first_set(self._wake, self._slot_freed, self.poll_interval)
+            maybe_work = maybe_work or woken is not self._slot_freed
 
     async def _run(self, item: WorkItem) -> None:
         handler = self.handlers[item.kind]
@@ -120,16 +171,22 @@ class Worker:
             entry = self._running.get(item.id)
             if entry is not None and entry[1] is asyncio.current_task():
                 del self._running[item.id]
-            self._wake.set()
+            if self._backlog and not self._stopping.is_set():
+                self._start(self._backlog.popleft())
+            else:
+                self._slot_freed.set()
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             try:
-                lost = await self.queue.heartbeat(self.id, list(self._running))
+                held = [*self._running, *(item.id for item in self._backlog)]
+                lost = await self.queue.heartbeat(self.id, held)
             except Exception:
                 log.exception("heartbeat failed")
                 continue
+            if lost:
+                self._backlog = collections.deque(i for i in self._backlog if i.id not in lost)
             for item_id in lost:
                 entry = self._running.get(item_id)
                 if entry is not None:
@@ -137,6 +194,10 @@ class Worker:
                     entry[1].cancel()
 
     async def _drain(self) -> None:
+        while self._backlog:  # never started: straight back to the queue
+            await self.queue.release(self._backlog.popleft())
+        if self._releases:
+            await asyncio.gather(*self._releases, return_exceptions=True)
         if not self._running:
             return
         tasks = [task for _, task in self._running.values()]
@@ -146,3 +207,26 @@ class Worker:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
                 await self.queue.release(item)
+
+
+async def _first_set(
+    first: asyncio.Event, second: asyncio.Event, timeout: float
+) -> asyncio.Event | None:
+    """Wait until either event is set (returning it) or `timeout` passes (None)."""
+    if first.is_set():
+        return first
+    if second.is_set():
+        return second
+    waiters = {
+        asyncio.ensure_future(first.wait()): first,
+        asyncio.ensure_future(second.wait()): second,
+    }
+    try:
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+    if first.is_set():
+        return first
+    return second if done else None

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import PROCESS_TOKEN, after_commit
-from fabric_server.db.models import Event
+from fabric_server.db.models import Event, table_of
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.writer import Tx
 from fabric_server.events.log import LogEvent
@@ -40,6 +40,8 @@ _COLUMNS = (
     "payload",
     "created_at",
 )
+# Built once: SQLAlchemy compiles it once and reuses the compiled form (hot path).
+_INSERT = insert(table_of(Event)).returning(table_of(Event).c.seq)
 CommitListener = Callable[[list[LogEvent]], None]
 _EVENTS = "fabric_recorded_events"
 
@@ -119,7 +121,7 @@ class EventRecorder:
             created_at=utcnow(),
         )
         values = {name: getattr(event, name) for name in _COLUMNS}
-        seq = tx.conn.execute(insert(Event).values(values).returning(Event.seq)).scalar_one()
+        seq = tx.conn.execute(_INSERT, values).scalar_one()
         event = dataclasses.replace(event, seq=seq)
         tx.after_commit(lambda: self.committed([event]))
         return event

@@ -3,17 +3,70 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import Connection, CursorResult, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.models import Job, UsageRecord
+from fabric_server.db.models import Job, UsageRecord, table_of
 
 
 async def get(session: AsyncSession, job_id: str) -> Job | None:
     return await session.get(Job, job_id)
+
+
+_JOBS = table_of(Job)
+# The hot path's statements, built once so SQLAlchemy compiles each once.
+INSERT = insert(_JOBS)
+_BY_ID = select(_JOBS).where(_JOBS.c.id == bindparam("b_id"))
+_BY_KEY = select(_JOBS).where(
+    _JOBS.c.organization_id == bindparam("b_org"), _JOBS.c.idempotency_key == bindparam("b_key")
+)
+_RUNNING = ("pending", "started")
+MARK_STARTED = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("b_id"), _JOBS.c.status.in_(_RUNNING))
+    .values(
+        status="started",
+        started_at=bindparam("b_started"),
+        attempts=bindparam("b_attempts"),
+        updated_at=bindparam("b_now"),
+    )
+)
+MARK_COMPLETED = (
+    update(_JOBS)
+    .where(_JOBS.c.id == bindparam("b_id"), _JOBS.c.status.in_(_RUNNING))
+    .values(
+        status="completed",
+        output=bindparam("b_output"),
+        error=None,
+        attempts=bindparam("b_attempts"),
+        started_at=bindparam("b_started"),
+        completed_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+def read_row(job_id: str) -> Callable[[Connection], dict[str, Any] | None]:
+    """A read (for `Database.run_read`) of the job's row as a dict of its columns."""
+
+    def read(conn: Connection) -> dict[str, Any] | None:
+        row = conn.execute(_BY_ID, {"b_id": job_id}).mappings().first()
+        return None if row is None else dict(row)
+
+    return read
+
+
+def read_by_key(org_id: str, key: str) -> Callable[[Connection], dict[str, Any] | None]:
+    """A read of the organization's job created with idempotency key `key`."""
+
+    def read(conn: Connection) -> dict[str, Any] | None:
+        row = conn.execute(_BY_KEY, {"b_org": org_id, "b_key": key}).mappings().first()
+        return None if row is None else dict(row)
+
+    return read
 
 
 async def by_idempotency_key(session: AsyncSession, org_id: str, key: str) -> Job | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
 from fabric_server.api.pagination import MAX_LIMIT, encode_cursor, page_request
+from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
 from fabric_server.budgets.schemas import BUDGET_EXCEEDED_RESPONSE
 from fabric_server.db.models import Job, UsageRecord
 from fabric_server.events.repository import EventFilter
@@ -33,10 +35,8 @@ JOB_TERMINAL_KINDS = ("job.completed", "job.failed")
 async def create_job(
     body: JobCreate, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
-    async with services.db.write() as session:
-        job, created = await services.jobs.submit(session, principal, body)
-        data = job_out(job)
-    return ok(request, data, 201 if created else 200)
+    job, created = await services.jobs.submit(principal, body)
+    return ok(request, job_out(job), 201 if created else 200)
 
 
 @router.get("", response_model=Envelope[JobPage], summary="List jobs, newest first")
@@ -61,11 +61,22 @@ async def list_jobs(
 
 @router.get("/{job_id}", response_model=Envelope[JobOut], summary="Get a job")
 async def get_job(
-    job_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
+    job_id: str,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Hold the request until the job is completed or failed, or this many "
+            "seconds passed (then it answers the job as it is)",
+        ),
+    ] = 0,
 ) -> JSONResponse:
-    async with services.db.read() as session:
-        job = await services.jobs.get(session, principal, job_id)
-        return ok(request, job_out(job))
+    job = await services.jobs.view(principal, job_id, wait=wait, gone=lambda: client_gone(request))
+    return ok(request, job_out(job))
 
 
 @router.get("/{job_id}/usage", response_model=Envelope[JobUsage], summary="Usage of a job")
@@ -96,9 +107,12 @@ async def stream_job_events(
     return await services.streamer.response(request, where, terminal_kinds=JOB_TERMINAL_KINDS)
 
 
-def job_out(job: Job) -> dict[str, Any]:
-    data = {column: getattr(job, column) for column in _JOB_FIELDS}
-    data["job_id"] = job.id
+def job_out(job: Job | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(job, Mapping):
+        data = {column: job[column] for column in _JOB_FIELDS}
+    else:
+        data = {column: getattr(job, column) for column in _JOB_FIELDS}
+    data["job_id"] = data["id"]
     return JobOut.model_validate(data).model_dump(mode="json")
 
 

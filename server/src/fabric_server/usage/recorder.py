@@ -3,7 +3,12 @@ workflow node). Callers add the row in the transaction that records the outcome.
 
 from __future__ import annotations
 
-from fabric_server.db.models import UsageRecord
+from typing import Any
+
+from sqlalchemy import Connection, insert
+
+from fabric_server.db.models import UsageRecord, table_of
+from fabric_server.db.types import new_id, utcnow
 from fabric_server.providers.registry import Execution
 
 
@@ -33,3 +38,15 @@ def usage_record(
         cost_usd=result.cost_usd,
         latency_ms=execution.latency_ms,
     )
+
+
+_INSERT = insert(table_of(UsageRecord))
+_COLUMNS = tuple(column.name for column in table_of(UsageRecord).columns)
+
+
+def insert_usage(conn: Connection, record: UsageRecord) -> None:
+    """Write a usage row in a group-commit unit (Core), its id and time filled in."""
+    values: dict[str, Any] = {name: getattr(record, name) for name in _COLUMNS}
+    values["id"] = values["id"] or new_id()
+    values["created_at"] = values["created_at"] or utcnow()
+    conn.execute(_INSERT, values)

@@ -14,7 +14,11 @@ the position — all in one transaction. So:
   `SKIP LOCKED`, so one dispatches while the others skip; SQLite serialises writers.
 
 The cheap checks run in a read transaction first: with no active endpoint, or no new event
-of a subscribed organization, a pass writes nothing at all.
+of a subscribed organization, a pass writes nothing at all. Cheaper still, the dispatcher
+remembers which organizations have an active endpoint and hears of this process's committed
+events from memory: a commit whose events concern none of them wakes nothing, and with no
+endpoint anywhere the dispatcher only looks again once per poll interval (which is also how
+it learns of endpoints created by other processes).
 """
 
 from __future__ import annotations
@@ -71,6 +75,24 @@ class Dispatcher:
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._wake = asyncio.Event()
+        # Organizations with an active endpoint; None: unknown (read before the next pass).
+        self._active: set[str] | None = None
+
+    def observe(self, events: list[LogEvent]) -> None:
+        """Events this process committed: wake up if any may need a delivery."""
+        active = self._active
+        if active is None or any(e.organization_id in active for e in events):
+            self._wake.set()
+
+    def webhooks_changed(self) -> None:
+        """Endpoints were created, changed or removed: look again."""
+        self._active = None
+        self._wake.set()
+
+    def changed_elsewhere(self) -> None:
+        """Another process committed events (its organizations are unknown here)."""
+        self.webhooks_changed()
 
     def start(self) -> None:
         self._stopping = False
@@ -81,7 +103,7 @@ class Dispatcher:
         if self._task is None:
             return
         self._stopping = True
-        self.broadcaster.notify()
+        self._wake.set()
         done, _ = await asyncio.wait({self._task}, timeout=5)
         if not done:
             self._task.cancel()
@@ -91,14 +113,24 @@ class Dispatcher:
 
     async def _run(self) -> None:
         while not self._stopping:
-            token = self.broadcaster.watch()
+            self._wake.clear()
             try:
-                more = await self.dispatch_once()
+                more = await self._active_orgs() and await self.dispatch_once()
             except Exception:
                 log.exception("dispatching webhook deliveries failed; will retry")
+                self._active = None
                 more = False
             if not more and not self._stopping:
-                await self.broadcaster.wait(token, self.poll_seconds)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                except TimeoutError:
+                    self._active = None  # endpoints other processes created, work now due
+
+    async def _active_orgs(self) -> set[str]:
+        if self._active is None:
+            async with self.db.read() as session:
+                self._active = await repository.organizations_with_active_endpoints(session)
+        return self._active
 
     async def dispatch_once(self) -> bool:
         """One pass; True when a full batch was handled (so more may be waiting)."""

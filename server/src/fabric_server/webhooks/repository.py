@@ -59,6 +59,11 @@ async def attempts_page(
 # ---- dispatch
 
 
+async def organizations_with_active_endpoints(session: AsyncSession) -> set[str]:
+    rows = await session.scalars(select(Webhook.organization_id).where(Webhook.active).distinct())
+    return set(rows)
+
+
 async def earliest_active_start(session: AsyncSession) -> int | None:
     """The smallest `start_seq` of an active endpoint; None when no endpoint is active."""
     value = await session.scalar(select(func.min(Webhook.start_seq)).where(Webhook.active))
