@@ -14,6 +14,8 @@ from typing import IO, Any, TypeVar
 
 import httpx
 
+from fabric_server.testing import free_port
+
 T = TypeVar("T")
 
 
@@ -98,3 +100,67 @@ class WorkerProcesses:
             process.wait(timeout=10)
         for log in self._logs:
             log.close()
+
+
+class ServerProcess:
+    """`fabric-server serve` in a process of its own (for `kill -9` and for caches that are
+    really another process's), restartable on the same database."""
+
+    def __init__(self, database_url: str, directory: Path, **settings: str) -> None:
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FABRIC_")}
+        env.update(
+            FABRIC_DATABASE_URL=database_url,
+            FABRIC_DATA_DIR=str(directory / "server-data"),
+            FABRIC_LOG_LEVEL="info",
+            FABRIC_PORT=str(self.port),
+        )
+        env.update(settings)
+        self.env = env
+        script = shutil.which("fabric-server", path=str(Path(sys.executable).parent))
+        assert script is not None, "fabric-server is not installed in this environment"
+        self.command = [script, "serve"]
+        self._starts = 0
+
+    def start(self) -> ServerProcess:
+        self._starts += 1
+        log = (self.directory / f"server-{self.port}-{self._starts}.log").open("wb")
+        self.process = subprocess.Popen(
+            self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited at start:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.base_url}/v1/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"the server did not start:\n{self.logs()}")
+
+    def kill(self) -> None:
+        """`kill -9`: no shutdown of any kind."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')}"
+            for path in sorted(self.directory.glob(f"server-{self.port}-*.log"))
+        )
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)

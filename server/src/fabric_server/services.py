@@ -142,7 +142,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     access.register_resource("workflow_run", workflow_repository.organization_of_run)
     orgs = OrgService(access, events)
     invitations = InvitationService(settings, access, events, mailer, orgs, auth.core.accounts)
-    api_keys = ApiKeyService(db, access, events, versions=cache_versions)
+    api_keys = ApiKeyService(db, access, events, writer=writer, versions=cache_versions)
     webhooks = build_webhooks(settings, db, queue, events, access, broadcaster, master_key)
     handlers[webhooks.work_kind] = webhooks.handler
     events.on_commit(webhooks.dispatcher.observe)

@@ -26,6 +26,7 @@ from fabric_server.api.auth import Principal
 from fabric_server.db.database import Database
 from fabric_server.db.types import utcnow
 from fabric_server.db.versions import ACCESS, VersionedCache, Versions
+from fabric_server.db.writer import Writer
 from fabric_server.errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository as orgs
@@ -78,11 +79,13 @@ class ApiKeyService:
         access: Access,
         events: EventRecorder,
         *,
+        writer: Writer,
         versions: Versions | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         touch_every_seconds: float = 60.0,
     ) -> None:
         self.db = db
+        self.writer = writer
         self.access = access
         self.events = events
         self.clock = clock
@@ -222,8 +225,9 @@ class ApiKeyService:
             self._touched[key.id] = now
             if len(self._touched) > 10_000:
                 self._touched.clear()
-            async with self.db.write() as session:
-                await repository.touch_key(session, key.id, now, self.touch_every_seconds)
+            # Through the group-commit writer: this bookkeeping is not the request's change (it
+            # must not take the request's audit row) and changes no cached answer.
+            await self.writer.write(repository.touch_key_in(key.id, now, self.touch_every_seconds))
         return Principal(
             id=key.created_by,
             kind="api_key",

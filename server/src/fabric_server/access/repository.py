@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.models import ApiKey, PermissionGrant
-from fabric_server.db.versions import NO_BUMP
+from fabric_server.db.models import table_of
+from fabric_server.db.writer import Tx
 
 # --- grants --------------------------------------------------------------------------------
 
@@ -101,18 +103,20 @@ async def delete_key(session: AsyncSession, key_id: str) -> None:
     await session.execute(delete(ApiKey).where(ApiKey.id == key_id))
 
 
-async def touch_key(session: AsyncSession, key_id: str, now: dt.datetime, every: float) -> bool:
-    """Set `last_used_at` unless it was set less than `every` seconds ago; True if written."""
+def touch_key_in(key_id: str, now: dt.datetime, every: float) -> Callable[[Tx], None]:
+    """A group-commit unit setting `last_used_at` unless it was set less than `every`
+    seconds ago."""
     stale = now - dt.timedelta(seconds=every)
+    table = table_of(ApiKey)
     stmt = (
-        update(ApiKey)
+        update(table)
         .where(
-            ApiKey.id == key_id,
-            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < stale),
+            table.c.id == key_id, or_(table.c.last_used_at.is_(None), table.c.last_used_at < stale)
         )
         .values(last_used_at=now)
-        # Cached key answers ignore `last_used_at`, so this changes nothing they hold.
-        .execution_options(synchronize_session=False, **{NO_BUMP: True})
     )
-    result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
-    return result.rowcount == 1
+
+    def touch(tx: Tx) -> None:
+        tx.conn.execute(stmt)
+
+    return touch

@@ -43,9 +43,6 @@ NAMES = (ACCESS, SESSIONS, SECRETS, BUDGETS, WEBHOOKS)
 # table name -> (counter, whether inserting a row changes cached answers)
 _TRACKED: dict[str, tuple[str, bool]] = {}
 _PENDING = "fabric_version_bumps"
-# Statements marked with this execution option change nothing a cache holds (e.g. a key's
-# `last_used_at`), so they bump nothing.
-NO_BUMP = "fabric_no_version_bump"
 
 
 class CacheVersion(Base):
@@ -97,8 +94,6 @@ def _flushed(session: Session, _context: Any) -> None:
 @event.listens_for(FabricSession, "do_orm_execute")
 def _executed(state: ORMExecuteState) -> None:
     if not (state.is_update or state.is_delete or state.is_insert):
-        return
-    if state.execution_options.get(NO_BUMP):
         return
     table = getattr(state.statement, "table", None)
     if table is not None:
@@ -269,7 +264,6 @@ __all__ = [
     "ACCESS",
     "BUDGETS",
     "NAMES",
-    "NO_BUMP",
     "SECRETS",
     "SESSIONS",
     "WEBHOOKS",
