@@ -259,18 +259,23 @@ class TenancyMethods(SyncClientCore):
 
     def set_secret(self, name: str, value: str) -> OrgSecret:
         """Store a secret (e.g. ``OPENAI_API_KEY``) in the client's organization, replacing
-        any previous value. The value is encrypted at rest and never returned."""
-        path = _org_path("/{}/secrets", self.organization_id)
+        any previous value. The value is encrypted at rest and never returned.
+
+        The organization is the client's `organization_id`; with an API key and none given,
+        the key's organization (asked from the server once)."""
+        path = _org_path("/{}/secrets", self._path_organization_id())
         body = {"name": name, "value": value}
         return cast(OrgSecret, self._request("POST", path, body=body))
 
     def list_secrets(self) -> list[str]:
         """The names of the organization's secrets."""
-        return _names(self._request("GET", _org_path("/{}/secrets", self.organization_id)))
+        path = _org_path("/{}/secrets", self._path_organization_id())
+        return _names(self._request("GET", path))
 
     def delete_secret(self, name: str) -> None:
         """Delete a secret; `FabricNotFoundError` if there is none by that name."""
-        self._request("DELETE", _org_path("/{}/secrets/{}", self.organization_id, name))
+        path = _org_path("/{}/secrets/{}", self._path_organization_id(), name)
+        self._request("DELETE", path)
 
 
 class AsyncTenancyMethods(AsyncClientCore):
@@ -418,15 +423,16 @@ class AsyncTenancyMethods(AsyncClientCore):
 
     async def set_secret(self, name: str, value: str) -> OrgSecret:
         """Store a secret in the client's organization, replacing any previous value."""
-        path = _org_path("/{}/secrets", self.organization_id)
+        path = _org_path("/{}/secrets", await self._path_organization_id())
         body = {"name": name, "value": value}
         return cast(OrgSecret, await self._request("POST", path, body=body))
 
     async def list_secrets(self) -> list[str]:
         """The names of the organization's secrets."""
-        path = _org_path("/{}/secrets", self.organization_id)
+        path = _org_path("/{}/secrets", await self._path_organization_id())
         return _names(await self._request("GET", path))
 
     async def delete_secret(self, name: str) -> None:
         """Delete a secret; `FabricNotFoundError` if there is none by that name."""
-        await self._request("DELETE", _org_path("/{}/secrets/{}", self.organization_id, name))
+        path = _org_path("/{}/secrets/{}", await self._path_organization_id(), name)
+        await self._request("DELETE", path)
