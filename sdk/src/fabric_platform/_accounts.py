@@ -159,6 +159,12 @@ class AccountsMethods(_AccountsShared, SyncClientCore):
         """Confirm an email address with the token sent to it; returns the server's answer."""
         return self._request("POST", "/v1/auth/verify", body={"token": token}, refresh_auth=False)
 
+    def resend_verification(self, email: str) -> None:
+        """Mail a new email-verification link to ``email`` (silently nothing if it has no
+        account or is verified already)."""
+        body = {"email": email}
+        self._request("POST", "/v1/auth/resend-verification", body=body, refresh_auth=False)
+
 
 class AsyncAccountsMethods(_AccountsShared, AsyncClientCore):
     async def signup(
@@ -233,3 +239,9 @@ class AsyncAccountsMethods(_AccountsShared, AsyncClientCore):
         """Confirm an email address with the token sent to it; returns the server's answer."""
         body = {"token": token}
         return await self._request("POST", "/v1/auth/verify", body=body, refresh_auth=False)
+
+    async def resend_verification(self, email: str) -> None:
+        """Mail a new email-verification link to ``email`` (silently nothing if it has no
+        account or is verified already)."""
+        body = {"email": email}
+        await self._request("POST", "/v1/auth/resend-verification", body=body, refresh_auth=False)
