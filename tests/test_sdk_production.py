@@ -138,9 +138,11 @@ def test_a_user_token_in_several_organizations_must_name_one(
     org_id, _, _ = acme_key(owner)
     token = owner.access_token
 
-    with FabricClient(base_url=production.base_url, api_key=token) as fabric:
-        with pytest.raises(FabricError, match="organization_id"):
-            fabric.list_secrets()
+    with (
+        FabricClient(base_url=production.base_url, api_key=token) as fabric,
+        pytest.raises(FabricError, match="organization_id"),
+    ):
+        fabric.list_secrets()
     with FabricClient(
         base_url=production.base_url, api_key=token, organization_id=org_id
     ) as fabric:
