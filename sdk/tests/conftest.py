@@ -18,6 +18,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # A developer's own FABRIC_* settings must not leak into the unit tests.
     monkeypatch.delenv("FABRIC_BASE_URL", raising=False)
     monkeypatch.delenv("FABRIC_API_KEY", raising=False)
+    monkeypatch.delenv("FABRIC_ORGANIZATION_ID", raising=False)
 
 
 @pytest.fixture

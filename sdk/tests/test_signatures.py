@@ -27,6 +27,7 @@ REQUEST_METHODS = [
     "forgot_password",
     "reset_password",
     "verify_email",
+    "resend_verification",
     "upsert_workflow",
     "list_workflows",
     "get_workflow",
@@ -54,6 +55,8 @@ REQUEST_METHODS = [
     "get_team",
     "list_org_teams",
     "create_invitation",
+    "list_invitations",
+    "get_invitation",
     "accept_invitation",
     "revoke_invitation",
     "get_me",
@@ -62,8 +65,12 @@ REQUEST_METHODS = [
     "get_my_permissions",
     "check_permission",
     "check_permissions",
+    "create_permission_grant",
+    "list_permission_grants",
+    "delete_permission_grant",
     "create_api_key",
     "list_api_keys",
+    "get_api_key",
     "rotate_api_key",
     "disable_api_key",
     "delete_api_key",
@@ -77,6 +84,8 @@ REQUEST_METHODS = [
     "get_org_usage",
     "get_org_usage_records",
     "get_org_usage_daily",
+    "get_org_audit_logs",
+    "get_audit_logs",
     "get_budget",
     "set_budget",
     "get_org_spending",
@@ -109,7 +118,16 @@ LOCAL_METHODS = [
     "stream_events",
     "execute_provider_stream",
 ]
-ITERATORS = ["iter_jobs", "iter_org_usage_records"]
+ITERATORS = [
+    "iter_jobs",
+    "iter_runs",
+    "iter_org_usage_records",
+    "iter_org_audit_logs",
+    "iter_audit_logs",
+    "iter_gallery_items",
+    "iter_webhook_deliveries",
+    "iter_schedule_history",
+]
 PUBLIC_METHODS = [*REQUEST_METHODS, *ITERATORS, *LOCAL_METHODS]
 
 
@@ -121,11 +139,9 @@ def test_constructor_signature(client_class: type) -> None:
         ("base_url", inspect.Parameter.POSITIONAL_OR_KEYWORD, None),
         ("api_key", inspect.Parameter.POSITIONAL_OR_KEYWORD, None),
         ("principal_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, None),
-        (
-            "organization_id",
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            "00000000-0000-0000-0000-000000000010",
-        ),
+        # None: resolved in the constructor (argument, FABRIC_ORGANIZATION_ID, then the spec's
+        # default organization for a client without an API key; see test_client).
+        ("organization_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, None),
         ("timeout", inspect.Parameter.POSITIONAL_OR_KEYWORD, 30.0),
         ("max_retries", inspect.Parameter.KEYWORD_ONLY, 2),
         ("http_client", inspect.Parameter.KEYWORD_ONLY, None),
@@ -194,6 +210,10 @@ def test_spec_call_shapes() -> None:
         "check_permission": ["action", "resource_type", "resource_id"],
         "check_permissions": ["checks"],
         "create_api_key": ["name", "org_id", "scopes"],
+        "create_permission_grant": ["org_id", "principal_id", "action", "effect"],
+        "list_invitations": ["org_id"],
+        "get_org_audit_logs": ["org_id"],
+        "get_audit_logs": [],
         "rotate_api_key": ["key_id"],
         "disable_api_key": ["key_id"],
         "delete_api_key": ["key_id"],
@@ -236,6 +256,8 @@ def test_spec_defaults() -> None:
     assert default("check_permission", "resource_type") is None
     assert default("check_permission", "resource_id") is None
     assert default("create_api_key", "scopes") is None
+    assert default("create_api_key", "org_id") is None  # or organization_id=, or the caller's
+    assert default("create_webhook", "events") is None  # every event
     assert default("update_organization", "name") is None
     assert default("update_organization", "slug") is None
     update = inspect.signature(FabricClient.update_organization).parameters

@@ -97,7 +97,11 @@ def test_run_workflow_creates_then_starts(make_client: MakeClient) -> None:
     assert run_id == "run-1"
     create, start = script.requests
     assert (create.method, create.url.path) == ("POST", "/v1/workflow-runs")
-    assert body(create) == {"workflow_definition_id": "wf-1", "context": {"topic": "AI agents"}}
+    assert body(create) == {
+        "workflow_definition_id": "wf-1",
+        "context": {"topic": "AI agents"},
+        "priority": 5,
+    }
     assert "Idempotency-Key" not in create.headers
     assert (start.method, start.url.path) == ("POST", "/v1/workflow-runs/run-1/start")
     assert body(start) == {"priority": 5}
@@ -225,7 +229,7 @@ def test_run_management_paths_and_bodies(make_client: MakeClient) -> None:
 
     assert [(r.method, r.url.path, body(r)) for r in script.requests] == [
         ("GET", "/v1/workflow-runs/run-1", None),
-        ("POST", "/v1/workflow-runs/run-1/cancel", None),
+        ("POST", "/v1/workflow-runs/run-1/cancel", {}),
         ("POST", "/v1/workflow-runs/bulk-cancel", {"run_ids": ["r1", "r2"]}),
         ("GET", "/v1/workflow-runs/run-1/log", None),
         ("GET", "/v1/workflow-runs/run-1/children", None),

@@ -42,6 +42,7 @@ class _AccountsShared:
     """What the two faces share without I/O."""
 
     _credentials: Credentials
+    _learned_organization_id: Optional[str]
 
     @property
     def access_token(self) -> Optional[str]:
@@ -51,7 +52,13 @@ class _AccountsShared:
 
     def _keep(self, auth: Any, now: float) -> AuthResponse:
         self._credentials.store.store(auth, now)
+        # Another principal may act from now on: its organization is asked anew when needed.
+        self._learned_organization_id = None
         return cast(AuthResponse, auth)
+
+    def _clear_session(self) -> None:
+        self._credentials.store.clear()
+        self._learned_organization_id = None
 
     def _current_bearer(self) -> Optional[str]:
         store = self._credentials.store
@@ -120,14 +127,14 @@ class AccountsMethods(_AccountsShared, SyncClientCore):
         try:
             self._request("POST", "/v1/auth/logout", body=body, refresh_auth=False)
         finally:
-            self._credentials.store.clear()
+            self._clear_session()
 
     def logout_all(self) -> None:
         """Revoke every session of the current user and drop the stored tokens."""
         try:
             self._request("POST", "/v1/auth/logout-all")
         finally:
-            self._credentials.store.clear()
+            self._clear_session()
 
     def change_password(self, current_password: str, new_password: str) -> None:
         """Change the current user's password; the server then revokes every session.
@@ -136,7 +143,7 @@ class AccountsMethods(_AccountsShared, SyncClientCore):
         """
         body = {"current_password": current_password, "new_password": new_password}
         self._request("POST", "/v1/auth/change-password", body=body)
-        self._credentials.store.clear()
+        self._clear_session()
 
     def forgot_password(self, email: str) -> None:
         """Email a password recovery link to ``email`` (silently nothing if it has no account)."""
@@ -151,6 +158,12 @@ class AccountsMethods(_AccountsShared, SyncClientCore):
     def verify_email(self, token: str) -> Any:
         """Confirm an email address with the token sent to it; returns the server's answer."""
         return self._request("POST", "/v1/auth/verify", body={"token": token}, refresh_auth=False)
+
+    def resend_verification(self, email: str) -> None:
+        """Mail a new email-verification link to ``email`` (silently nothing if it has no
+        account or is verified already)."""
+        body = {"email": email}
+        self._request("POST", "/v1/auth/resend-verification", body=body, refresh_auth=False)
 
 
 class AsyncAccountsMethods(_AccountsShared, AsyncClientCore):
@@ -197,20 +210,20 @@ class AsyncAccountsMethods(_AccountsShared, AsyncClientCore):
         try:
             await self._request("POST", "/v1/auth/logout", body=body, refresh_auth=False)
         finally:
-            self._credentials.store.clear()
+            self._clear_session()
 
     async def logout_all(self) -> None:
         """Revoke every session of the current user and drop the stored tokens."""
         try:
             await self._request("POST", "/v1/auth/logout-all")
         finally:
-            self._credentials.store.clear()
+            self._clear_session()
 
     async def change_password(self, current_password: str, new_password: str) -> None:
         """Change the current user's password; on success the stored tokens are dropped."""
         body = {"current_password": current_password, "new_password": new_password}
         await self._request("POST", "/v1/auth/change-password", body=body)
-        self._credentials.store.clear()
+        self._clear_session()
 
     async def forgot_password(self, email: str) -> None:
         """Email a password recovery link to ``email`` (silently nothing if it has no account)."""
@@ -226,3 +239,9 @@ class AsyncAccountsMethods(_AccountsShared, AsyncClientCore):
         """Confirm an email address with the token sent to it; returns the server's answer."""
         body = {"token": token}
         return await self._request("POST", "/v1/auth/verify", body=body, refresh_auth=False)
+
+    async def resend_verification(self, email: str) -> None:
+        """Mail a new email-verification link to ``email`` (silently nothing if it has no
+        account or is verified already)."""
+        body = {"email": email}
+        await self._request("POST", "/v1/auth/resend-verification", body=body, refresh_auth=False)

@@ -69,12 +69,17 @@ QueryValue = Union[str, int, float, bool, None]
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """Settings resolved once, when a client is built: argument, then environment, then default."""
+    """Settings resolved once, when a client is built: argument, then environment, then default.
+
+    ``organization_id`` is None when the client has an API key and was given no organization:
+    the server then acts in the key's organization, which the client learns when a route needs
+    it in its path (see `BaseClient.organization_id`).
+    """
 
     base_url: str
     api_key: Optional[str]
     principal_id: Optional[str]
-    organization_id: str
+    organization_id: Optional[str]
     timeout: float
     max_retries: int
 
@@ -85,7 +90,7 @@ class ClientConfig:
         base_url: Optional[str],
         api_key: Optional[str],
         principal_id: Optional[str],
-        organization_id: str,
+        organization_id: Optional[str],
         timeout: float,
         max_retries: int,
     ) -> ClientConfig:
@@ -93,6 +98,12 @@ class ClientConfig:
             base_url = os.environ.get("FABRIC_BASE_URL") or DEFAULT_BASE_URL
         if api_key is None:
             api_key = os.environ.get("FABRIC_API_KEY")
+        if organization_id is None:
+            organization_id = os.environ.get("FABRIC_ORGANIZATION_ID")
+        if not organization_id and not api_key:
+            # Without credentials of its own the client is the dev owner (or a principal id),
+            # whose organization is the default one the dev server seeds.
+            organization_id = DEFAULT_ORGANIZATION_ID
         if not isinstance(timeout, (int, float)) or not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if not isinstance(max_retries, int) or max_retries < 0:
@@ -101,7 +112,7 @@ class ClientConfig:
             base_url=base_url.rstrip("/"),
             api_key=api_key or None,
             principal_id=principal_id or None,
-            organization_id=organization_id or DEFAULT_ORGANIZATION_ID,
+            organization_id=organization_id or None,
             timeout=float(timeout),
             max_retries=max_retries,
         )
@@ -295,22 +306,15 @@ def query(**values: QueryValue) -> dict[str, QueryValue]:
     return params
 
 
-def page_items(page: Any) -> list[Any]:
-    """The items of one list page, whether the server sent ``{"items": [...]}`` or an array."""
-    if isinstance(page, list):
-        return page
-    if isinstance(page, dict) and isinstance(page.get("items"), list):
-        return list(page["items"])
-    return []
-
-
-def next_cursor(page: Any, previous: Optional[str]) -> Optional[str]:
-    """The cursor of the page after ``page``, or None when ``page`` was the last one."""
-    cursor = page.get("next_cursor") if isinstance(page, dict) else None
-    # A cursor that does not move would page forever; treat it as the end.
-    if not isinstance(cursor, str) or not cursor or cursor == previous:
-        return None
-    return cursor
+def _only_organization(organizations: Any) -> Optional[str]:
+    ids = [
+        o["id"]
+        for o in organizations or []
+        if isinstance(o, dict) and isinstance(o.get("id"), str) and o["id"]
+    ]
+    if DEFAULT_ORGANIZATION_ID in ids:
+        return DEFAULT_ORGANIZATION_ID
+    return ids[0] if len(ids) == 1 else None
 
 
 class BaseClient(Generic[HttpClientT]):
@@ -326,6 +330,9 @@ class BaseClient(Generic[HttpClientT]):
         self._retry = RetryPolicy(max_retries=config.max_retries)
         # Wall-clock seconds: token expiry is absolute (a JWT ``exp``). Replaceable in tests.
         self._clock: Callable[[], float] = time.time
+        # The organization the server acts in for these credentials, once asked (see
+        # `organization_id`); forgotten when the client logs in or out.
+        self._learned_organization_id: Optional[str] = None
 
     @property
     def base_url(self) -> str:
@@ -333,9 +340,30 @@ class BaseClient(Generic[HttpClientT]):
         return self._config.base_url
 
     @property
-    def organization_id(self) -> str:
-        """The organization used by calls that take no explicit one."""
-        return self._config.organization_id
+    def organization_id(self) -> Optional[str]:
+        """The organization used by calls that take no explicit one, or None while unknown.
+
+        It is the one given (argument or ``FABRIC_ORGANIZATION_ID``); else, without an API key,
+        the default organization; else the API key's, once a call whose route names the
+        organization (the secrets) has asked the server. While unknown, calls leave it out
+        and the server acts in the key's organization.
+        """
+        return self._config.organization_id or self._learned_organization_id
+
+    def _remember_organization(self, me: Any, my_organizations: Any) -> str:
+        """The organization the server picks for calls that name none, from the caller's
+        identity (``GET /v1/me``) and, when that has none, its organizations: the default
+        one if visible, else the only one. Raises `FabricError` when that is ambiguous."""
+        org_id = me.get("organization_id") if isinstance(me, dict) else None
+        if not isinstance(org_id, str) or not org_id:
+            org_id = _only_organization(my_organizations)
+        if org_id is None:
+            raise FabricError(
+                "cannot tell which organization to act in: pass organization_id to the client "
+                "(or set FABRIC_ORGANIZATION_ID)"
+            )
+        self._learned_organization_id = org_id
+        return org_id
 
     @property
     def principal_id(self) -> Optional[str]:

@@ -18,7 +18,6 @@ import httpx
 from ._auth import Credentials
 from ._base import (
     DEFAULT_MAX_RETRIES,
-    DEFAULT_ORGANIZATION_ID,
     DEFAULT_TIMEOUT,
     HTTPX_ERRORS,
     BaseClient,
@@ -50,7 +49,7 @@ class SyncClientCore(BaseClient[httpx.Client]):
         base_url: Optional[str] = None,
         api_key: Optional[str] = None,
         principal_id: Optional[str] = None,
-        organization_id: str = DEFAULT_ORGANIZATION_ID,
+        organization_id: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
         *,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -131,6 +130,17 @@ class SyncClientCore(BaseClient[httpx.Client]):
             attempt += 1
             self._sleep(delay)
 
+    def _path_organization_id(self) -> str:
+        """The organization for a route that names it in its path: the known one, else the
+        one the server acts in for these credentials (asked once, then remembered)."""
+        known = self.organization_id
+        if known is not None:
+            return known
+        me = self._request("GET", "/v1/me")
+        if isinstance(me, dict) and me.get("organization_id"):
+            return self._remember_organization(me, None)
+        return self._remember_organization(me, self._request("GET", "/v1/me/organizations"))
+
     def _stream(
         self,
         path: str,
@@ -189,7 +199,7 @@ class AsyncClientCore(BaseClient[httpx.AsyncClient]):
         base_url: Optional[str] = None,
         api_key: Optional[str] = None,
         principal_id: Optional[str] = None,
-        organization_id: str = DEFAULT_ORGANIZATION_ID,
+        organization_id: Optional[str] = None,
         timeout: float = DEFAULT_TIMEOUT,
         *,
         max_retries: int = DEFAULT_MAX_RETRIES,
@@ -269,6 +279,18 @@ class AsyncClientCore(BaseClient[httpx.AsyncClient]):
                     return unwrap_response(response)
             attempt += 1
             await self._sleep(delay)
+
+    async def _path_organization_id(self) -> str:
+        """The organization for a route that names it in its path (see the sync client)."""
+        known = self.organization_id
+        if known is not None:
+            return known
+        # Two tasks asking at once both learn the same answer: no lock is needed.
+        me = await self._request("GET", "/v1/me")
+        if isinstance(me, dict) and me.get("organization_id"):
+            return self._remember_organization(me, None)
+        organizations = await self._request("GET", "/v1/me/organizations")
+        return self._remember_organization(me, organizations)
 
     def _stream(
         self,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, List, Optional, Union, cast
 
 from ._base import QueryValue, encode_path, query
 from ._core import AsyncClientCore, SyncClientCore
+from ._paging import aiterate_pages, iterate_pages
 from .types import DeleteResult, Gallery, GalleryItem
 
 GALLERIES_PATH = "/v1/galleries"
@@ -20,6 +21,12 @@ def _joined(tags: Tags) -> Optional[str]:
     return tags if isinstance(tags, str) else ",".join(tags)
 
 
+def _list_params(
+    kind: Optional[str], organization_id: Optional[str], limit: Optional[int]
+) -> dict[str, QueryValue]:
+    return query(organization_id=organization_id, kind=kind, limit=limit)
+
+
 def _items_params(tags: Tags, limit: Optional[int], after: Optional[str]) -> dict[str, QueryValue]:
     return query(tags=_joined(tags) or None, limit=limit, after=after)
 
@@ -30,8 +37,13 @@ def _gallery_body(
     description: Optional[str],
     metadata: Optional[Mapping[str, Any]],
     organization_id: Optional[str],
+    public: bool,
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"kind": kind, "name": name, "organization_id": organization_id}
+    body: dict[str, Any] = {"kind": kind, "name": name}
+    if public:
+        body["organization_id"] = None  # an explicit null asks for a platform-wide gallery
+    elif organization_id is not None:  # unknown: the server uses the API key's organization
+        body["organization_id"] = organization_id
     if description is not None:
         body["description"] = description
     if metadata is not None:
@@ -56,11 +68,15 @@ def _item_body(
 
 class GalleriesMethods(SyncClientCore):
     def list_galleries(
-        self, kind: Optional[str] = None, *, organization_id: Optional[str] = None
+        self,
+        kind: Optional[str] = None,
+        *,
+        organization_id: Optional[str] = None,
+        limit: Optional[int] = None,
     ) -> List[Gallery]:
         """Public galleries and those of the organization (the client's by default),
-        optionally of one ``kind``."""
-        params = query(organization_id=organization_id or self.organization_id, kind=kind)
+        optionally of one ``kind``; at most ``limit`` of them (server default 200)."""
+        params = _list_params(kind, organization_id or self.organization_id, limit)
         return cast(List[Gallery], self._request("GET", GALLERIES_PATH, params=params))
 
     def list_gallery_items(
@@ -72,10 +88,21 @@ class GalleriesMethods(SyncClientCore):
         after: Optional[str] = None,
     ) -> List[GalleryItem]:
         """The gallery's items, oldest first; with ``tags`` only the items carrying every one
-        of them. ``after`` (an item id) continues a listing cut short by ``limit``."""
+        of them. ``after`` (an item id) continues a listing cut short by ``limit``;
+        `iter_gallery_items` does that for you."""
         path = encode_path("/v1/galleries/{}/items", gallery_id)
         params = _items_params(tags, limit, after)
         return cast(List[GalleryItem], self._request("GET", path, params=params))
+
+    def iter_gallery_items(
+        self, gallery_id: str, tags: Tags = None, *, page_size: int = 200
+    ) -> Iterator[GalleryItem]:
+        """Every item of the gallery (with ``tags``: carrying all of them), oldest first,
+        fetching ``page_size`` at a time as iteration needs them."""
+        yield from iterate_pages(
+            lambda after: self.list_gallery_items(gallery_id, tags, limit=page_size, after=after),
+            page_size,
+        )
 
     def get_gallery(self, gallery_id: str) -> Gallery:
         """The gallery ``gallery_id``, with its ``item_count``."""
@@ -93,8 +120,8 @@ class GalleriesMethods(SyncClientCore):
     ) -> Gallery:
         """Create a gallery in the organization (the client's by default); ``public=True``
         makes a platform-wide one, which only platform administrators may do."""
-        org = None if public else (organization_id or self.organization_id)
-        body = _gallery_body(kind, name, description, metadata, org)
+        org = organization_id or self.organization_id
+        body = _gallery_body(kind, name, description, metadata, org, public)
         return cast(Gallery, self._request("POST", GALLERIES_PATH, body=body))
 
     def delete_gallery(self, gallery_id: str) -> DeleteResult:
@@ -125,10 +152,14 @@ class GalleriesMethods(SyncClientCore):
 
 class AsyncGalleriesMethods(AsyncClientCore):
     async def list_galleries(
-        self, kind: Optional[str] = None, *, organization_id: Optional[str] = None
+        self,
+        kind: Optional[str] = None,
+        *,
+        organization_id: Optional[str] = None,
+        limit: Optional[int] = None,
     ) -> List[Gallery]:
         """Public galleries and those of the organization (the client's by default)."""
-        params = query(organization_id=organization_id or self.organization_id, kind=kind)
+        params = _list_params(kind, organization_id or self.organization_id, limit)
         return cast(List[Gallery], await self._request("GET", GALLERIES_PATH, params=params))
 
     async def list_gallery_items(
@@ -143,6 +174,17 @@ class AsyncGalleriesMethods(AsyncClientCore):
         path = encode_path("/v1/galleries/{}/items", gallery_id)
         params = _items_params(tags, limit, after)
         return cast(List[GalleryItem], await self._request("GET", path, params=params))
+
+    async def iter_gallery_items(
+        self, gallery_id: str, tags: Tags = None, *, page_size: int = 200
+    ) -> AsyncIterator[GalleryItem]:
+        """Every item of the gallery (``async for``), fetching pages as needed."""
+        pages = aiterate_pages(
+            lambda after: self.list_gallery_items(gallery_id, tags, limit=page_size, after=after),
+            page_size,
+        )
+        async for item in pages:
+            yield item
 
     async def get_gallery(self, gallery_id: str) -> Gallery:
         """The gallery ``gallery_id``, with its ``item_count``."""
@@ -160,8 +202,8 @@ class AsyncGalleriesMethods(AsyncClientCore):
         public: bool = False,
     ) -> Gallery:
         """Create a gallery; ``public=True`` makes a platform-wide one (administrators)."""
-        org = None if public else (organization_id or self.organization_id)
-        body = _gallery_body(kind, name, description, metadata, org)
+        org = organization_id or self.organization_id
+        body = _gallery_body(kind, name, description, metadata, org, public)
         return cast(Gallery, await self._request("POST", GALLERIES_PATH, body=body))
 
     async def delete_gallery(self, gallery_id: str) -> DeleteResult:

@@ -5,28 +5,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Optional, cast
 
-from ._base import QueryValue, encode_path, next_cursor, page_items, query
+from ._base import QueryValue, encode_path, query
 from ._core import AsyncClientCore, SyncClientCore
+from ._paging import aiterate_pages, iterate_pages
 from ._streaming import JOB_TERMINAL_KINDS, AsyncEventStream, EventStream
 from .types import Job, JobPage, JobUsage
 
 
 def _create_body(
-    default_organization_id: str,
     modality: str,
     input: Mapping[str, Any],
     params: Optional[Mapping[str, Any]],
     idempotency_key: Optional[str],
-    tier: Optional[str],
-    organization_id: Optional[str],
+    optional: Mapping[str, Any],
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "modality": modality,
-        "input": input,
-        "organization_id": organization_id or default_organization_id,
-    }
-    optional = {"params": params, "idempotency_key": idempotency_key, "tier": tier}
-    body.update({name: value for name, value in optional.items() if value is not None})
+    body: dict[str, Any] = {"modality": modality, "input": input}
+    fields = {"params": params, "idempotency_key": idempotency_key, **optional}
+    # Unset fields are left out; an organization still unknown lets the server use the API
+    # key's organization.
+    body.update({name: value for name, value in fields.items() if value is not None})
     return body
 
 
@@ -53,18 +50,23 @@ class JobsMethods(SyncClientCore):
         params: Optional[Mapping[str, Any]] = None,
         idempotency_key: Optional[str] = None,
         *,
+        model: Optional[str] = None,
         tier: Optional[str] = None,
+        priority: Optional[int] = None,
         organization_id: Optional[str] = None,
     ) -> Job:
         """Submit a job and return it (status ``pending``).
 
-        The job belongs to ``organization_id``, else to the client's organization. With an
-        ``idempotency_key`` the call is retried safely on failure, and the same key sent again
-        returns the original job instead of creating another one.
+        ``model`` pins the model (and so the provider) that runs it; ``tier`` (``"basic"`` or
+        ``"premium"``) restricts routing to that tier; a higher ``priority`` (-1000..1000,
+        default 0) runs it sooner. The job belongs to ``organization_id``, else to the client's
+        organization (with an API key and none given: the key's). With an ``idempotency_key``
+        the call is retried safely on failure, and the same key sent again returns the
+        original job instead of creating another one.
         """
-        body = _create_body(
-            self.organization_id, modality, input, params, idempotency_key, tier, organization_id
-        )
+        org = organization_id or self.organization_id
+        optional = {"organization_id": org, "tier": tier, "model": model, "priority": priority}
+        body = _create_body(modality, input, params, idempotency_key, optional)
         job = self._request("POST", "/v1/jobs", body=body, idempotency_key=idempotency_key)
         return cast(Job, job)
 
@@ -95,13 +97,11 @@ class JobsMethods(SyncClientCore):
         status: Optional[str] = None,
     ) -> Iterator[Job]:
         """Every job across all pages; each page is fetched only when iteration reaches it."""
-        cursor: Optional[str] = None
-        while True:
-            page = self.list_jobs(page_size, cursor, organization_id=organization_id, status=status)
-            yield from page_items(page)
-            cursor = next_cursor(page, cursor)
-            if cursor is None:
-                return
+        yield from iterate_pages(
+            lambda cursor: self.list_jobs(
+                page_size, cursor, organization_id=organization_id, status=status
+            )
+        )
 
     def get_job_usage(self, job_id: str) -> JobUsage:
         """Token and cost totals of the job, with one record per provider execution."""
@@ -129,13 +129,15 @@ class AsyncJobsMethods(AsyncClientCore):
         params: Optional[Mapping[str, Any]] = None,
         idempotency_key: Optional[str] = None,
         *,
+        model: Optional[str] = None,
         tier: Optional[str] = None,
+        priority: Optional[int] = None,
         organization_id: Optional[str] = None,
     ) -> Job:
         """Submit a job and return it (status ``pending``); see `FabricClient.create_job`."""
-        body = _create_body(
-            self.organization_id, modality, input, params, idempotency_key, tier, organization_id
-        )
+        org = organization_id or self.organization_id
+        optional = {"organization_id": org, "tier": tier, "model": model, "priority": priority}
+        body = _create_body(modality, input, params, idempotency_key, optional)
         job = await self._request("POST", "/v1/jobs", body=body, idempotency_key=idempotency_key)
         return cast(Job, job)
 
@@ -163,16 +165,13 @@ class AsyncJobsMethods(AsyncClientCore):
         status: Optional[str] = None,
     ) -> AsyncIterator[Job]:
         """Every job across all pages (``async for``); each page is fetched when reached."""
-        cursor: Optional[str] = None
-        while True:
-            page = await self.list_jobs(
+        pages = aiterate_pages(
+            lambda cursor: self.list_jobs(
                 page_size, cursor, organization_id=organization_id, status=status
             )
-            for job in page_items(page):
-                yield job
-            cursor = next_cursor(page, cursor)
-            if cursor is None:
-                return
+        )
+        async for job in pages:
+            yield job
 
     async def get_job_usage(self, job_id: str) -> JobUsage:
         """Token and cost totals of the job, with one record per provider execution."""

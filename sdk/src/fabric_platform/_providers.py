@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, List, Optional, cast
 
-from ._base import query
+from ._base import QueryValue, query
 from ._core import AsyncClientCore, SyncClientCore
 from ._provider_stream import AsyncProviderStream, ProviderStream
 from .types import CostEstimate, ProviderExecution, ProviderInfo
@@ -14,6 +14,11 @@ PROVIDERS_PATH = "/v1/providers"
 EXECUTE_PATH = "/v1/providers/execute"
 EXECUTE_STREAM_PATH = "/v1/providers/execute/stream"
 ESTIMATE_PATH = "/v1/providers/estimate"
+
+
+def _list_params(organization_id: Optional[str], check: bool) -> dict[str, QueryValue]:
+    # The flag is sent only when asked for: the plain listing stays the reference call.
+    return query(organization_id=organization_id, check=True if check else None)
 
 
 def _body(
@@ -37,15 +42,20 @@ def _body(
 
 
 class ProvidersMethods(SyncClientCore):
-    def providers(self, *, organization_id: Optional[str] = None) -> List[ProviderInfo]:
+    def providers(
+        self, *, organization_id: Optional[str] = None, check: bool = False
+    ) -> List[ProviderInfo]:
         """Every provider with its tier, models, prices, health, and whether it is available
-        to the organization (``available``, else ``reason`` says which secret to set)."""
-        params = query(organization_id=organization_id)
+        to the organization (``available``, else ``reason`` says which secret to set).
+        ``check=True`` runs each available provider's health check first (cached briefly)."""
+        params = _list_params(organization_id, check)
         return cast(List[ProviderInfo], self._request("GET", PROVIDERS_PATH, params=params))
 
-    def list_providers(self, *, organization_id: Optional[str] = None) -> List[ProviderInfo]:
+    def list_providers(
+        self, *, organization_id: Optional[str] = None, check: bool = False
+    ) -> List[ProviderInfo]:
         """The same as `providers`."""
-        return self.providers(organization_id=organization_id)
+        return self.providers(organization_id=organization_id, check=check)
 
     def execute_provider(
         self,
@@ -102,14 +112,18 @@ class ProvidersMethods(SyncClientCore):
 
 
 class AsyncProvidersMethods(AsyncClientCore):
-    async def providers(self, *, organization_id: Optional[str] = None) -> List[ProviderInfo]:
+    async def providers(
+        self, *, organization_id: Optional[str] = None, check: bool = False
+    ) -> List[ProviderInfo]:
         """Every provider with its availability for the organization; see `FabricClient`."""
-        params = query(organization_id=organization_id)
+        params = _list_params(organization_id, check)
         return cast(List[ProviderInfo], await self._request("GET", PROVIDERS_PATH, params=params))
 
-    async def list_providers(self, *, organization_id: Optional[str] = None) -> List[ProviderInfo]:
+    async def list_providers(
+        self, *, organization_id: Optional[str] = None, check: bool = False
+    ) -> List[ProviderInfo]:
         """The same as `providers`."""
-        return await self.providers(organization_id=organization_id)
+        return await self.providers(organization_id=organization_id, check=check)
 
     async def execute_provider(
         self,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Optional, cast
 
 from ._base import QueryValue, encode_path, query
 from ._core import AsyncClientCore, SyncClientCore
+from ._paging import aiterate_pages, iterate_pages
 from .types import Schedule, ScheduleDeleted, ScheduleHistoryEntry, ScheduleTrigger
 
 _OF_WORKFLOW = "/v1/workflow-definitions/{}/schedules"
@@ -71,11 +73,21 @@ class SchedulesMethods(SyncClientCore):
     ) -> list[ScheduleHistoryEntry]:
         """The schedule's firings, newest first: runs started and occurrences skipped.
 
-        For older entries pass ``cursor=`` the ``id`` of the last entry received.
+        For older entries pass ``cursor=`` the ``id`` of the last entry received
+        (`iter_schedule_history` does so).
         """
         path = _schedule_path(schedule_id, "/history")
         params = _history_params(limit, cursor)
         return cast("list[ScheduleHistoryEntry]", self._request("GET", path, params=params))
+
+    def iter_schedule_history(
+        self, schedule_id: str, *, page_size: int = 50
+    ) -> Iterator[ScheduleHistoryEntry]:
+        """Every firing of the schedule, newest first, fetching pages as iteration needs them."""
+        yield from iterate_pages(
+            lambda cursor: self.schedule_history(schedule_id, limit=page_size, cursor=cursor),
+            page_size,
+        )
 
     def delete_schedule(self, schedule_id: str) -> ScheduleDeleted:
         """Stop the schedule for good; its history goes with it, the runs it started stay."""
@@ -118,6 +130,17 @@ class AsyncSchedulesMethods(AsyncClientCore):
         params = _history_params(limit, cursor)
         history = await self._request("GET", path, params=params)
         return cast("list[ScheduleHistoryEntry]", history)
+
+    async def iter_schedule_history(
+        self, schedule_id: str, *, page_size: int = 50
+    ) -> AsyncIterator[ScheduleHistoryEntry]:
+        """Every firing of the schedule, newest first (``async for``)."""
+        pages = aiterate_pages(
+            lambda cursor: self.schedule_history(schedule_id, limit=page_size, cursor=cursor),
+            page_size,
+        )
+        async for entry in pages:
+            yield entry
 
     async def delete_schedule(self, schedule_id: str) -> ScheduleDeleted:
         """Stop the schedule for good; its history goes with it, the runs it started stay."""

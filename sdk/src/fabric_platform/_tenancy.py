@@ -1,16 +1,14 @@
-"""Tenancy and access: organizations, teams, invitations, identity, permission checks,
-API keys and organization secrets."""
+"""Tenancy: organizations, members, teams, invitations, identity, and organization secrets.
+
+(Permission checks, grants and API keys are in `_access`.)"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any, Optional, cast
 
-from ._base import encode_path
+from ._base import encode_path, query
 from ._core import AsyncClientCore, SyncClientCore
 from .types import (
-    ApiKey,
-    CreatedApiKey,
     Invitation,
     Me,
     Membership,
@@ -19,12 +17,11 @@ from .types import (
     MyTeam,
     Organization,
     OrgSecret,
-    PermissionCheckResult,
     Team,
 )
 
 ORGS_PATH = "/v1/organizations"
-KEYS_PATH = "/v1/api-keys"
+INVITATIONS_PATH = "/v1/invitations"
 
 
 def _org_path(template: str, org_id: str, *more: str) -> str:
@@ -45,47 +42,6 @@ def _invitation_body(org_id: str, email: str, role: str, team_id: Optional[str])
     if team_id is not None:
         body["team_id"] = team_id
     return body
-
-
-def _check_body(
-    action: str,
-    resource_type: Optional[str],
-    resource_id: Optional[str],
-    organization_id: Optional[str],
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"action": action}
-    optional = {
-        "resource_type": resource_type,
-        "resource_id": resource_id,
-        "organization_id": organization_id,
-    }
-    body.update({name: value for name, value in optional.items() if value is not None})
-    return body
-
-
-def _batch_body(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    return {"checks": [dict(check) for check in checks]}
-
-
-def _key_body(
-    name: str,
-    org_id: str,
-    scopes: Optional[Sequence[str]],
-    description: Optional[str],
-    expires_in_days: Optional[int],
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": name, "organization_id": org_id}
-    if scopes is not None:
-        body["scopes"] = list(scopes)
-    if description is not None:
-        body["description"] = description
-    if expires_in_days is not None:
-        body["expires_in_days"] = expires_in_days
-    return body
-
-
-def _allowed(result: Any) -> bool:
-    return isinstance(result, dict) and bool(result.get("allowed"))
 
 
 def _names(secrets: Any) -> list[str]:
@@ -165,7 +121,17 @@ class TenancyMethods(SyncClientCore):
         """Invite ``email`` to the organization with ``role`` (and into ``team_id``); the
         server mails them a link. Needs admin or higher."""
         body = _invitation_body(org_id, email, role, team_id)
-        return cast(Invitation, self._request("POST", "/v1/invitations", body=body))
+        return cast(Invitation, self._request("POST", INVITATIONS_PATH, body=body))
+
+    def list_invitations(self, org_id: str) -> list[Invitation]:
+        """The organization's invitations, newest first, each with its ``status``."""
+        params = query(organization_id=org_id)
+        return cast("list[Invitation]", self._request("GET", INVITATIONS_PATH, params=params))
+
+    def get_invitation(self, invitation_id: str) -> Invitation:
+        """The invitation ``invitation_id`` (for those who may invite in its organization)."""
+        path = encode_path(INVITATIONS_PATH + "/{}", invitation_id)
+        return cast(Invitation, self._request("GET", path))
 
     def accept_invitation(self, invitation_id: str) -> Membership:
         """Accept an invitation as the signed-in user it was sent to (verified email);
@@ -196,81 +162,27 @@ class TenancyMethods(SyncClientCore):
         """The caller's role and allowed actions in each organization (and team)."""
         return cast("list[MyPermission]", self._request("GET", "/v1/me/permissions"))
 
-    # --- authorization checks ------------------------------------------------------------
-
-    def check_permission(
-        self,
-        action: str,
-        resource_type: Optional[str] = None,
-        resource_id: Optional[str] = None,
-        *,
-        organization_id: Optional[str] = None,
-    ) -> bool:
-        """Whether the caller may do ``action`` (e.g. ``"workflow.edit"``) on the resource.
-
-        Without a resource the question is about the organization: ``organization_id``, else
-        the caller's own (an API key's, or the default one). Resources the caller cannot see
-        are simply not allowed.
-        """
-        body = _check_body(action, resource_type, resource_id, organization_id)
-        return _allowed(self._request("POST", "/v1/authz/check", body=body))
-
-    def check_permissions(self, checks: Sequence[Mapping[str, Any]]) -> list[PermissionCheckResult]:
-        """Several checks at once (each like `check_permission`'s arguments, as a dict);
-        one result per check, in order, each with ``allowed`` and ``reason``."""
-        result = self._request("POST", "/v1/authz/check-batch", body=_batch_body(checks))
-        return cast("list[PermissionCheckResult]", result)
-
-    # --- API keys ------------------------------------------------------------------------
-
-    def create_api_key(
-        self,
-        name: str,
-        org_id: str,
-        scopes: Optional[Sequence[str]] = None,
-        *,
-        description: Optional[str] = None,
-        expires_in_days: Optional[int] = None,
-    ) -> CreatedApiKey:
-        """Create an API key for the organization; ``key`` in the answer is its secret, shown
-        this once. ``scopes`` (actions) narrow what it may do; none means the creator's role."""
-        body = _key_body(name, org_id, scopes, description, expires_in_days)
-        return cast(CreatedApiKey, self._request("POST", KEYS_PATH, body=body))
-
-    def list_api_keys(self) -> list[ApiKey]:
-        """The keys of every organization where the caller manages keys (no secrets)."""
-        return cast("list[ApiKey]", self._request("GET", KEYS_PATH))
-
-    def rotate_api_key(self, key_id: str) -> CreatedApiKey:
-        """Give the key a new secret (returned once); the old secret stops working at once."""
-        path = encode_path(KEYS_PATH + "/{}/rotate", key_id)
-        return cast(CreatedApiKey, self._request("POST", path))
-
-    def disable_api_key(self, key_id: str) -> ApiKey:
-        """Disable the key: calls made with it are refused from now on."""
-        path = encode_path(KEYS_PATH + "/{}/disable", key_id)
-        return cast(ApiKey, self._request("POST", path))
-
-    def delete_api_key(self, key_id: str) -> None:
-        """Delete the key for good."""
-        self._request("DELETE", encode_path(KEYS_PATH + "/{}", key_id))
-
     # --- secrets (of the client's organization) ------------------------------------------
 
     def set_secret(self, name: str, value: str) -> OrgSecret:
         """Store a secret (e.g. ``OPENAI_API_KEY``) in the client's organization, replacing
-        any previous value. The value is encrypted at rest and never returned."""
-        path = _org_path("/{}/secrets", self.organization_id)
+        any previous value. The value is encrypted at rest and never returned.
+
+        The organization is the client's `organization_id`; with an API key and none given,
+        the key's organization (asked from the server once)."""
+        path = _org_path("/{}/secrets", self._path_organization_id())
         body = {"name": name, "value": value}
         return cast(OrgSecret, self._request("POST", path, body=body))
 
     def list_secrets(self) -> list[str]:
         """The names of the organization's secrets."""
-        return _names(self._request("GET", _org_path("/{}/secrets", self.organization_id)))
+        path = _org_path("/{}/secrets", self._path_organization_id())
+        return _names(self._request("GET", path))
 
     def delete_secret(self, name: str) -> None:
         """Delete a secret; `FabricNotFoundError` if there is none by that name."""
-        self._request("DELETE", _org_path("/{}/secrets/{}", self.organization_id, name))
+        path = _org_path("/{}/secrets/{}", self._path_organization_id(), name)
+        self._request("DELETE", path)
 
 
 class AsyncTenancyMethods(AsyncClientCore):
@@ -338,7 +250,18 @@ class AsyncTenancyMethods(AsyncClientCore):
     ) -> Invitation:
         """Invite ``email`` to the organization with ``role``; the server mails a link."""
         body = _invitation_body(org_id, email, role, team_id)
-        return cast(Invitation, await self._request("POST", "/v1/invitations", body=body))
+        return cast(Invitation, await self._request("POST", INVITATIONS_PATH, body=body))
+
+    async def list_invitations(self, org_id: str) -> list[Invitation]:
+        """The organization's invitations, newest first, each with its ``status``."""
+        params = query(organization_id=org_id)
+        invitations = await self._request("GET", INVITATIONS_PATH, params=params)
+        return cast("list[Invitation]", invitations)
+
+    async def get_invitation(self, invitation_id: str) -> Invitation:
+        """The invitation ``invitation_id``."""
+        path = encode_path(INVITATIONS_PATH + "/{}", invitation_id)
+        return cast(Invitation, await self._request("GET", path))
 
     async def accept_invitation(self, invitation_id: str) -> Membership:
         """Accept an invitation as the signed-in user it was sent to."""
@@ -366,67 +289,18 @@ class AsyncTenancyMethods(AsyncClientCore):
         """The caller's role and allowed actions in each organization (and team)."""
         return cast("list[MyPermission]", await self._request("GET", "/v1/me/permissions"))
 
-    async def check_permission(
-        self,
-        action: str,
-        resource_type: Optional[str] = None,
-        resource_id: Optional[str] = None,
-        *,
-        organization_id: Optional[str] = None,
-    ) -> bool:
-        """Whether the caller may do ``action`` on the resource; see `FabricClient`."""
-        body = _check_body(action, resource_type, resource_id, organization_id)
-        return _allowed(await self._request("POST", "/v1/authz/check", body=body))
-
-    async def check_permissions(
-        self, checks: Sequence[Mapping[str, Any]]
-    ) -> list[PermissionCheckResult]:
-        """Several checks at once; one result per check, in order."""
-        result = await self._request("POST", "/v1/authz/check-batch", body=_batch_body(checks))
-        return cast("list[PermissionCheckResult]", result)
-
-    async def create_api_key(
-        self,
-        name: str,
-        org_id: str,
-        scopes: Optional[Sequence[str]] = None,
-        *,
-        description: Optional[str] = None,
-        expires_in_days: Optional[int] = None,
-    ) -> CreatedApiKey:
-        """Create an API key; ``key`` in the answer is its secret, shown this once."""
-        body = _key_body(name, org_id, scopes, description, expires_in_days)
-        return cast(CreatedApiKey, await self._request("POST", KEYS_PATH, body=body))
-
-    async def list_api_keys(self) -> list[ApiKey]:
-        """The keys of every organization where the caller manages keys (no secrets)."""
-        return cast("list[ApiKey]", await self._request("GET", KEYS_PATH))
-
-    async def rotate_api_key(self, key_id: str) -> CreatedApiKey:
-        """Give the key a new secret (returned once); the old one stops working at once."""
-        path = encode_path(KEYS_PATH + "/{}/rotate", key_id)
-        return cast(CreatedApiKey, await self._request("POST", path))
-
-    async def disable_api_key(self, key_id: str) -> ApiKey:
-        """Disable the key."""
-        path = encode_path(KEYS_PATH + "/{}/disable", key_id)
-        return cast(ApiKey, await self._request("POST", path))
-
-    async def delete_api_key(self, key_id: str) -> None:
-        """Delete the key for good."""
-        await self._request("DELETE", encode_path(KEYS_PATH + "/{}", key_id))
-
     async def set_secret(self, name: str, value: str) -> OrgSecret:
         """Store a secret in the client's organization, replacing any previous value."""
-        path = _org_path("/{}/secrets", self.organization_id)
+        path = _org_path("/{}/secrets", await self._path_organization_id())
         body = {"name": name, "value": value}
         return cast(OrgSecret, await self._request("POST", path, body=body))
 
     async def list_secrets(self) -> list[str]:
         """The names of the organization's secrets."""
-        path = _org_path("/{}/secrets", self.organization_id)
+        path = _org_path("/{}/secrets", await self._path_organization_id())
         return _names(await self._request("GET", path))
 
     async def delete_secret(self, name: str) -> None:
         """Delete a secret; `FabricNotFoundError` if there is none by that name."""
-        await self._request("DELETE", _org_path("/{}/secrets/{}", self.organization_id, name))
+        path = _org_path("/{}/secrets/{}", await self._path_organization_id(), name)
+        await self._request("DELETE", path)

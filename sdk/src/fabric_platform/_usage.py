@@ -6,14 +6,15 @@ import datetime as dt
 from collections.abc import AsyncIterator, Iterator
 from typing import List, Optional, Union, cast
 
-from ._base import QueryValue, encode_path, next_cursor, page_items, query
+from ._base import QueryValue, encode_path, query
 from ._core import AsyncClientCore, SyncClientCore
+from ._paging import aiterate_pages, iterate_pages
 from .types import OrgUsage, UsageDay, UsageRecord, UsageRecordPage
 
 When = Union[str, dt.date, dt.datetime, None]
 
 
-def _iso(value: When) -> Optional[str]:
+def iso_string(value: When) -> Optional[str]:
     """Dates and datetimes as ISO strings; a datetime without a zone is read as UTC."""
     if value is None or isinstance(value, str):
         return value
@@ -26,7 +27,7 @@ def _day(value: When) -> Optional[str]:
         if value.tzinfo is not None:
             value = value.astimezone(dt.timezone.utc)
         return value.date().isoformat()
-    return _iso(value)
+    return iso_string(value)
 
 
 def _path(org_id: str, suffix: str = "") -> str:
@@ -48,8 +49,8 @@ def _record_params(
         provider_id=provider_id,
         model=model,
         job_id=job_id,
-        start=_iso(start),
-        end=_iso(end),
+        start=iso_string(start),
+        end=iso_string(end),
     )
 
 
@@ -57,7 +58,7 @@ class UsageMethods(SyncClientCore):
     def get_org_usage(self, org_id: str, *, start: When = None, end: When = None) -> OrgUsage:
         """Totals over ``[start, end)`` with a per-provider breakdown; by default the current
         calendar month (UTC)."""
-        params = query(start=_iso(start), end=_iso(end))
+        params = query(start=iso_string(start), end=iso_string(end))
         return cast(OrgUsage, self._request("GET", _path(org_id), params=params))
 
     def get_org_usage_records(
@@ -89,9 +90,8 @@ class UsageMethods(SyncClientCore):
         end: When = None,
     ) -> Iterator[UsageRecord]:
         """Every matching usage record, newest first, fetching pages as iteration needs them."""
-        cursor: Optional[str] = None
-        while True:
-            page = self.get_org_usage_records(
+        yield from iterate_pages(
+            lambda cursor: self.get_org_usage_records(
                 org_id,
                 limit=page_size,
                 cursor=cursor,
@@ -101,10 +101,7 @@ class UsageMethods(SyncClientCore):
                 start=start,
                 end=end,
             )
-            yield from page_items(page)
-            cursor = next_cursor(page, cursor)
-            if cursor is None:
-                return
+        )
 
     def get_org_usage_daily(
         self, org_id: str, *, start: When = None, end: When = None
@@ -118,7 +115,7 @@ class UsageMethods(SyncClientCore):
 class AsyncUsageMethods(AsyncClientCore):
     async def get_org_usage(self, org_id: str, *, start: When = None, end: When = None) -> OrgUsage:
         """Totals over ``[start, end)``; by default the current calendar month (UTC)."""
-        params = query(start=_iso(start), end=_iso(end))
+        params = query(start=iso_string(start), end=iso_string(end))
         return cast(OrgUsage, await self._request("GET", _path(org_id), params=params))
 
     async def get_org_usage_records(
@@ -150,9 +147,8 @@ class AsyncUsageMethods(AsyncClientCore):
         end: When = None,
     ) -> AsyncIterator[UsageRecord]:
         """Every matching usage record (``async for``), fetching pages as needed."""
-        cursor: Optional[str] = None
-        while True:
-            page = await self.get_org_usage_records(
+        pages = aiterate_pages(
+            lambda cursor: self.get_org_usage_records(
                 org_id,
                 limit=page_size,
                 cursor=cursor,
@@ -162,11 +158,9 @@ class AsyncUsageMethods(AsyncClientCore):
                 start=start,
                 end=end,
             )
-            for record in page_items(page):
-                yield record
-            cursor = next_cursor(page, cursor)
-            if cursor is None:
-                return
+        )
+        async for record in pages:
+            yield record
 
     async def get_org_usage_daily(
         self, org_id: str, *, start: When = None, end: When = None

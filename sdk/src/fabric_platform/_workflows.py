@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Optional, cast
 
 from ._base import QueryValue, encode_path, query
 from ._core import AsyncClientCore, SyncClientCore
 from ._errors import FabricConflictError, FabricError, FabricWaitTimeout
+from ._paging import aiterate_pages, iterate_pages
 from ._streaming import RUN_TERMINAL_KINDS, AsyncEventStream, EventStream
 from .types import BulkCancelResult, RunLog, RunPage, WorkflowDefinition, WorkflowRun
 
@@ -21,9 +22,11 @@ def _definition_body(
     nodes: Sequence[Mapping[str, Any]],
     defaults: Optional[Mapping[str, Any]],
     description: Optional[str],
-    organization_id: str,
+    organization_id: Optional[str],
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": name, "organization_id": organization_id}
+    body: dict[str, Any] = {"name": name}
+    if organization_id is not None:  # unknown: the server uses the API key's organization
+        body["organization_id"] = organization_id
     body["nodes"] = [dict(node) for node in nodes]
     if defaults:
         body["defaults"] = dict(defaults)
@@ -35,14 +38,19 @@ def _definition_body(
 def _run_body(
     workflow_id: str,
     context: Optional[Mapping[str, Any]],
+    priority: Optional[int],
     metadata: Optional[Mapping[str, Any]],
+    environment: Optional[str],
     idempotency_key: Optional[str],
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"workflow_definition_id": workflow_id, "context": dict(context or {})}
-    if metadata is not None:
-        body["metadata"] = dict(metadata)
-    if idempotency_key is not None:
-        body["idempotency_key"] = idempotency_key
+    optional = {
+        "priority": priority,
+        "metadata": dict(metadata) if metadata is not None else None,
+        "environment": environment,
+        "idempotency_key": idempotency_key,
+    }
+    body.update({name: value for name, value in optional.items() if value is not None})
     return body
 
 
@@ -50,7 +58,7 @@ def _start_body(priority: Optional[int]) -> dict[str, Any]:
     return {} if priority is None else {"priority": priority}
 
 
-def _pause_body(reason: Optional[str]) -> dict[str, Any]:
+def _reason_body(reason: Optional[str]) -> dict[str, Any]:
     return {} if reason is None else {"reason": reason}
 
 
@@ -70,9 +78,19 @@ def _run_path(template: str, run_id: str, *more: str) -> str:
 
 
 def _list_runs_params(
-    organization_id: Optional[str], status: Optional[str], limit: int, cursor: Optional[str]
+    organization_id: Optional[str],
+    status: Optional[str],
+    workflow_definition_id: Optional[str],
+    limit: int,
+    cursor: Optional[str],
 ) -> dict[str, QueryValue]:
-    return query(organization_id=organization_id, status=status, limit=limit, cursor=cursor)
+    return query(
+        organization_id=organization_id,
+        status=status,
+        workflow_definition_id=workflow_definition_id,
+        limit=limit,
+        cursor=cursor,
+    )
 
 
 def _events_params(include_internal: bool) -> dict[str, QueryValue]:
@@ -143,15 +161,17 @@ class WorkflowsMethods(SyncClientCore):
         priority: Optional[int] = None,
         *,
         metadata: Optional[Mapping[str, Any]] = None,
+        environment: Optional[str] = None,
         idempotency_key: Optional[str] = None,
     ) -> str:
         """Create a run of the workflow with the initial ``context``, start it, return its id.
 
-        The run is queued by ``priority`` (higher runs sooner). With an ``idempotency_key`` the
-        call is retried safely, and calling again with the same key returns the same run
-        instead of starting another one.
+        The run is queued by ``priority`` (higher runs sooner); ``metadata`` and
+        ``environment`` (a label such as ``"staging"``) are recorded on it. With an
+        ``idempotency_key`` the call is retried safely, and calling again with the same key
+        returns the same run instead of starting another one.
         """
-        body = _run_body(workflow_id, context, metadata, idempotency_key)
+        body = _run_body(workflow_id, context, priority, metadata, environment, idempotency_key)
         run = self._request("POST", RUNS_PATH, body=body, idempotency_key=idempotency_key)
         run_id = _id_of(run, "run_workflow")
         if _needs_start(run):
@@ -189,16 +209,39 @@ class WorkflowsMethods(SyncClientCore):
         *,
         organization_id: Optional[str] = None,
         status: Optional[str] = None,
+        workflow_definition_id: Optional[str] = None,
         limit: int = 50,
         cursor: Optional[str] = None,
     ) -> RunPage:
-        """One page of runs, newest first: ``{"items": [...], "next_cursor": str | None}``."""
-        params = _list_runs_params(organization_id, status, limit, cursor)
+        """One page of runs, newest first: ``{"items": [...], "next_cursor": str | None}``;
+        `iter_runs` walks every page."""
+        params = _list_runs_params(organization_id, status, workflow_definition_id, limit, cursor)
         return cast(RunPage, self._request("GET", RUNS_PATH, params=params))
 
-    def cancel_run(self, run_id: str) -> WorkflowRun:
-        """Cancel the run (its unfinished nodes are skipped); returns the updated run."""
-        return cast(WorkflowRun, self._request("POST", _run_path("/{}/cancel", run_id)))
+    def iter_runs(
+        self,
+        *,
+        organization_id: Optional[str] = None,
+        status: Optional[str] = None,
+        workflow_definition_id: Optional[str] = None,
+        page_size: int = 50,
+    ) -> Iterator[WorkflowRun]:
+        """Every matching run, newest first, fetching pages as iteration needs them."""
+        yield from iterate_pages(
+            lambda cursor: self.list_runs(
+                organization_id=organization_id,
+                status=status,
+                workflow_definition_id=workflow_definition_id,
+                limit=page_size,
+                cursor=cursor,
+            )
+        )
+
+    def cancel_run(self, run_id: str, *, reason: Optional[str] = None) -> WorkflowRun:
+        """Cancel the run (its unfinished nodes are skipped); returns the updated run.
+        ``reason`` is recorded in the ``workflow.run.cancelled`` event."""
+        path = _run_path("/{}/cancel", run_id)
+        return cast(WorkflowRun, self._request("POST", path, body=_reason_body(reason)))
 
     def bulk_cancel_runs(self, run_ids: Sequence[str]) -> BulkCancelResult:
         """Cancel several runs: ``{"cancelled": [ids], "skipped": [{"id", "reason"}]}``."""
@@ -211,7 +254,7 @@ class WorkflowsMethods(SyncClientCore):
         a run that already ended raises `FabricConflictError`.
         """
         path = _run_path("/{}/pause", run_id)
-        return cast(WorkflowRun, self._request("POST", path, body=_pause_body(reason)))
+        return cast(WorkflowRun, self._request("POST", path, body=_reason_body(reason)))
 
     def resume_run(self, run_id: str) -> WorkflowRun:
         """Resume a paused run: every node that became ready meanwhile is dispatched.
@@ -284,10 +327,11 @@ class AsyncWorkflowsMethods(AsyncClientCore):
         priority: Optional[int] = None,
         *,
         metadata: Optional[Mapping[str, Any]] = None,
+        environment: Optional[str] = None,
         idempotency_key: Optional[str] = None,
     ) -> str:
         """Create and start a run of the workflow; returns its id (see `FabricClient`)."""
-        body = _run_body(workflow_id, context, metadata, idempotency_key)
+        body = _run_body(workflow_id, context, priority, metadata, environment, idempotency_key)
         run = await self._request("POST", RUNS_PATH, body=body, idempotency_key=idempotency_key)
         run_id = _id_of(run, "run_workflow")
         if _needs_start(run):
@@ -324,16 +368,39 @@ class AsyncWorkflowsMethods(AsyncClientCore):
         *,
         organization_id: Optional[str] = None,
         status: Optional[str] = None,
+        workflow_definition_id: Optional[str] = None,
         limit: int = 50,
         cursor: Optional[str] = None,
     ) -> RunPage:
         """One page of runs, newest first: ``{"items": [...], "next_cursor": str | None}``."""
-        params = _list_runs_params(organization_id, status, limit, cursor)
+        params = _list_runs_params(organization_id, status, workflow_definition_id, limit, cursor)
         return cast(RunPage, await self._request("GET", RUNS_PATH, params=params))
 
-    async def cancel_run(self, run_id: str) -> WorkflowRun:
+    async def iter_runs(
+        self,
+        *,
+        organization_id: Optional[str] = None,
+        status: Optional[str] = None,
+        workflow_definition_id: Optional[str] = None,
+        page_size: int = 50,
+    ) -> AsyncIterator[WorkflowRun]:
+        """Every matching run, newest first (``async for``), fetching pages as needed."""
+        pages = aiterate_pages(
+            lambda cursor: self.list_runs(
+                organization_id=organization_id,
+                status=status,
+                workflow_definition_id=workflow_definition_id,
+                limit=page_size,
+                cursor=cursor,
+            )
+        )
+        async for run in pages:
+            yield run
+
+    async def cancel_run(self, run_id: str, *, reason: Optional[str] = None) -> WorkflowRun:
         """Cancel the run (its unfinished nodes are skipped); returns the updated run."""
-        return cast(WorkflowRun, await self._request("POST", _run_path("/{}/cancel", run_id)))
+        path = _run_path("/{}/cancel", run_id)
+        return cast(WorkflowRun, await self._request("POST", path, body=_reason_body(reason)))
 
     async def bulk_cancel_runs(self, run_ids: Sequence[str]) -> BulkCancelResult:
         """Cancel several runs: ``{"cancelled": [ids], "skipped": [{"id", "reason"}]}``."""
@@ -344,7 +411,7 @@ class AsyncWorkflowsMethods(AsyncClientCore):
     async def pause_run(self, run_id: str, *, reason: Optional[str] = None) -> WorkflowRun:
         """Pause the run: no further node starts until `resume_run` (see `FabricClient`)."""
         path = _run_path("/{}/pause", run_id)
-        return cast(WorkflowRun, await self._request("POST", path, body=_pause_body(reason)))
+        return cast(WorkflowRun, await self._request("POST", path, body=_reason_body(reason)))
 
     async def resume_run(self, run_id: str) -> WorkflowRun:
         """Resume a paused run: every node that became ready meanwhile is dispatched."""

@@ -11,6 +11,8 @@ from typing import Any, Dict, List, Literal, Optional, TypedDict
 
 __all__ = [
     "ApiKey",
+    "AuditLog",
+    "AuditLogPage",
     "AuthResponse",
     "AuthUser",
     "Budget",
@@ -41,6 +43,7 @@ __all__ = [
     "OrgUsage",
     "Organization",
     "PermissionCheckResult",
+    "PermissionGrant",
     "ProviderCapability",
     "ProviderDelta",
     "ProviderExecution",
@@ -390,6 +393,22 @@ class PermissionCheckResult(TypedDict, total=False):
     role: Optional[str]
 
 
+class PermissionGrant(TypedDict, total=False):
+    """An explicit ``allow`` or ``deny`` of one action to a principal in an organization,
+    optionally narrowed to a team or to one resource."""
+
+    id: str
+    principal_id: str
+    organization_id: str
+    team_id: Optional[str]
+    effect: Literal["allow", "deny"]
+    action: str
+    resource_type: Optional[str]
+    resource_id: Optional[str]
+    created_by: Optional[str]
+    created_at: str
+
+
 class ApiKey(TypedDict, total=False):
     """An API key as listed: never with its secret."""
 
@@ -562,6 +581,34 @@ class UsageRecordPage(TypedDict, total=False):
     """One page of ``get_org_usage_records``; pass ``next_cursor`` back for the next page."""
 
     items: List[UsageRecord]
+    next_cursor: Optional[str]
+
+
+class AuditLog(TypedDict, total=False):
+    """One audited change: who (``actor_type`` ``"user"``, ``"api_key"`` or ``"dev"``, with
+    ``actor_id`` and the ``api_key_id`` used), what (``action`` such as ``"job.create"``, on
+    ``resource_type``/``resource_id``), where and when."""
+
+    id: str
+    organization_id: Optional[str]
+    actor_type: str
+    actor_id: Optional[str]
+    api_key_id: Optional[str]
+    action: str
+    resource_type: Optional[str]
+    resource_id: Optional[str]
+    method: str
+    path: str
+    ip: Optional[str]
+    user_agent: Optional[str]
+    request_id: Optional[str]
+    created_at: str
+
+
+class AuditLogPage(TypedDict, total=False):
+    """One page of audit logs, newest first; pass ``next_cursor`` back for the next page."""
+
+    items: List[AuditLog]
     next_cursor: Optional[str]
 
 
