@@ -165,11 +165,6 @@ async def test_async_client_with_only_an_api_key(
         assert mine[0]["resource_id"] == job["id"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server: the key's last_used_at update during authentication takes the audit row "
-    "of the request it authenticates (recorded as anonymous, without organization)",
-)
 def test_the_first_change_made_with_a_key_is_audited(
     production: LiveServer, owner: FabricClient
 ) -> None:
