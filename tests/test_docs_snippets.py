@@ -46,7 +46,7 @@ DOC_FILES = [
     "server/README.md",
 ]
 DEFAULT_ORG = "00000000-0000-0000-0000-000000000010"
-_FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
+_FENCE = re.compile(r"^(\s*)```\s*([^\s`]*)")  # the language: the info string's first word
 _MARKER = re.compile(r"^\s*<!--\s*snippet:(.*?)-->\s*$")
 _SKIP = re.compile(r"^\s*skip\s*[\u2014\u2013-]+\s*(\S.*?)\s*$")  # an em dash, en dash or -
 
@@ -80,7 +80,7 @@ def extract(file: str, text: str | None = None) -> list[Snippet]:
     for number, text in enumerate(lines, start=1):
         match = _FENCE.match(text)
         if fence is not None:
-            if match and match.group(1) == fence[1] and not match.group(2):
+            if match and match.group(1) == fence[1] and text.strip() == "```":
                 if fence[2] == "python":
                     skip = marker[1] if marker else None
                     code = "\n".join(line.removeprefix(fence[1]) for line in body)
@@ -369,13 +369,15 @@ def test_markers_skip_the_next_block_and_must_say_why() -> None:
         "Intro\n\n```python\nx = 1\n```\n\n"
         "<!-- snippet: skip \u2014 needs a real OpenAI key -->\n"
         "```python\ncall_openai()\n```\n\n"
-        "- item\n\n  ```python\n  y = x\n  ```\n"
+        "- item\n\n  ```python\n  y = x\n  ```\n\n"
+        '```python title="z.py"\nz = 3\n```\n'
     )
     snippets = extract("page.md", text)
     assert [(s.line, s.code, s.skip) for s in snippets] == [
         (3, "x = 1", None),
         (8, "call_openai()", "needs a real OpenAI key"),
         (14, "y = x", None),
+        (18, "z = 3", None),
     ]
     for bad in (
         "<!-- snippet: skip -->\n```python\nx\n```\n",  # no reason
