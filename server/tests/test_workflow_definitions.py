@@ -238,6 +238,83 @@ async def test_a_node_that_is_not_an_object_is_rejected(client: httpx.AsyncClien
 async def test_bad_defaults_are_rejected(client: httpx.AsyncClient) -> None:
     errors = await errors_of(client, [GENERATE], defaults={"timeout": 0})
     assert errors[0]["path"] == "defaults.timeout"
+    errors = await errors_of(client, [GENERATE], defaults={"timeout_ms": "soon"})
+    assert errors[0]["path"] == "defaults.timeout_ms"
+
+
+FIRST = {"key": "first", "operation": "workflow.noop"}
+LAST = {"key": "last", "operation": "workflow.noop", "depends_on": ["me"]}
+
+
+def templated(op: str, **config: Any) -> list[dict[str, Any]]:
+    """`me` between two other nodes: `first` runs before it, `last` after it."""
+    me = {"key": "me", "operation": op, "config": config, "depends_on": ["first"]}
+    return [FIRST, me, LAST]
+
+
+HTTP = "http.request"
+
+
+@pytest.mark.parametrize(
+    ("nodes", "fragment"),
+    [
+        # Every templated field of every operation follows the same rules.
+        (templated(HTTP, url="http://x", json={"text": "{{secret.key}}"}), "config.json.text"),
+        (
+            templated(HTTP, url="http://x", json={"a": [{"b": "{{nodes.ghost.content}}"}]}),
+            "config.json.a.0.b: template variable `nodes.ghost.content` names no node",
+        ),
+        (templated(HTTP, url="http://x", json=["{{context.a"]), "config.json.0: template has"),
+        (templated(HTTP, url="http://x", json={"{{context.k}}": 1}), "object keys"),
+        (templated(HTTP, url="{{inputs.base}}/x"), "config.url: template variable `inputs.base`"),
+        (
+            templated(HTTP, url="http://x", headers={"X-Id": "{{nodes.last.id}}"}),
+            "config.headers.X-Id: template variable `nodes.last.id` reads node `last`",
+        ),
+        (templated(HTTP, url="http://x", method="POST", body="{{nodes.me}}"), "own output"),
+        (templated("ai.generate", prompt_template="{{nodes.nobody}}"), "config.prompt_template"),
+        (
+            templated("text.transform_basic", operation="template", template="{{inputs.t}}"),
+            "config.template: template variable `inputs.t` names no input",
+        ),
+        (templated("workflow.approval", prompt="OK? {{ctx.x}}"), "config.prompt"),
+    ],
+)
+async def test_templates_that_cannot_resolve_are_refused_when_saving(
+    client: httpx.AsyncClient, nodes: list[dict[str, Any]], fragment: str
+) -> None:
+    errors = await errors_of(client, nodes)
+    assert [(e["node"], e["type"]) for e in errors] == [("me", "invalid_config")]
+    assert fragment in errors[0]["message"], errors
+
+
+async def test_templates_in_defaults_are_checked_for_each_node(
+    client: httpx.AsyncClient,
+) -> None:
+    nodes = [
+        {"key": "a", "operation": "ai.generate"},
+        {"key": "b", "operation": "ai.generate", "config": {"prompt_template": "mine"}},
+    ]
+    errors = await errors_of(client, nodes, defaults={"prompt_template": "{{inputs.q}}"})
+    assert [e["node"] for e in errors] == ["a"]
+
+
+async def test_templates_reaching_context_inputs_and_earlier_nodes_are_accepted(
+    client: httpx.AsyncClient,
+) -> None:
+    nodes = [
+        {"key": "fetch.v2", "operation": "workflow.noop"},
+        {"key": "draft", "operation": "ai.generate", "depends_on": ["fetch.v2"],
+         "config": {"prompt_template": "{{context.topic}} {{nodes.fetch.v2.x}}"}},
+        {"key": "send", "operation": HTTP, "depends_on": ["draft"],
+         "inputs": {"token": "$context.token"},
+         "config": {"url": "http://x/{{context.path}}", "method": "POST",
+                    "headers": {"Authorization": "Bearer {{inputs.token}}"},
+                    "json": {"text": "{{nodes.draft.content}}", "from": "{{nodes.fetch.v2}}",
+                             "tags": ["{{context.tags}}"], "n": 1}}},
+    ]  # fmt: skip
+    response = await upsert(client, nodes=nodes)
+    assert response.status_code == 201, response.text
 
 
 async def test_defaults_apply_under_each_node(client: httpx.AsyncClient) -> None:

@@ -136,6 +136,62 @@ async def test_get_post_and_redirects(client: httpx.AsyncClient, target: TargetS
     )
 
 
+async def test_json_is_templated_like_the_other_fields(
+    client: httpx.AsyncClient, target: TargetServer
+) -> None:
+    nodes = [
+        {"key": "draft", "operation": "ai.generate",
+         "config": {"prompt_template": "Summary of {{context.ticket.title}}"}},
+        {"key": "notify", "operation": "http.request", "depends_on": ["draft"],
+         "inputs": {"who": "$context.ticket.owner"},
+         "config": {
+             "url": f"{target.url}/echo", "method": "POST",
+             "json": {
+                 "text": "{{inputs.who}}: {{nodes.draft.content}}",
+                 "ticket": "{{context.ticket}}",
+                 "priority": "{{context.ticket.priority}}",
+                 "labels": ["triage", "p{{context.ticket.priority}}"],
+                 "provider": "{{nodes.draft.provider_id}}",
+                 "raw": 1.5,
+             },
+         }},
+    ]  # fmt: skip
+    ticket = {"title": "Printer on fire", "owner": "ada", "priority": 1}
+    run = await run_workflow(client, nodes, {"ticket": ticket})
+    assert run["status"] == "completed", run
+    sent = json.loads(target.last_request["body"])
+    assert sent == {
+        "text": "ada: Summary of Printer on fire",
+        "ticket": ticket,  # one placeholder alone keeps the value's type
+        "priority": 1,
+        "labels": ["triage", "p1"],
+        "provider": "echo",
+        "raw": 1.5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "where"),
+    [
+        ({"url": "{{context.base}}/echo"}, "config.url"),
+        ({"headers": {"X-Team": "{{context.team}}"}}, "config.headers.X-Team"),
+        ({"method": "POST", "body": "team={{context.team}}"}, "config.body"),
+        ({"method": "POST", "json": {"to": ["{{context.team}}"]}}, "config.json.to.0"),
+    ],
+)
+async def test_a_reference_with_no_value_fails_before_anything_is_sent(
+    client: httpx.AsyncClient, target: TargetServer, config: dict[str, Any], where: str
+) -> None:
+    config = {"url": f"{target.url}/echo", **config}
+    run = await run_workflow(client, [request_node("call", **config)], {"unrelated": 1})
+    assert run["status"] == "failed"
+    call = node(run, "call")
+    assert call["attempts"] == 1  # not retried: the context will not change
+    missing = "base" if where == "config.url" else "team"
+    assert call["error"] == f"{where}: template variable `context.{missing}` has no value"
+    assert target.hits == {}
+
+
 async def test_server_errors_are_retried_until_they_pass(
     client: httpx.AsyncClient, target: TargetServer
 ) -> None:

@@ -179,6 +179,27 @@ async def test_text_transforms(client: httpx.AsyncClient) -> None:
     }
 
 
+async def test_templates_read_earlier_nodes_and_fail_on_missing_values(
+    client: httpx.AsyncClient,
+) -> None:
+    nodes = [
+        {"key": "shout", "operation": "text.transform_basic", "config": {"operation": "upper"},
+         "inputs": {"text": "$context.name"}},
+        {"key": "pause", "operation": "workflow.noop", "depends_on": ["shout"]},
+        {"key": "card", "operation": "text.transform_basic", "depends_on": ["pause"],
+         "config": {"operation": "template", "template": "Hi {{nodes.shout.text}}"},
+         "outputs": {"text": "$context.card"}},
+        {"key": "ask", "operation": "workflow.approval", "depends_on": ["card"],
+         "config": {"prompt": "Send {{context.card}} to {{context.team}}?"}},
+    ]  # fmt: skip
+    run = await run_workflow(client, nodes, {"name": "ada"})
+    assert run["status"] == "failed"
+    assert node(run, "card")["output"] == {"text": "Hi ADA"}  # through `pause`, not direct
+    assert node(run, "ask")["error"] == (
+        "config.prompt: template variable `context.team` has no value"
+    )
+
+
 async def test_transform_of_a_missing_input_fails_clearly(client: httpx.AsyncClient) -> None:
     nodes = [
         {

@@ -207,7 +207,9 @@ async def test_a_missing_template_variable_fails_the_node_clearly(
     assert run["status"] == "failed"
     say = node(run, "say")
     assert say["attempts"] == 1  # not retried: retrying cannot help
-    assert say["error"] == "template variable `context.topic.name` has no value"
+    assert say["error"] == (
+        "config.prompt_template: template variable `context.topic.name` has no value"
+    )
 
 
 async def test_cancel_a_pending_run(client: httpx.AsyncClient) -> None:

@@ -25,6 +25,7 @@ from fabric_server.engine.handler import RetryingHandler
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.workflows import repository
 from fabric_server.workflows.bindings import BindingError, resolve_inputs
+from fabric_server.workflows.graph import upstream_of
 from fabric_server.workflows.lifecycle import RunLifecycle
 from fabric_server.workflows.models import WorkflowDefinition, WorkflowNodeState, WorkflowRun
 from fabric_server.workflows.nodes import OperationRegistry
@@ -372,6 +373,11 @@ def prepare(
         upstream={dep: outputs.get(dep) for dep in spec["depends_on"]},
         attempt=node.attempts,
         timeout_seconds=float(spec["policy"]["timeout_seconds"]),
+        node_outputs={
+            key: copy.deepcopy(outputs[key])
+            for key in upstream_of(run.graph, node.node_key)
+            if outputs.get(key) is not None
+        },
     )
 
 

@@ -10,10 +10,11 @@ the list), `depends_on`, `policy` `{timeout_ms, max_retries}`, and the descripti
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fabric_server.workflows import templating
 from fabric_server.workflows.bindings import BindingError, parse_path
 from fabric_server.workflows.nodes import OperationRegistry
 from fabric_server.workflows.nodes.base import NodeSpec
@@ -56,10 +57,32 @@ def normalise(
             nodes.append(node)
     if len(nodes) == len(raw_nodes):
         _check_graph(nodes, problems)
+        keys = frozenset(node["key"] for node in nodes)
         for index, node in enumerate(nodes):
             if registry.canonical(node["operation"]) is not None:
-                _check_config(index, node, defaults, registry, problems)
+                spec = NodeSpec(
+                    key=node["key"],
+                    operation=node["operation"],
+                    config=effective_node(node, defaults, registry, 1.0)["config"],
+                    input_names=tuple(b["name"] for b in node["inputs"]),
+                    node_keys=keys,
+                    upstream=frozenset(upstream_of(nodes, node["key"])),
+                )
+                _check_config(index, node, spec, registry, problems)
     return nodes, problems.errors
+
+
+def upstream_of(graph: Sequence[Mapping[str, Any]], key: str) -> set[str]:
+    """Every node that `key` depends on, directly or through others (never `key` itself,
+    even in a cycle)."""
+    edges = {node["key"]: node["depends_on"] for node in graph}
+    found: set[str] = set()
+    frontier = set(edges.get(key, ()))
+    while frontier:
+        found |= frontier
+        frontier = {dep for k in frontier for dep in edges.get(k, ()) if dep not in found}
+    found.discard(key)
+    return found
 
 
 def effective_node(
@@ -305,7 +328,7 @@ def _cycles(edges: Mapping[str, list[str]]) -> list[list[str]]:
 def _check_config(
     index: int,
     node: dict[str, Any],
-    defaults: Mapping[str, Any],
+    spec: NodeSpec,
     registry: OperationRegistry,
     problems: Problems,
 ) -> None:
@@ -316,19 +339,27 @@ def _check_config(
         if problem:
             problems.add(node["key"], f"{where}.timeout", "invalid_config", problem)
             return
-    effective = effective_node(node, defaults, registry, default_timeout=1.0)
-    spec = NodeSpec(
-        key=node["key"],
-        operation=node["operation"],
-        config=effective["config"],
-        input_names=tuple(b["name"] for b in node["inputs"]),
-    )
-    for message in registry.get(node["operation"]).check(spec):
+    operation = registry.get(node["operation"])
+    messages = operation.check(spec)
+    for name in operation.templated:
+        if name in spec.config:
+            messages += templating.check(
+                spec.config[name],
+                f"config.{name}",
+                node=spec.key,
+                inputs=spec.input_names,
+                node_keys=spec.node_keys,
+                upstream=spec.upstream,
+            )
+    for message in messages:
         problems.add(node["key"], where, "invalid_config", message)
 
 
 def _ms(value: Any) -> float | None:
-    return None if value is None else float(value) / 1000
+    # Not a number: already reported by the policy checks, so it sets nothing here.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) / 1000
 
 
 def _first(*values: Any) -> Any:

@@ -21,7 +21,6 @@ from fabric_server.workflows.nodes.base import (
     Operation,
     Outcome,
     TransientNodeError,
-    check_template,
     check_types,
 )
 
@@ -35,6 +34,7 @@ class AIGenerate(Operation):
 
     name = "ai.generate"
     aliases = ("ai_invoke",)
+    templated = ("prompt_template",)
 
     def __init__(self, providers: ProviderRegistry, db: Database, budgets: BudgetService) -> None:
         self.providers = providers
@@ -47,7 +47,6 @@ class AIGenerate(Operation):
             config,
             {"modality": str, "model": str, "tier": str, "prompt_template": str, "params": dict},
         )
-        problems += check_template(config, "prompt_template")
         modality = config.get("modality") or "text"
         if problems:
             return problems
@@ -68,8 +67,8 @@ class AIGenerate(Operation):
 
     async def run(self, node: NodeRun) -> Outcome:
         config = node.config
-        template = config.get("prompt_template")
-        prompt = node.render(template) if template else node.inputs.get("prompt")
+        templated = bool(config.get("prompt_template"))
+        prompt = node.render_config("prompt_template") if templated else node.inputs.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise NodeError("ai.generate has no prompt: its `prompt` input is empty or unset")
         request = ProviderRequest(

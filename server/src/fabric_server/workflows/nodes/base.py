@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from fabric_server.db.models import UsageRecord
-from fabric_server.workflows.templating import TemplateError, render, variables
+from fabric_server.workflows.templating import TemplateError, render_value
 
 
 class NodeError(Exception):
@@ -35,12 +35,15 @@ class TransientNodeError(Exception):
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """A normalised node, as config checks see it."""
+    """A normalised node, as config checks see it: with the keys of every node of its
+    definition and of those that run before it (its dependencies, directly or not)."""
 
     key: str
     operation: str
     config: Mapping[str, Any]
     input_names: tuple[str, ...]
+    node_keys: frozenset[str] = frozenset()
+    upstream: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,17 @@ class NodeRun:
     upstream: Mapping[str, Mapping[str, Any] | None]
     attempt: int
     timeout_seconds: float
+    #: The outputs of every node that ran before this one (`{{nodes.<key>.…}}`), by key.
+    node_outputs: Mapping[str, Any] = field(default_factory=dict)
 
-    def render(self, template: str) -> str:
-        """Render a `{{context.x}}` / `{{inputs.x}}` template; a missing value fails the node."""
+    def render_config(self, key: str, *, keep_types: bool = False) -> Any:
+        """The config value `key` with its templates rendered (see `templating`); a
+        reference with no value fails the node, naming where it is (`config.url: …`)."""
+        scope = {"context": self.context, "inputs": self.inputs, "nodes": self.node_outputs}
         try:
-            return render(template, {"context": self.context, "inputs": self.inputs})
+            return render_value(
+                self.config[key], scope, keep_types=keep_types, where=f"config.{key}"
+            )
         except TemplateError as exc:
             raise NodeError(str(exc)) from exc
 
@@ -113,6 +122,9 @@ class Operation(abc.ABC):
     max_retries: ClassVar[int] = 3
     #: Without `outputs` bindings, store the output in the context under the node key.
     writes_output: ClassVar[bool] = True
+    #: Config fields holding templates: checked when the definition is saved, rendered with
+    #: `NodeRun.render_config` when the node runs.
+    templated: ClassVar[tuple[str, ...]] = ()
 
     def check(self, node: NodeSpec) -> list[str]:
         """Problems with the node's config, as messages; empty when it is fine."""
@@ -145,17 +157,6 @@ def check_types(
         if key in config and config[key] is not None and not _is_instance(config[key], types):
             problems.append(f"config.{key} must be {_describe(types)}")
     return problems
-
-
-def check_template(config: Mapping[str, Any], key: str) -> list[str]:
-    value = config.get(key)
-    if not isinstance(value, str):
-        return []
-    try:
-        variables(value)
-    except TemplateError as exc:
-        return [f"config.{key}: {exc}"]
-    return []
 
 
 def _is_instance(value: Any, types: type | tuple[type, ...]) -> bool:

@@ -14,7 +14,6 @@ from fabric_server.workflows.nodes.base import (
     Outcome,
     Sleep,
     WaitForInput,
-    check_template,
     check_types,
 )
 
@@ -68,11 +67,11 @@ class Approval(Operation):
     name = "workflow.approval"
     aliases = ("workflow.wait_for_input",)
     max_retries = 0
+    templated = ("prompt",)
 
     def check(self, node: NodeSpec) -> list[str]:
         config = node.config
         problems = check_types(config, APPROVAL_CONFIG)
-        problems += check_template(config, "prompt")
         timeout = _number(config.get("timeout_seconds"))
         if timeout is not None and not 0 < timeout <= MAX_APPROVAL_TIMEOUT_SECONDS:
             problems.append(
@@ -92,7 +91,7 @@ class Approval(Operation):
     async def run(self, node: NodeRun) -> Outcome:
         prompt = node.config.get("prompt")
         return WaitForInput(
-            node.render(prompt) if isinstance(prompt, str) else None,
+            node.render_config("prompt") if isinstance(prompt, str) else None,
             _number(node.config.get("timeout_seconds")),
         )
 

@@ -28,7 +28,6 @@ from fabric_server.workflows.nodes.base import (
     Operation,
     Outcome,
     TransientNodeError,
-    check_template,
     check_types,
 )
 
@@ -51,11 +50,13 @@ class _Answer:
 
 
 class HttpRequest(Operation):
-    """Config: `url` (template allowed), `method` (GET), `headers`, `json` or `body`,
-    `raise_for_status` (true), `follow_redirects` (true). Inputs `url`, `headers`, `json`,
-    `body` override the config. Output: `status`, `headers`, `body`, `json`, `url`."""
+    """Config: `url`, `method` (GET), `headers`, `json` or `body`, `raise_for_status` (true),
+    `follow_redirects` (true); `url`, header values, `body` and every string in `json` are
+    templates. Inputs `url`, `headers`, `json`, `body` override the config (as data, not
+    templates). Output: `status`, `headers`, `body`, `json`, `url`."""
 
     name = "http.request"
+    templated = ("url", "headers", "body", "json")
 
     def __init__(self, *, allow_private: bool, max_response_bytes: int) -> None:
         self.allow_private = allow_private
@@ -63,20 +64,16 @@ class HttpRequest(Operation):
 
     def check(self, node: NodeSpec) -> list[str]:
         config = node.config
-        problems = (
-            check_types(
-                config,
-                {
-                    "url": str,
-                    "method": str,
-                    "headers": dict,
-                    "body": str,
-                    "raise_for_status": bool,
-                    "follow_redirects": bool,
-                },
-            )
-            + check_template(config, "url")
-            + check_template(config, "body")
+        problems = check_types(
+            config,
+            {
+                "url": str,
+                "method": str,
+                "headers": dict,
+                "body": str,
+                "raise_for_status": bool,
+                "follow_redirects": bool,
+            },
         )
         method = config.get("method")
         if isinstance(method, str) and method.upper() not in METHODS:
@@ -84,22 +81,24 @@ class HttpRequest(Operation):
         if not config.get("url") and "url" not in node.input_names:
             problems.append("http.request needs config.url or a `url` input")
         headers = config.get("headers")
-        if isinstance(headers, dict):
-            if all(isinstance(v, str) for v in headers.values()):
-                problems += check_template({"headers": " ".join(headers.values())}, "headers")
-            else:
-                problems.append("config.headers values must be strings")
+        if isinstance(headers, dict) and not all(isinstance(v, str) for v in headers.values()):
+            problems.append("config.headers values must be strings")
         if "json" in config and "body" in config:
             problems.append("give config.json or config.body, not both")
         return problems
 
     async def run(self, node: NodeRun) -> Outcome:
         config, inputs = node.config, node.inputs
-        url = inputs["url"] if "url" in inputs else node.render(config["url"])
+        if "url" in inputs:
+            url = inputs["url"]
+        elif config.get("url"):
+            url = node.render_config("url")
+        else:
+            raise NodeError("http.request has no URL: its `url` input is not set")
         if not isinstance(url, str):
             raise NodeError("the `url` input must be a string")
         method = str(config.get("method") or "GET").upper()
-        headers = {k: node.render(v) for k, v in (config.get("headers") or {}).items()}
+        headers = dict(node.render_config("headers")) if config.get("headers") else {}
         if isinstance(inputs.get("headers"), dict):
             headers.update({str(k): str(v) for k, v in inputs["headers"].items()})
         content = _content(config, inputs, node, headers)
@@ -226,9 +225,14 @@ def _parse_url(url: str) -> httpx.URL:
 def _content(
     config: Mapping[str, Any], inputs: Mapping[str, Any], node: NodeRun, headers: dict[str, str]
 ) -> bytes | None:
-    """The request body: JSON (`json`) or raw text (`body`); inputs win over config."""
+    """The request body: JSON (`json`) or raw text (`body`); inputs win over config.
+
+    In config `json`, a string that is one placeholder alone keeps the value's type."""
     if "json" in inputs or "json" in config:
-        payload = inputs["json"] if "json" in inputs else config["json"]
+        if "json" in inputs:
+            payload = inputs["json"]
+        else:
+            payload = node.render_config("json", keep_types=True)
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
         return json.dumps(payload).encode()
@@ -236,7 +240,7 @@ def _content(
         body = inputs["body"]
         return (body if isinstance(body, str) else json.dumps(body)).encode()
     if isinstance(config.get("body"), str):
-        return node.render(config["body"]).encode()
+        return str(node.render_config("body")).encode()
     return None
 
 

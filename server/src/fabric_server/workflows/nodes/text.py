@@ -13,7 +13,6 @@ from fabric_server.workflows.nodes.base import (
     NodeSpec,
     Operation,
     Outcome,
-    check_template,
     check_types,
 )
 
@@ -35,6 +34,7 @@ class TextTransform(Operation):
 
     name = "text.transform_basic"
     max_retries = 0
+    templated = ("template",)
 
     def check(self, node: NodeSpec) -> list[str]:
         config = node.config
@@ -42,7 +42,7 @@ class TextTransform(Operation):
             config,
             {"operation": str, "template": str, "old": str, "new": str, "separator": str},
         )
-        problems += check_types(config, {"length": int}) + check_template(config, "template")
+        problems += check_types(config, {"length": int})
         transform = config.get("operation")
         if transform not in TRANSFORMS:
             problems.append(f"config.operation must be one of {', '.join(TRANSFORMS)}")
@@ -58,7 +58,7 @@ class TextTransform(Operation):
         config = node.config
         transform = config["operation"]
         if transform == "template":
-            return Completed({"text": node.render(config["template"])})
+            return Completed({"text": node.render_config("template")})
         if transform == "join":
             items = node.inputs.get("items", node.inputs.get("text"))
             if not isinstance(items, list):
