@@ -88,7 +88,10 @@ COVERED: dict[tuple[str, str], Sdk] = {
     # --- jobs and events
     ("POST", "/v1/jobs"): Sdk("create_job", kwargs=TEXT_JOB),
     ("GET", "/v1/jobs"): Sdk("list_jobs", iterator="iter_jobs"),
-    ("GET", "/v1/jobs/{job_id}"): Sdk("get_job", ("job-1",)),
+    ("POST", "/v1/jobs/batch"): Sdk("create_jobs", kwargs={"jobs": [TEXT_JOB]}),
+    ("GET", "/v1/jobs/{job_id}"): Sdk(
+        "get_job", ("job-1",), omitted={"wait": "wait_for_job holds its reads (a long wait)"}
+    ),
     ("GET", "/v1/jobs/{job_id}/usage"): Sdk("get_job_usage", ("job-1",)),
     ("GET", "/v1/jobs/{job_id}/events"): Sdk("stream_job_events", ("job-1",)),
     ("GET", "/v1/events/stream"): Sdk("stream_events"),
@@ -114,7 +117,9 @@ COVERED: dict[tuple[str, str], Sdk] = {
     ),
     ("GET", "/v1/workflow-runs"): Sdk("list_runs", iterator="iter_runs"),
     ("POST", "/v1/workflow-runs/bulk-cancel"): Sdk("bulk_cancel_runs", kwargs={"run_ids": []}),
-    ("GET", "/v1/workflow-runs/{run_id}"): Sdk("get_run", ("run-1",)),
+    ("GET", "/v1/workflow-runs/{run_id}"): Sdk(
+        "get_run", ("run-1",), omitted={"wait": "wait_for_run holds its reads (a long wait)"}
+    ),
     ("POST", "/v1/workflow-runs/{run_id}/cancel"): Sdk("cancel_run", ("run-1",)),
     ("POST", "/v1/workflow-runs/{run_id}/pause"): Sdk("pause_run", ("run-1",)),
     ("POST", "/v1/workflow-runs/{run_id}/resume"): Sdk("resume_run", ("run-1",)),
@@ -260,7 +265,8 @@ NOT_COVERED: dict[tuple[str, str], str] = {
 # Public SDK methods that are not the call of one route.
 SDK_HELPERS = {
     "close": "releases the connections",
-    "wait_for_run": "polls get_run",
+    "wait_for_run": "get_run with a long wait (polls against servers without one)",
+    "wait_for_job": "get_job with a long wait (polls against servers without one)",
     "list_providers": "alias of providers",
     "social_login_url": "builds the URL of GET /v1/auth/social/{provider}, sends nothing",
 }

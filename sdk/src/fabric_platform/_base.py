@@ -128,6 +128,9 @@ class RequestOptions:
     body: Any = None
     idempotency_key: Optional[str] = None
     headers: Optional[Mapping[str, str]] = None
+    # Seconds the server may hold the request before answering (a long wait): added to the
+    # read timeout.
+    held: float = 0.0
 
 
 @dataclass
@@ -407,6 +410,8 @@ class BaseClient(Generic[HttpClientT]):
                 options.body, separators=(",", ":"), ensure_ascii=False, allow_nan=False
             ).encode("utf-8")
         timeout = httpx.Timeout(self._config.timeout)
+        if options.held:
+            timeout = httpx.Timeout(self._config.timeout, read=self._config.timeout + options.held)
         if stream:
             timeout = httpx.Timeout(
                 self._config.timeout, read=max(self._config.timeout, STREAM_MIN_READ_TIMEOUT)

@@ -105,12 +105,14 @@ class SyncClientCore(BaseClient[httpx.Client]):
         body: Any = None,
         idempotency_key: Optional[str] = None,
         refresh_auth: bool = True,
+        held: float = 0.0,
     ) -> Any:
         """Send one API call, retrying when the policy allows; return the unwrapped payload.
 
-        ``refresh_auth=False`` (the auth endpoints) signs the call without ever refreshing.
+        ``refresh_auth=False`` (the auth endpoints) signs the call without ever refreshing;
+        ``held`` is how long the server may hold it before answering (a long wait).
         """
-        options = RequestOptions(method, path, params, body, idempotency_key)
+        options = RequestOptions(method, path, params, body, idempotency_key, held=held)
         request = self._build_request(options)
         creds = self._credentials
         auth = creds.refreshing if refresh_auth else creds.signing
@@ -255,12 +257,14 @@ class AsyncClientCore(BaseClient[httpx.AsyncClient]):
         body: Any = None,
         idempotency_key: Optional[str] = None,
         refresh_auth: bool = True,
+        held: float = 0.0,
     ) -> Any:
         """Send one API call, retrying when the policy allows; return the unwrapped payload.
 
-        ``refresh_auth=False`` (the auth endpoints) signs the call without ever refreshing.
+        ``refresh_auth=False`` (the auth endpoints) signs the call without ever refreshing;
+        ``held`` is how long the server may hold it before answering (a long wait).
         """
-        options = RequestOptions(method, path, params, body, idempotency_key)
+        options = RequestOptions(method, path, params, body, idempotency_key, held=held)
         request = self._build_request(options)
         creds = self._credentials
         auth = creds.refreshing if refresh_auth else creds.signing

@@ -55,15 +55,22 @@ class FabricTimeoutError(FabricConnectionError):
 class FabricWaitTimeout(FabricTimeoutError, TimeoutError):
     """A client-side wait (such as `wait_for_run`) ran out of time before the awaited state.
 
-    It is also a builtin `TimeoutError`, so ``except TimeoutError`` catches it. `run_id` names
-    the awaited run and `last_status` the status it had when the wait gave up.
+    It is also a builtin `TimeoutError`, so ``except TimeoutError`` catches it. `run_id` (or
+    `job_id`) names the awaited run (or job) and `last_status` the status it had when the wait
+    gave up.
     """
 
     def __init__(
-        self, message: str, *, run_id: Optional[str] = None, last_status: Optional[str] = None
+        self,
+        message: str,
+        *,
+        run_id: Optional[str] = None,
+        last_status: Optional[str] = None,
+        job_id: Optional[str] = None,
     ) -> None:
         super().__init__(message)
         self.run_id = run_id
+        self.job_id = job_id
         self.last_status = last_status
 
 

@@ -7,9 +7,10 @@ from typing import Any, Optional, cast
 
 from ._base import QueryValue, encode_path, query
 from ._core import AsyncClientCore, SyncClientCore
-from ._errors import FabricConflictError, FabricError, FabricWaitTimeout
+from ._errors import FabricConflictError, FabricError
 from ._paging import aiterate_pages, iterate_pages
 from ._streaming import RUN_TERMINAL_KINDS, AsyncEventStream, EventStream
+from ._waiting import Waiter
 from .types import BulkCancelResult, RunLog, RunPage, WorkflowDefinition, WorkflowRun
 
 DEFINITIONS_PATH = "/v1/workflow-definitions"
@@ -97,30 +98,19 @@ def _events_params(include_internal: bool) -> dict[str, QueryValue]:
     return query(include_internal=True if include_internal else None)
 
 
-def _check_wait(poll_interval: float, timeout: Optional[float]) -> None:
-    if not poll_interval > 0:
-        raise ValueError(f"poll_interval must be a positive number, got {poll_interval!r}")
-    if timeout is not None and not timeout >= 0:
-        raise ValueError(f"timeout must be None or a non-negative number, got {timeout!r}")
+def _run_waiter(run_id: str, timeout: Optional[float], poll_interval: float, now: float) -> Waiter:
+    return Waiter(
+        "run",
+        run_id,
+        TERMINAL_RUN_STATUSES,
+        timeout=timeout,
+        poll_interval=poll_interval,
+        now=now,
+    )
 
 
-def _next_poll(
-    run_id: str, run: Any, deadline: Optional[float], now: float, poll_interval: float
-) -> Optional[float]:
-    """None once ``run`` is over, else the wait before the next poll; raises at the deadline."""
-    status = run.get("status") if isinstance(run, dict) else None
-    if status in TERMINAL_RUN_STATUSES:
-        return None
-    if deadline is None:
-        return poll_interval
-    remaining = deadline - now
-    if remaining <= 0:
-        raise FabricWaitTimeout(
-            f"run {run_id} did not finish in time (last status: {status})",
-            run_id=run_id,
-            last_status=status if isinstance(status, str) else None,
-        )
-    return min(poll_interval, remaining)
+def _wait_params(held: float) -> Optional[dict[str, QueryValue]]:
+    return {"wait": round(held, 3)} if held > 0 else None
 
 
 class WorkflowsMethods(SyncClientCore):
@@ -185,20 +175,24 @@ class WorkflowsMethods(SyncClientCore):
     def wait_for_run(
         self, run_id: str, poll_interval: float = 1.0, timeout: Optional[float] = 300.0
     ) -> WorkflowRun:
-        """Poll the run every ``poll_interval`` seconds until it is completed, failed or
-        cancelled, and return it.
+        """Return the run once it is completed, failed or cancelled.
 
-        Raises `FabricWaitTimeout` (a builtin `TimeoutError` too) after ``timeout`` seconds;
+        Each read asks the server to answer as soon as the run ends (one round trip); against
+        a server without that, it polls every ``poll_interval`` seconds. Raises
+        `FabricWaitTimeout` (a builtin `TimeoutError` too) after ``timeout`` seconds;
         ``timeout=None`` waits for as long as it takes.
         """
-        _check_wait(poll_interval, timeout)
-        deadline = None if timeout is None else self._clock() + timeout
+        waiter = _run_waiter(run_id, timeout, poll_interval, self._clock())
+        path = _run_path("/{}", run_id)
         while True:
-            run = self.get_run(run_id)
-            delay = _next_poll(run_id, run, deadline, self._clock(), poll_interval)
-            if delay is None:
-                return run
-            self._sleep(delay)
+            asked_at = self._clock()
+            held = waiter.hold(asked_at)
+            run = self._request("GET", path, params=_wait_params(held), held=held)
+            pause = waiter.after(run, asked_at, held, self._clock())
+            if pause is None:
+                return cast(WorkflowRun, run)
+            if pause:
+                self._sleep(pause)
 
     def get_run(self, run_id: str) -> WorkflowRun:
         """The run ``run_id``, with its status, context, output and node states."""
@@ -346,18 +340,20 @@ class AsyncWorkflowsMethods(AsyncClientCore):
     async def wait_for_run(
         self, run_id: str, poll_interval: float = 1.0, timeout: Optional[float] = 300.0
     ) -> WorkflowRun:
-        """Poll the run until it is completed, failed or cancelled, and return it.
-
-        Raises `FabricWaitTimeout` (a builtin `TimeoutError` too) after ``timeout`` seconds.
-        """
-        _check_wait(poll_interval, timeout)
-        deadline = None if timeout is None else self._clock() + timeout
+        """Return the run once it is completed, failed or cancelled (a long wait per read,
+        polling against servers without one); raises `FabricWaitTimeout` after ``timeout``
+        seconds."""
+        waiter = _run_waiter(run_id, timeout, poll_interval, self._clock())
+        path = _run_path("/{}", run_id)
         while True:
-            run = await self.get_run(run_id)
-            delay = _next_poll(run_id, run, deadline, self._clock(), poll_interval)
-            if delay is None:
-                return run
-            await self._sleep(delay)
+            asked_at = self._clock()
+            held = waiter.hold(asked_at)
+            run = await self._request("GET", path, params=_wait_params(held), held=held)
+            pause = waiter.after(run, asked_at, held, self._clock())
+            if pause is None:
+                return cast(WorkflowRun, run)
+            if pause:
+                await self._sleep(pause)
 
     async def get_run(self, run_id: str) -> WorkflowRun:
         """The run ``run_id``, with its status, context, output and node states."""

@@ -69,6 +69,25 @@ def read_by_key(org_id: str, key: str) -> Callable[[Connection], dict[str, Any] 
     return read
 
 
+def read_by_keys(
+    keys: Sequence[tuple[str, str]],
+) -> Callable[[Connection], dict[tuple[str, str], dict[str, Any]]]:
+    """A read of the jobs created with these (organization, idempotency key) pairs."""
+
+    def read(conn: Connection) -> dict[tuple[str, str], dict[str, Any]]:
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for org_id in sorted({org for org, _ in keys}):
+            wanted = [key for org, key in keys if org == org_id]
+            query = select(_JOBS).where(
+                _JOBS.c.organization_id == org_id, _JOBS.c.idempotency_key.in_(wanted)
+            )
+            for row in conn.execute(query).mappings():
+                found[(org_id, row["idempotency_key"])] = dict(row)
+        return found
+
+    return read
+
+
 async def by_idempotency_key(session: AsyncSession, org_id: str, key: str) -> Job | None:
     return await session.scalar(
         select(Job).where(Job.organization_id == org_id, Job.idempotency_key == key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -15,7 +16,15 @@ from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
 from fabric_server.budgets.schemas import BUDGET_EXCEEDED_RESPONSE
 from fabric_server.db.models import Job, UsageRecord
 from fabric_server.events.repository import EventFilter
-from fabric_server.jobs.schemas import JobCreate, JobOut, JobPage, JobStatus, JobUsage
+from fabric_server.jobs.schemas import (
+    JobBatchCreate,
+    JobBatchOut,
+    JobCreate,
+    JobOut,
+    JobPage,
+    JobStatus,
+    JobUsage,
+)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -37,6 +46,27 @@ async def create_job(
 ) -> JSONResponse:
     job, created = await services.jobs.submit(principal, body)
     return ok(request, job_out(job), 201 if created else 200)
+
+
+@router.post(
+    "/batch",
+    status_code=201,
+    response_model=Envelope[JobBatchOut],
+    responses=BUDGET_EXCEEDED_RESPONSE,
+    summary="Submit up to 1,000 jobs in one transaction",
+)
+async def create_job_batch(
+    body: JobBatchCreate, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> JSONResponse:
+    jobs = [
+        job
+        if job.organization_id
+        else job.model_copy(update={"organization_id": body.organization_id})
+        for job in body.jobs
+    ]
+    results = await services.jobs.submit_many(principal, jobs)
+    items = [job_out(job) for job, _ in results]
+    return ok(request, {"items": items, "created": sum(created for _, created in results)}, 201)
 
 
 @router.get("", response_model=Envelope[JobPage], summary="List jobs, newest first")
@@ -75,7 +105,8 @@ async def get_job(
         ),
     ] = 0,
 ) -> JSONResponse:
-    job = await services.jobs.view(principal, job_id, wait=wait, gone=lambda: client_gone(request))
+    gone = partial(client_gone, request)
+    job = await services.jobs.view(principal, job_id, wait=wait, gone=gone)
     return ok(request, job_out(job))
 
 

@@ -26,6 +26,22 @@ class JobCreate(BaseModel):
     priority: int = Field(default=0, ge=-1000, le=1000)
 
 
+MAX_BATCH = 1000
+
+
+class JobBatchCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[JobCreate] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Up to 1,000 jobs, created together or not at all",
+    )
+    organization_id: str | None = Field(
+        default=None, description="The organization of the jobs that name none"
+    )
+
+
 class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -48,6 +64,11 @@ class JobOut(BaseModel):
     updated_at: dt.datetime
     started_at: dt.datetime | None
     completed_at: dt.datetime | None
+
+
+class JobBatchOut(BaseModel):
+    items: list[JobOut] = Field(description="The jobs, in the order they were given")
+    created: int = Field(description="How many were new (the rest replayed an idempotency key)")
 
 
 class JobPage(BaseModel):

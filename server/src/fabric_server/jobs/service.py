@@ -9,10 +9,11 @@ worker when it has room, and handed over in memory once committed.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,10 +29,11 @@ from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.versions import Versions
 from fabric_server.db.writer import Tx, Writer
 from fabric_server.engine.queue import Lease, WorkQueue
-from fabric_server.errors import Conflict, NotFound, ValidationFailed
+from fabric_server.errors import Conflict, DomainError, NotFound, ValidationFailed
 from fabric_server.events.hub import EventHub
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.events.repository import EventFilter
+from fabric_server.events.waiting import wait_for_event
 from fabric_server.jobs import repository
 from fabric_server.jobs.schemas import JobCreate
 from fabric_server.providers.base import (
@@ -85,6 +87,107 @@ class JobService:
         with the same request returns the original job; with a different request, 409. A
         paid request in an organization whose monthly budget is spent is a 402
         `budget_exceeded`, and nothing is queued."""
+        ((job, created),) = await self.submit_many(principal, [body], single=True)
+        return job, created
+
+    async def submit_many(
+        self, principal: Principal, bodies: Sequence[JobCreate], *, single: bool = False
+    ) -> list[tuple[JobRow, bool]]:
+        """Create and queue several jobs in one transaction: all of them, or none (the first
+        refused one answers for the whole batch, its index in the error's `details`)."""
+        planned = []
+        for index, body in enumerate(bodies):
+            with _at(index, single):
+                planned.append(await self._plan(principal, body))
+        keys = [(p.org_id, p.body.idempotency_key) for p in planned if p.body.idempotency_key]
+        if len(set(keys)) != len(keys):
+            raise ValidationFailed(
+                "Each job of a batch needs its own idempotency_key.",
+                details={"errors": [{"path": "jobs", "message": "idempotency_key repeated"}]},
+            )
+        existing = await self.db.run_read(repository.read_by_keys(keys)) if keys else {}
+        for index, plan in enumerate(planned):
+            found = existing.get((plan.org_id, plan.body.idempotency_key or ""))
+            with _at(index, single):
+                if found is not None:
+                    plan.replay_of = _replay(found, plan.digest)
+                else:
+                    async with self.db.read() as session:
+                        await self.budgets.check(
+                            session, plan.org_id, plan.request, plan.body.tier, plan.credentials
+                        )
+        first = planned[0]
+        audit = audit_values(
+            resource_id=(first.replay_of or first.job)["id"] if single else None,
+            organization_id=first.org_id,
+        )
+        for plan in planned:
+            if plan.replay_of is None:
+                plan.lease = self.queue.lease_locally(JOB_WORK_KIND)
+        known = self.versions.snapshot()
+
+        def create(tx: Tx) -> list[tuple[JobRow, bool]]:
+            results = [
+                self._create_in(tx, index, plan, known, single)
+                for index, plan in enumerate(planned)
+            ]
+            if audit is not None:
+                resource_id = results[0][0]["id"] if single else None
+                insert_audit_row(tx.conn, {**audit, "resource_id": resource_id})
+            return results
+
+        leases = [plan.lease for plan in planned if plan.lease is not None]
+        try:
+            results = await self.writer.write(create)
+        except BaseException:
+            for lease in leases:
+                lease.cancel()
+            raise
+        for plan, (_, created) in zip(planned, results, strict=True):
+            if not created and plan.lease is not None:
+                plan.lease.cancel()
+        return results
+
+    def _create_in(
+        self,
+        tx: Tx,
+        index: int,
+        plan: _Plan,
+        known: Mapping[str, int] | None,
+        single: bool,
+    ) -> tuple[JobRow, bool]:
+        """Write one planned job in a unit (or find the one that won a race for its key)."""
+        if plan.replay_of is not None:
+            return plan.replay_of, False
+        job, key = plan.job, plan.body.idempotency_key
+        if key:
+            found = repository.read_by_key(plan.org_id, key)(tx.conn)
+            if found is not None:
+                with _at(index, single):
+                    return _replay(found, plan.digest), False
+        tx.conn.execute(repository.INSERT, job)
+        self.events.record_in(
+            tx,
+            "job.created",
+            organization_id=plan.org_id,
+            job_id=job["id"],
+            payload={"modality": plan.body.modality, "status": "pending"},
+        )
+        self.queue.insert_in(
+            tx,
+            JOB_WORK_KIND,
+            ref_id=job["id"],
+            organization_id=plan.org_id,
+            priority=plan.body.priority,
+            max_attempts=self.max_attempts,
+            lease=plan.lease,
+        )
+        if plan.lease is not None:
+            tx.after_commit(lambda: self._remember(job, known))
+        return job, True
+
+    async def _plan(self, principal: Principal, body: JobCreate) -> _Plan:
+        """Everything decided before the write: where, whether allowed, what to run."""
         async with self.db.read() as session:
             org_id = await self.access.organization_for(session, principal, body.organization_id)
             await self.access.authorize(
@@ -92,12 +195,6 @@ class JobService:
             )
             request, credentials = await self._validate(session, org_id, body)
         digest = _request_hash(body)
-        if body.idempotency_key:
-            existing = await self.db.run_read(repository.read_by_key(org_id, body.idempotency_key))
-            if existing is not None:
-                return await self._replay(existing, digest), False
-        async with self.db.read() as session:
-            await self.budgets.check(session, org_id, request, body.tier, credentials)
         now = utcnow()
         job: dict[str, Any] = {
             "id": new_id(),
@@ -121,43 +218,7 @@ class JobService:
             "started_at": None,
             "completed_at": None,
         }
-        audit = audit_values(resource_id=job["id"], organization_id=org_id)
-        lease = self.queue.lease_locally(JOB_WORK_KIND)
-        known = self.versions.snapshot()
-
-        def create(tx: Tx) -> tuple[JobRow, bool]:
-            if body.idempotency_key:
-                # A concurrent request with the same key may have won the race.
-                found = repository.read_by_key(org_id, body.idempotency_key)(tx.conn)
-                if found is not None:
-                    _audit(tx, audit, found["id"])
-                    return found, False
-            tx.conn.execute(repository.INSERT, job)
-            self.events.record_in(
-                tx,
-                "job.created",
-                organization_id=org_id,
-                job_id=job["id"],
-                payload={"modality": body.modality, "status": "pending"},
-            )
-            self.queue.insert_in(
-                tx,
-                JOB_WORK_KIND,
-                ref_id=job["id"],
-                organization_id=org_id,
-                priority=body.priority,
-                max_attempts=self.max_attempts,
-                lease=lease,
-            )
-            _audit(tx, audit, job["id"])
-            if lease is not None:
-                tx.after_commit(lambda: self._remember(job, known))
-            return job, True
-
-        row, created = await _with_lease(lease, self.writer.write(create))
-        if not created:
-            return _replay(row, digest), False
-        return row, True
+        return _Plan(body, org_id, request, credentials, digest, job)
 
     def take_recent(self, job_id: str) -> JobRow | None:
         """The row of a job this process just created, once (for its worker, which then
@@ -188,18 +249,16 @@ class JobService:
         returns when the caller went away, which ends the wait too."""
         if wait <= 0:
             return await self._read(principal, job_id)
-        # Subscribed before reading, so an end committed after the read is not missed.
-        subscription = await self.hub.subscribe(
-            EventFilter(job_id=job_id, kinds=TERMINAL_KINDS, include_internal=True)
-        )
-        try:
-            row = await self._read(principal, job_id)
-            if row["status"] in TERMINAL_STATUSES:
-                return row
-            if not await _first_of(subscription.queue.get(), gone, wait):
-                return row
-        finally:
-            self.hub.unsubscribe(subscription)
+        read: dict[str, JobRow] = {}
+
+        async def ended() -> bool:
+            read["row"] = await self._read(principal, job_id)
+            return read["row"]["status"] in TERMINAL_STATUSES
+
+        where = EventFilter(job_id=job_id, kinds=TERMINAL_KINDS, include_internal=True)
+        woken = await wait_for_event(self.hub, where, ended, wait, gone)
+        if not woken or read["row"]["status"] in TERMINAL_STATUSES:
+            return read["row"]
         return await self._read(principal, job_id)
 
     async def list_page(
@@ -241,13 +300,6 @@ class JobService:
         except NotFound:
             raise NotFound(f"Job {job_id} was not found.") from None
 
-    async def _replay(self, existing: JobRow, digest: str) -> JobRow:
-        found = _replay(existing, digest)
-        audit = audit_values(resource_id=found["id"], organization_id=found["organization_id"])
-        if audit is not None:
-            await self.writer.write(lambda tx: _audit(tx, audit, found["id"]))
-        return found
-
     def _remember(self, job: JobRow, known: Mapping[str, int] | None) -> None:
         if len(self._recent) >= _RECENT_LIMIT:
             self._recent.clear()
@@ -272,40 +324,30 @@ class JobService:
         return request, credentials
 
 
-async def _first_of(
-    event: Awaitable[Any], gone: Callable[[], Awaitable[None]] | None, timeout: float
-) -> bool:
-    """Wait for `event`; False when the caller went away or the time ran out first."""
-    tasks = {asyncio.ensure_future(event)}
-    watcher = asyncio.ensure_future(gone()) if gone is not None else None
-    if watcher is not None:
-        tasks.add(watcher)
-    try:
-        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return bool(done) and watcher not in done
+@dataclass
+class _Plan:
+    """A job decided on, not yet written."""
+
+    body: JobCreate
+    org_id: str
+    request: ProviderRequest
+    credentials: Credentials
+    digest: str
+    job: JobRow
+    replay_of: JobRow | None = None
+    lease: Lease | None = None
 
 
-async def _with_lease(lease: Lease | None, write: Awaitable[tuple[JobRow, bool]]) -> Any:
-    """Await the write; a lease it did not use (failed, or found an existing job) is
-    given back."""
+@contextlib.contextmanager
+def _at(index: int, single: bool) -> Iterator[None]:
+    """Errors about one job of a batch say which one (`details.index`)."""
     try:
-        row, created = await write
-    except BaseException:
-        if lease is not None:
-            lease.cancel()
+        yield
+    except DomainError as exc:
+        if not single:
+            exc.details = {**(exc.details or {}), "index": index}
+            exc.message = f"Job {index} of the batch: {exc.message}"
         raise
-    if not created and lease is not None:
-        lease.cancel()
-    return row, created
-
-
-def _audit(tx: Tx, audit: dict[str, Any] | None, resource_id: str) -> None:
-    if audit is not None:
-        insert_audit_row(tx.conn, {**audit, "resource_id": resource_id})
 
 
 def _request_hash(body: JobCreate) -> str:

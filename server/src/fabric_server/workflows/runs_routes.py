@@ -6,6 +6,7 @@ Get, pause, resume and cancel are served on both path families the reference cli
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -14,8 +15,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
 from fabric_server.api.pagination import MAX_LIMIT, encode_cursor, page_request
+from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
 from fabric_server.events.repository import EventFilter
+from fabric_server.events.waiting import wait_for_event
 from fabric_server.workflows.schemas import (
+    TERMINAL_RUN_STATUSES,
     BulkCancel,
     BulkCancelResult,
     RunCancel,
@@ -96,8 +100,30 @@ async def bulk_cancel_runs(
 @router.get(f"{RUNS}/{{run_id}}", response_model=Envelope[RunOut], summary="Get a run")
 @router.get(f"{RUNS_ALIAS}/{{run_id}}", response_model=Envelope[RunOut], summary="Get a run")
 async def get_run(
-    run_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
+    run_id: str,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Hold the request until the run is completed, failed or cancelled, or "
+            "this many seconds passed (then it answers the run as it is)",
+        ),
+    ] = 0,
 ) -> JSONResponse:
+    if wait > 0:
+
+        async def ended() -> bool:
+            async with services.db.read() as session:
+                run = await services.workflows.runs.get(session, principal, run_id)
+                return run.status in TERMINAL_RUN_STATUSES
+
+        where = EventFilter(run_id=run_id, kinds=RUN_TERMINAL_KINDS, include_internal=True)
+        gone = partial(client_gone, request)
+        await wait_for_event(services.hub, where, ended, wait, gone)
     async with services.db.read() as session:
         run = await services.workflows.runs.get(session, principal, run_id)
         return ok(request, run_out(run, await services.workflows.runs.node_states(session, run.id)))
