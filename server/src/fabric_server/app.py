@@ -15,6 +15,7 @@ from fabric_server.access import routes as access_routes
 from fabric_server.api import system
 from fabric_server.api.handlers import install_error_handlers
 from fabric_server.api.middleware import RequestContextMiddleware
+from fabric_server.api.openapi import install_openapi
 from fabric_server.audit import routes as audit_routes
 from fabric_server.auth import routes as auth_routes
 from fabric_server.budgets import routes as budget_routes
@@ -107,4 +108,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(access_routes.router)
     app.include_router(api_key_routes.router)
     app.include_router(secret_routes.router)
+    install_openapi(app, password_min_length=settings.password_min_length)
     return app

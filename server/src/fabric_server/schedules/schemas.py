@@ -55,17 +55,17 @@ class ScheduleCreate(BaseModel):
 
 
 class ScheduleUpdate(BaseModel):
-    """Only the fields present change."""
+    """Only the fields present change (all but `description` may be left out, not nulled)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    cron_expression: str | None = Field(default=None, min_length=1, max_length=200)
-    timezone: str | None = Field(default=None, min_length=1, max_length=64)
-    input_context: dict[str, Any] | None = None
-    enabled: bool | None = None
-    concurrency_policy: ConcurrencyInput | None = None
-    catchup_policy: CatchupPolicy | None = None
-    priority: int | None = Field(default=None, ge=-1000, le=1000)
+    cron_expression: str = Field(default=None, min_length=1, max_length=200)
+    timezone: str = Field(default=None, min_length=1, max_length=64)
+    input_context: dict[str, Any] = Field(default=None)
+    enabled: bool = Field(default=None)
+    concurrency_policy: ConcurrencyInput = Field(default=None)
+    catchup_policy: CatchupPolicy = Field(default=None)
+    priority: int = Field(default=None, ge=-1000, le=1000)
     description: str | None = Field(default=None, max_length=10_000)
 
     _policy = field_validator("concurrency_policy")(_normalise_policy)

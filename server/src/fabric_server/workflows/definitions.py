@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.service import Access
 from fabric_server.api.auth import Principal
-from fabric_server.errors import NotFound, ValidationFailed
+from fabric_server.errors import NotFound, Unprocessable
 from fabric_server.workflows import graph, repository
 from fabric_server.workflows.models import WorkflowDefinition
 from fabric_server.workflows.nodes import OperationRegistry
@@ -31,7 +31,8 @@ class DefinitionService:
         if errors:
             first = errors[0]
             where = f"node {first['node']}: " if first["node"] else ""
-            raise ValidationFailed(
+            # The shape was checked against the schema; these are the rules beyond it.
+            raise Unprocessable(
                 f"The workflow definition is invalid: {where}{first['message']}",
                 details={"errors": errors},
             )
