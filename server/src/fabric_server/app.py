@@ -108,5 +108,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(access_routes.router)
     app.include_router(api_key_routes.router)
     app.include_router(secret_routes.router)
-    install_openapi(app, password_min_length=settings.password_min_length)
+    install_openapi(
+        app,
+        password_min_length=settings.password_min_length,
+        operations=services.workflows.operations.spellings(),
+    )
     return app

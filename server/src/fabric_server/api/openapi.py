@@ -3,7 +3,9 @@ models; this module settles what the models alone cannot say.
 
 * A request body is `required` exactly when `{}` is not a valid body: a body-less POST is
   read as `{}` (wire contract), so a route whose body may be all defaults takes no body.
-* Settings that change what the server accepts (the password policy) are written in.
+* A query or path parameter is never `null` on the wire: `X | None` is published as `X`.
+* What this server's configuration accepts is written in: the password policy, and the
+  workflow operations it knows.
 * Links tie each create operation to the operations that read, change or delete what it
   created, so a client (or a stateful fuzzer) can follow an id from one call to the next.
 """
@@ -40,6 +42,7 @@ class Link:
     value: str = "$response.body#/data/id"
 
 
+ORGANIZATION_CREATE = ("POST", "/v1/organizations")
 LINKS = (
     Link(("POST", "/v1/jobs"), "/v1/jobs/{job_id}", "job_id"),
     Link(("POST", "/v1/organizations"), "/v1/organizations/{org_id}", "org_id"),
@@ -90,7 +93,7 @@ BODY_LINKS = (
 )
 
 
-def install_openapi(app: FastAPI, *, password_min_length: int) -> None:
+def install_openapi(app: FastAPI, *, password_min_length: int, operations: list[str]) -> None:
     """Serve the settled document (built once, on first request) at `/openapi.json`."""
 
     def build() -> dict[str, Any]:
@@ -101,27 +104,57 @@ def install_openapi(app: FastAPI, *, password_min_length: int) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            settle(document, password_min_length=password_min_length)
+            settle(document, password_min_length=password_min_length, operations=operations)
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = build  # type: ignore[method-assign]
 
 
-def settle(document: dict[str, Any], *, password_min_length: int) -> None:
+def settle(document: dict[str, Any], *, password_min_length: int, operations: list[str]) -> None:
     """Apply the rules of this module's docstring to a drafted document, in place."""
     schemas = document.get("components", {}).get("schemas", {})
+    _name_operations(schemas, operations)
     for model, field in NEW_PASSWORD_FIELDS.items():
         prop = schemas.get(model, {}).get("properties", {}).get(field)
         if prop is not None:
             prop["minLength"] = max(password_min_length, prop.get("minLength", 0))
     accepts_empty = _empty_object_check(document)
     for _path, _method, operation in _operations(document):
+        for parameter in operation.get("parameters", []):
+            parameter["schema"] = _without_null(parameter.get("schema", {}))
         body = operation.get("requestBody")
         content = (body or {}).get("content", {}).get("application/json")
         if body is not None and content is not None:
             body["required"] = not accepts_empty(content.get("schema", {}))
     _add_links(document)
+
+
+def _name_operations(schemas: dict[str, Any], operations: list[str]) -> None:
+    """Workflow nodes may only name operations of this server's registry."""
+    node = schemas.get("DefinitionUpsert", {}).get("properties", {}).get("nodes", {})
+    items = node.get("items", {})
+    for name in ("operation", "type", "kind"):
+        if name in items.get("properties", {}):
+            items["properties"][name]["enum"] = [*operations, None]
+    for branch in items.get("anyOf", []):
+        for name, prop in branch.get("properties", {}).items():
+            if name in ("operation", "type", "kind"):
+                prop["enum"] = list(operations)
+            elif name == "config":
+                prop["properties"]["operation"]["enum"] = list(operations)
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter typed `X | None` is `X`: leaving it out is how a client sends "none"."""
+    options = schema.get("anyOf")
+    if not isinstance(options, list):
+        return schema
+    kept = [option for option in options if option != {"type": "null"}]
+    if len(kept) != 1 or len(kept) == len(options):
+        return schema
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**rest, **kept[0]}
 
 
 def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -161,11 +194,33 @@ def _add_links(document: dict[str, Any]) -> None:
                     name,
                     {"operationId": target["operationId"], "parameters": parameters},
                 )
+    # A new organization's id goes into the body of everything created in an organization.
+    schemas = document.get("components", {}).get("schemas", {})
+    for (method, path), target in sorted(operations.items()):
+        if "organization_id" in _body_properties(target, schemas):
+            _attach(
+                operations[ORGANIZATION_CREATE],
+                f"{method}{path}".replace("/", "_").replace("{", "").replace("}", ""),
+                {
+                    "operationId": target["operationId"],
+                    "requestBody": {"organization_id": "$response.body#/data/id"},
+                },
+            )
     for source_key, target_key, body in BODY_LINKS:
         source, target = operations.get(source_key), operations.get(target_key)
         if source is not None and target is not None:
             name = f"{target_key[0]}{target_key[1]}".replace("/", "_")
             _attach(source, name, {"operationId": target["operationId"], "requestBody": body})
+
+
+def _body_properties(operation: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    content = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    schema = content.get("schema", {})
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        schema = schemas.get(ref.rsplit("/", 1)[-1], {})
+    properties: dict[str, Any] = schema.get("properties", {})
+    return properties
 
 
 def _path_parameters(path: str) -> set[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.service import Access
 from fabric_server.api.auth import Principal
-from fabric_server.errors import NotFound, Unprocessable
+from fabric_server.errors import NotFound, Unprocessable, ValidationFailed
 from fabric_server.workflows import graph, repository
 from fabric_server.workflows.models import WorkflowDefinition
 from fabric_server.workflows.nodes import OperationRegistry
@@ -31,8 +33,10 @@ class DefinitionService:
         if errors:
             first = errors[0]
             where = f"node {first['node']}: " if first["node"] else ""
-            # The shape was checked against the schema; these are the rules beyond it.
-            raise Unprocessable(
+            # The shape was checked against the schema, which also lists the operations
+            # (an unknown one is a 400); the other problems break rules beyond it.
+            error = ValidationFailed if _names_unknown_operation(errors) else Unprocessable
+            raise error(
                 f"The workflow definition is invalid: {where}{first['message']}",
                 details={"errors": errors},
             )
@@ -87,3 +91,7 @@ class DefinitionService:
             session, principal, organization_id, "workflow.read"
         )
         return await repository.list_definitions(session, org_ids)
+
+
+def _names_unknown_operation(errors: list[dict[str, Any]]) -> bool:
+    return any(error["type"] == "unknown_operation" for error in errors)
