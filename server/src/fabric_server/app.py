@@ -13,6 +13,7 @@ from fabric_server.access import key_routes as api_key_routes
 from fabric_server.access import me_routes
 from fabric_server.access import routes as access_routes
 from fabric_server.api import system
+from fabric_server.api.docs import install_docs
 from fabric_server.api.handlers import install_error_handlers
 from fabric_server.api.middleware import RequestContextMiddleware
 from fabric_server.api.openapi import install_openapi
@@ -84,6 +85,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         version=__version__,
         description="Fabric control plane: jobs, workflows, schedules, events and webhooks.",
         lifespan=lifespan,
+        # `/docs` is served from local assets (api/docs.py); ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     install_error_handlers(app)
@@ -108,6 +112,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(access_routes.router)
     app.include_router(api_key_routes.router)
     app.include_router(secret_routes.router)
+    install_docs(app)
     install_openapi(
         app,
         password_min_length=settings.password_min_length,

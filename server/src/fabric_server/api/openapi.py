@@ -207,10 +207,10 @@ def _add_links(document: dict[str, Any]) -> None:
                 },
             )
     for source_key, target_key, body in BODY_LINKS:
-        source, target = operations.get(source_key), operations.get(target_key)
-        if source is not None and target is not None:
+        creator, receiver = operations.get(source_key), operations.get(target_key)
+        if creator is not None and receiver is not None:
             name = f"{target_key[0]}{target_key[1]}".replace("/", "_")
-            _attach(source, name, {"operationId": target["operationId"], "requestBody": body})
+            _attach(creator, name, {"operationId": receiver["operationId"], "requestBody": body})
 
 
 def _body_properties(operation: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:

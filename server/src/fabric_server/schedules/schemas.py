@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 ConcurrencyPolicy = Literal["allow", "skip", "queue"]
 # `forbid` is the reference model's name for `skip` (wire-spec §10.4); stored as `skip`.
@@ -59,13 +60,14 @@ class ScheduleUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    cron_expression: str = Field(default=None, min_length=1, max_length=200)
-    timezone: str = Field(default=None, min_length=1, max_length=64)
-    input_context: dict[str, Any] = Field(default=None)
-    enabled: bool = Field(default=None)
-    concurrency_policy: ConcurrencyInput = Field(default=None)
-    catchup_policy: CatchupPolicy = Field(default=None)
-    priority: int = Field(default=None, ge=-1000, le=1000)
+    # Not nullable in the schema (`SkipJsonSchema`); the service refuses a null (400).
+    cron_expression: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
+    timezone: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=64)
+    input_context: dict[str, Any] | SkipJsonSchema[None] = None
+    enabled: bool | SkipJsonSchema[None] = None
+    concurrency_policy: ConcurrencyInput | SkipJsonSchema[None] = None
+    catchup_policy: CatchupPolicy | SkipJsonSchema[None] = None
+    priority: int | SkipJsonSchema[None] = Field(default=None, ge=-1000, le=1000)
     description: str | None = Field(default=None, max_length=10_000)
 
     _policy = field_validator("concurrency_policy")(_normalise_policy)

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
 EventPattern = Annotated[
     str,
@@ -93,17 +94,18 @@ class WebhookUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # url, active, max_retries and secret may be left out but not set to null.
-    url: WebhookUrl = Field(default=None)
+    # url, active, max_retries and secret may be left out but not set to null: the schema
+    # says so (`SkipJsonSchema`), and the service refuses a null (400).
+    url: WebhookUrl | SkipJsonSchema[None] = None
     events: list[EventPattern] | None = Field(default=None, max_length=100, description=_EVENTS)
     event_filter: list[EventPattern] | None = Field(default=None, max_length=100)
-    active: bool = Field(default=None)
+    active: bool | SkipJsonSchema[None] = None
     description: str | None = Field(default=None, max_length=500)
-    max_retries: int = Field(default=None, ge=0, le=20)
+    max_retries: int | SkipJsonSchema[None] = Field(default=None, ge=0, le=20)
     resource_filter: ResourceFilter | None = Field(
         default=None, max_length=20, description=_RESOURCE
     )
-    secret: str = Field(default=None, min_length=8, max_length=256)
+    secret: str | SkipJsonSchema[None] = Field(default=None, min_length=8, max_length=256)
 
 
 class WebhookOut(BaseModel):
