@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -61,13 +61,15 @@ class ScheduleUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Not nullable in the schema (`SkipJsonSchema`); the service refuses a null (400).
-    cron_expression: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
-    timezone: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=64)
+    cron_expression: Annotated[str, Field(min_length=1, max_length=200)] | SkipJsonSchema[None] = (
+        None
+    )
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] | SkipJsonSchema[None] = None
     input_context: dict[str, Any] | SkipJsonSchema[None] = None
     enabled: bool | SkipJsonSchema[None] = None
     concurrency_policy: ConcurrencyInput | SkipJsonSchema[None] = None
     catchup_policy: CatchupPolicy | SkipJsonSchema[None] = None
-    priority: int | SkipJsonSchema[None] = Field(default=None, ge=-1000, le=1000)
+    priority: Annotated[int, Field(ge=-1000, le=1000)] | SkipJsonSchema[None] = None
     description: str | None = Field(default=None, max_length=10_000)
 
     _policy = field_validator("concurrency_policy")(_normalise_policy)

@@ -101,11 +101,11 @@ class WebhookUpdate(BaseModel):
     event_filter: list[EventPattern] | None = Field(default=None, max_length=100)
     active: bool | SkipJsonSchema[None] = None
     description: str | None = Field(default=None, max_length=500)
-    max_retries: int | SkipJsonSchema[None] = Field(default=None, ge=0, le=20)
+    max_retries: Annotated[int, Field(ge=0, le=20)] | SkipJsonSchema[None] = None
     resource_filter: ResourceFilter | None = Field(
         default=None, max_length=20, description=_RESOURCE
     )
-    secret: str | SkipJsonSchema[None] = Field(default=None, min_length=8, max_length=256)
+    secret: Annotated[str, Field(min_length=8, max_length=256)] | SkipJsonSchema[None] = None
 
 
 class WebhookOut(BaseModel):
