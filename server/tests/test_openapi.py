@@ -80,12 +80,16 @@ def _failures(recorder: Any) -> list[str]:
             if check.status == Status.FAILURE:
                 info = check.failure_info
                 title = info.failure.title if info is not None else ""
-                case = recorder.cases.get(case_id)
-                request = ""
-                if case is not None:
-                    value = case.value
-                    request = f" {value.method} {value.formatted_path} body={value.body!r:.300}"
-                found.append(f"{recorder.label}: {check.name} ({title}){request}")
+                exchange = recorder.interactions.get(case_id)
+                seen = ""
+                if exchange is not None:
+                    sent, answer = exchange.request, exchange.response
+                    seen = f"\n  {sent.method} {sent.uri[:300]} {str(sent.body)[:300]}"
+                    if answer is not None:
+                        seen += (
+                            f"\n  -> {answer.status_code} {answer.headers} {answer.content!r:.300}"
+                        )
+                found.append(f"{recorder.label}: {check.name} ({title}){seen}")
     return found
 
 
