@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jsonschema import Draft202012Validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,7 +14,7 @@ from fabric_server.errors import NotFound, Unprocessable, ValidationFailed
 from fabric_server.workflows import graph, repository
 from fabric_server.workflows.models import WorkflowDefinition
 from fabric_server.workflows.nodes import OperationRegistry
-from fabric_server.workflows.schemas import DefinitionUpsert
+from fabric_server.workflows.schemas import DEFAULTS_SCHEMA, NODE_SCHEMA, DefinitionUpsert
 
 
 class DefinitionService:
@@ -33,9 +34,9 @@ class DefinitionService:
         if errors:
             first = errors[0]
             where = f"node {first['node']}: " if first["node"] else ""
-            # The shape was checked against the schema, which also lists the operations
-            # (an unknown one is a 400); the other problems break rules beyond it.
-            error = ValidationFailed if _names_unknown_operation(errors) else Unprocessable
+            # 400 when the body breaks the published schema (which also lists the known
+            # operations); 422 when only rules beyond it are broken.
+            error = ValidationFailed if _breaks_schema(body, errors) else Unprocessable
             raise error(
                 f"The workflow definition is invalid: {where}{first['message']}",
                 details={"errors": errors},
@@ -93,5 +94,13 @@ class DefinitionService:
         return await repository.list_definitions(session, org_ids)
 
 
-def _names_unknown_operation(errors: list[dict[str, Any]]) -> bool:
-    return any(error["type"] == "unknown_operation" for error in errors)
+_NODES = Draft202012Validator({"type": "array", "minItems": 1, "items": NODE_SCHEMA})
+_DEFAULTS = Draft202012Validator(DEFAULTS_SCHEMA)
+
+
+def _breaks_schema(body: DefinitionUpsert, errors: list[dict[str, Any]]) -> bool:
+    if any(error["type"] == "unknown_operation" for error in errors):
+        return True
+    if body.defaults is not None and not _DEFAULTS.is_valid(body.defaults):
+        return True
+    return not _NODES.is_valid(body.nodes)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from fabric_server.api.documented import Documented
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 RunStatus = Literal["pending", "running", "waiting", "paused", "completed", "failed", "cancelled"]
 NodeStatus = Literal["pending", "ready", "running", "completed", "failed", "skipped", "waiting"]
@@ -114,13 +112,15 @@ class DefinitionUpsert(BaseModel):
     organization_id: str | None = Field(
         default=None, description="Defaults to the caller's organization (dev: the default org)"
     )
-    nodes: list[Annotated[dict[str, Any], Documented(NODE_SCHEMA)]] = Field(
-        min_length=1,
+    # The node and defaults schemas are published here and checked by the definition service,
+    # whose messages name the node and the problem.
+    nodes: list[Annotated[dict[str, Any], WithJsonSchema(NODE_SCHEMA)]] = Field(
         max_length=MAX_NODES,
+        json_schema_extra={"minItems": 1},
         description="Nodes (wire-spec §13.2): key, operation|type|kind, config, inputs, "
         "outputs, depends_on, policy",
     )
-    defaults: Annotated[dict[str, Any], Documented(DEFAULTS_SCHEMA)] | None = None
+    defaults: Annotated[dict[str, Any], WithJsonSchema(DEFAULTS_SCHEMA)] | None = None
     description: str | None = Field(default=None, max_length=10_000)
 
 
