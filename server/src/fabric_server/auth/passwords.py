@@ -13,10 +13,11 @@ from fabric_server.errors import Unprocessable, ValidationFailed
 
 MAX_PASSWORD_LENGTH = 1024
 # The address syntax the API documents (`EMAIL_PATTERN` in auth/schemas.py): a dot-atom
-# local part and a domain of hostname labels under an alphabetic top-level label.
+# local part and a domain of hostname labels under an alphabetic top-level label; spaces
+# around it are dropped.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-EMAIL_PATTERN = rf"^{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$"
+EMAIL_PATTERN = rf"^ *{_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)+[A-Za-z]{{2,63}} *$"
 EMAIL_MAX_LENGTH = 254
 _EMAIL = re.compile(EMAIL_PATTERN)
 
