@@ -230,7 +230,7 @@ async def test_expiry_and_last_used(database_url: str, tmp_path: Path) -> None:
         )
         both = {**past, "expires_at": "2999-01-01T00:00:00Z", "expires_in_days": 3}
         assert_error(
-            await client.post("/v1/api-keys", json=both, headers=owner.headers), 400, "bad_request"
+            await client.post("/v1/api-keys", json=both, headers=owner.headers), 400, "validation_failed"
         )
 
 
