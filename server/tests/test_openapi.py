@@ -101,10 +101,10 @@ def test_links_tie_creates_to_the_operations_on_what_they_create(
     targets = {link["operationId"] for link in created_job.values()}
     assert document["paths"]["/v1/jobs/{job_id}"]["get"]["operationId"] in targets
     linked = {
-        link["operationId"]
+        link.get("operationId")
         for item in document["paths"].values()
         for operation in item.values()
         for response in operation.get("responses", {}).values()
         for link in response.get("links", {}).values()
     }
-    assert len(linked) >= 40
+    assert len(linked - {None}) >= 40
