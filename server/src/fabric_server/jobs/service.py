@@ -14,7 +14,7 @@ from fabric_server.api.pagination import PageRequest, split_page
 from fabric_server.budgets.service import BudgetService
 from fabric_server.db.models import Job, UsageRecord
 from fabric_server.engine.queue import WorkQueue
-from fabric_server.errors import Conflict, NotFound, ValidationFailed
+from fabric_server.errors import Conflict, NotFound, Unprocessable
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.jobs import repository
 from fabric_server.jobs.schemas import JobCreate
@@ -139,8 +139,9 @@ class JobService:
     async def _validate(
         self, session: AsyncSession, org_id: str, body: JobCreate
     ) -> tuple[ProviderRequest, Credentials]:
-        """Bad input is a 400 `validation_failed`; a provider the organization has no
-        credentials for is a 400 `provider_not_configured` — both before anything is queued."""
+        """Input no routed provider can serve is a 422 `validation_failed`; a provider the
+        organization has no credentials for is a 422 `provider_not_configured` — both before
+        anything is queued."""
         request = ProviderRequest(
             modality=body.modality, input=body.input, model=body.model, params=body.params or {}
         )
@@ -149,7 +150,7 @@ class JobService:
             credentials = await self.providers.credentials(session, org_id)
             self.providers.plan(request, body.tier, credentials)
         except ProviderInputError as exc:
-            raise ValidationFailed(
+            raise Unprocessable(
                 str(exc), details={"errors": [{"path": "input", "message": str(exc)}]}
             ) from exc
         return request, credentials
