@@ -68,7 +68,7 @@ def test_spec_providers_snippet_on_a_bare_server(server: LiveServer) -> None:
                 input={"prompt": "Hello"},
                 model="gpt-4o",
             )
-        assert missing.value.status_code == 400
+        assert missing.value.status_code == 422
         assert missing.value.code == "provider_not_configured"
         assert "OPENAI_API_KEY" in missing.value.message
 

@@ -329,7 +329,11 @@ def sample(openapi: dict[str, Any], name: str, schema: dict[str, Any]) -> Any:
         return True
     if kind == "array":
         return [sample(openapi, name, schema.get("items", {"type": "string"}))]
-    if kind == "object":
+    if kind == "object" or (kind is None and "properties" in schema):
+        required = schema.get("required", [])
+        if required:  # an object the route accepts: its required fields, sampled
+            props = schema["properties"]
+            return {field: sample(openapi, field, props[field]) for field in required}
         return {"key": f"value-of-{name}"}
     if schema.get("format") == "date-time":
         return "2025-01-02T03:04:05+00:00"

@@ -155,11 +155,11 @@ async def test_a_tampered_state_is_refused(client: httpx.AsyncClient) -> None:
     parts = urlsplit(callback)
     query = parse_qs(parts.query)
     forged = f"{PUBLIC_URL}{parts.path}?code={query['code'][0]}&state=forged-state"
-    body = assert_error(await client.get(forged), 400, "bad_request")
+    body = assert_error(await client.get(forged), 422, "bad_request")
     assert "state" in body["error"]["message"]
     # Without the cookie set by the start of the flow the callback is refused too.
     client.cookies.clear()
-    assert_error(await client.get(callback), 400, "bad_request")
+    assert_error(await client.get(callback), 422, "bad_request")
 
 
 async def test_a_wrong_pkce_verifier_is_refused_by_the_provider(
@@ -293,7 +293,7 @@ async def test_social_account_can_set_a_password_by_recovery(
         json={"current_password": "anything", "new_password": PASSWORD},
         headers=bearer(data),
     )
-    assert_error(no_password, 400, "bad_request")
+    assert_error(no_password, 409, "conflict")
     await client.post("/v1/auth/forgot-password", json={"email": "sam@example.com"})
     mails = await outbox(services, "sam@example.com")
     link = link_in(mails[0]["body"], "/v1/auth/reset-password")

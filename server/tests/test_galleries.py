@@ -171,7 +171,7 @@ async def test_invalid_galleries_and_items(client: httpx.AsyncClient) -> None:
     data_url = await client.post(path, json={"url": "data:image/png;base64,iVBORw0KGgo="})
     assert data_url.status_code == 201
     assert_error(
-        await client.get(path, params={"after": str(uuid.uuid4())}), 400, "validation_failed"
+        await client.get(path, params={"after": str(uuid.uuid4())}), 422, "validation_failed"
     )
 
 

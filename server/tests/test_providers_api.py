@@ -74,7 +74,7 @@ async def test_spec_gpt4o_call_on_a_bare_server_says_which_secret_to_set(
         json={"modality": "text", "input": {"prompt": "Hello"}, "model": "gpt-4o"},
     )
 
-    body = assert_error(response, 400, "provider_not_configured")
+    body = assert_error(response, 422, "provider_not_configured")
     assert "OPENAI_API_KEY" in body["error"]["message"]
 
 
@@ -134,15 +134,15 @@ async def test_bad_requests(client: httpx.AsyncClient) -> None:
         return await client.post("/v1/providers/execute", json=payload)
 
     assert_error(await execute(input={}), 400, "validation_failed")
-    assert_error(await execute(model="no-such-model"), 400, "validation_failed")
+    assert_error(await execute(model="no-such-model"), 422, "validation_failed")
     assert_error(await execute(modality="smell"), 400, "validation_failed")
-    assert_error(await execute(tier="premium"), 400, "provider_not_configured")
-    assert_error(await execute(params={"delay_ms": -1}), 400, "validation_failed")
-    assert_error(await execute(params={"fail": "nope"}), 400, "validation_failed")
+    assert_error(await execute(tier="premium"), 422, "provider_not_configured")
+    assert_error(await execute(params={"delay_ms": -1}), 422, "validation_failed")
+    assert_error(await execute(params={"fail": "nope"}), 422, "validation_failed")
     estimate = await client.post(
         "/v1/providers/estimate", json={"modality": "text", "input": {"prompt": "x"}, "model": "?"}
     )
-    assert_error(estimate, 400, "validation_failed")
+    assert_error(estimate, 422, "validation_failed")
 
 
 async def test_other_organizations_are_invisible(
@@ -201,7 +201,7 @@ async def test_an_organization_endpoint_on_loopback_is_refused(
         json={"modality": "text", "input": {"prompt": "Hello"}, "model": "gpt-4o"},
     )
 
-    body = assert_error(response, 400, "provider_not_configured")
+    body = assert_error(response, 422, "provider_not_configured")
     assert "private" in body["error"]["message"]
 
 
@@ -211,11 +211,11 @@ async def test_jobs_on_an_unconfigured_provider_are_refused_at_submission(
     response = await client.post(
         "/v1/jobs", json={"modality": "text", "input": {"prompt": "x"}, "model": "gpt-4o"}
     )
-    assert_error(response, 400, "provider_not_configured")
+    assert_error(response, 422, "provider_not_configured")
     premium = await client.post(
         "/v1/jobs", json={"modality": "text", "input": {"prompt": "x"}, "tier": "premium"}
     )
-    assert_error(premium, 400, "provider_not_configured")
+    assert_error(premium, 422, "provider_not_configured")
     basic = await client.post(
         "/v1/jobs", json={"modality": "text", "input": {"prompt": "x"}, "tier": "basic"}
     )

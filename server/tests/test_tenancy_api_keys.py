@@ -225,12 +225,14 @@ async def test_expiry_and_last_used(database_url: str, tmp_path: Path) -> None:
         past = {"name": "p", "organization_id": org["id"], "expires_at": "2001-01-01T00:00:00Z"}
         assert_error(
             await client.post("/v1/api-keys", json=past, headers=owner.headers),
-            400,
+            422,
             "validation_failed",
         )
         both = {**past, "expires_at": "2999-01-01T00:00:00Z", "expires_in_days": 3}
         assert_error(
-            await client.post("/v1/api-keys", json=both, headers=owner.headers), 400, "bad_request"
+            await client.post("/v1/api-keys", json=both, headers=owner.headers),
+            400,
+            "validation_failed",
         )
 
 

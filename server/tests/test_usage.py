@@ -167,7 +167,7 @@ async def test_records_page_and_filter(client: httpx.AsyncClient, services: Serv
     assert await listed(model="claude-x") == [ids[1]]
     assert await listed(start="2026-03-03", end="2026-03-05") == [ids[3], ids[2]]
     assert_error(
-        await client.get(f"{BASE}/records", params={"cursor": "garbage!"}), 400, "invalid_cursor"
+        await client.get(f"{BASE}/records", params={"cursor": "garbage"}), 422, "invalid_cursor"
     )
 
 

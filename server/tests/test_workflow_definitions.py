@@ -23,7 +23,9 @@ async def upsert(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
 
 async def errors_of(client: httpx.AsyncClient, nodes: list[Any], **body: Any) -> list[dict]:
     response = await upsert(client, nodes=nodes, **body)
-    details = assert_error(response, 400, "validation_failed")["error"]["details"]
+    # 400 for a body that breaks the published schema, 422 for the rules beyond it.
+    status = 400 if response.status_code == 400 else 422
+    details = assert_error(response, status, "validation_failed")["error"]["details"]
     errors: list[dict] = details["errors"]
     assert errors
     return errors
@@ -349,3 +351,15 @@ async def test_definitions_of_other_organizations_are_invisible(
     assert_error(filtered, 404, "not_found")
     run = await client.post("/v1/workflow-runs", json={"workflow_definition_id": secret_id})
     assert_error(run, 404, "not_found")
+
+
+async def test_shape_errors_are_400_and_rule_errors_422(client: httpx.AsyncClient) -> None:
+    shape = await upsert(client, nodes=[{"key": "a", "operation": "workflow.noop", "colour": 1}])
+    assert_error(shape, 400, "validation_failed")
+    unknown = await upsert(client, nodes=[{"key": "a", "operation": "no.such"}])
+    assert_error(unknown, 400, "validation_failed")
+    cycle = [
+        {"key": "a", "operation": "workflow.noop", "depends_on": ["b"]},
+        {"key": "b", "operation": "workflow.noop", "depends_on": ["a"]},
+    ]
+    assert_error(await upsert(client, nodes=cycle), 422, "validation_failed")

@@ -13,8 +13,10 @@ from fabric_server.access import key_routes as api_key_routes
 from fabric_server.access import me_routes
 from fabric_server.access import routes as access_routes
 from fabric_server.api import system
+from fabric_server.api.docs import install_docs
 from fabric_server.api.handlers import install_error_handlers
 from fabric_server.api.middleware import RequestContextMiddleware
+from fabric_server.api.openapi import install_openapi
 from fabric_server.audit import routes as audit_routes
 from fabric_server.auth import routes as auth_routes
 from fabric_server.budgets import routes as budget_routes
@@ -84,6 +86,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         version=__version__,
         description="Fabric control plane: jobs, workflows, schedules, events and webhooks.",
         lifespan=lifespan,
+        # `/docs` is served from local assets (api/docs.py); ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     install_error_handlers(app)
@@ -108,4 +113,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(access_routes.router)
     app.include_router(api_key_routes.router)
     app.include_router(secret_routes.router)
+    install_docs(app)
+    install_openapi(
+        app,
+        password_min_length=settings.password_min_length,
+        operations=services.workflows.operations.spellings(),
+    )
     return app

@@ -21,8 +21,17 @@ class BadRequest(DomainError):
 
 
 class ValidationFailed(DomainError):
+    """The request breaks its documented schema (what `/openapi.json` says a body may be)."""
+
     status_code = 400
     code = "validation_failed"
+
+
+class Unprocessable(ValidationFailed):
+    """The request matches its schema but breaks a rule no schema can state: a cycle in a
+    workflow graph, a cursor this server did not issue, an address the mail rules refuse."""
+
+    status_code = 422
 
 
 class Unauthorized(DomainError):

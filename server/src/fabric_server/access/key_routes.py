@@ -11,7 +11,7 @@ from fabric_server.access.models import ApiKey
 from fabric_server.access.schemas import ApiKeyCreate, ApiKeyOut, ApiKeyWithSecret
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.errors import BadRequest
+from fabric_server.errors import Unprocessable
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=ERROR_RESPONSES)
 
@@ -28,7 +28,7 @@ async def create_key(
     async with services.db.write() as session:
         org_id = await services.access.context_org(session, principal, body.organization_id)
         if org_id is None:
-            raise BadRequest("organization_id is required: you belong to several organizations.")
+            raise Unprocessable("organization_id is required: you belong to several organizations.")
         key, secret = await services.api_keys.create(
             session,
             principal,

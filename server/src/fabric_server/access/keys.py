@@ -27,7 +27,13 @@ from fabric_server.db.database import Database
 from fabric_server.db.types import utcnow
 from fabric_server.db.versions import ACCESS, VersionedCache, Versions
 from fabric_server.db.writer import Writer
-from fabric_server.errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
+from fabric_server.errors import (
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    Unprocessable,
+    ValidationFailed,
+)
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository as orgs
 
@@ -268,7 +274,7 @@ class ApiKeyService:
 
     def _expiry(self, days: int | None, at: dt.datetime | None) -> dt.datetime | None:
         if days is not None and at is not None:
-            raise BadRequest("Give expires_in_days or expires_at, not both.")
+            raise ValidationFailed("Give expires_in_days or expires_at, not both.")
         if days is not None:
             return self.clock() + dt.timedelta(days=days)
         if at is None:
@@ -276,7 +282,7 @@ class ApiKeyService:
         if at.tzinfo is None:
             at = at.replace(tzinfo=dt.UTC)
         if at <= self.clock():
-            raise ValidationFailed(
+            raise Unprocessable(
                 "expires_at must be in the future.",
                 details={"errors": [{"path": "expires_at", "in": "body", "message": "past"}]},
             )

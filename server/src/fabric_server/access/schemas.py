@@ -5,10 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from fabric_server.access.policy import ACTION_ALIASES, ALL_ACTIONS, ROLE_ACTIONS
+from fabric_server.api.documented import Documented
 
 Action = Annotated[
     str, Field(min_length=1, max_length=64, description="`<resource>.<verb>`, or `*`")
+]
+# An action a grant or an API key scope may name: a known one, an alias of one, or `*`.
+KNOWN_ACTIONS = sorted({*ROLE_ACTIONS["owner"], *ACTION_ALIASES, ALL_ACTIONS})
+KnownAction = Annotated[
+    str,
+    Documented(
+        {"type": "string", "enum": KNOWN_ACTIONS, "description": "An action (docs/rbac.md)"}
+    ),
 ]
 Id = Annotated[str, Field(min_length=1, max_length=255)]
 
@@ -50,7 +61,7 @@ class AuthzBatch(BaseModel):
 class GrantCreate(BaseModel):
     principal_id: str = Field(min_length=1, max_length=36)
     organization_id: str = Field(max_length=64)
-    action: Action
+    action: KnownAction
     effect: Literal["allow", "deny"] = "allow"
     team_id: str | None = Field(default=None, max_length=64)
     resource_type: str | None = Field(default=None, min_length=1, max_length=64)
@@ -71,11 +82,24 @@ class GrantOut(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "description": "At most one of `expires_in_days` and `expires_at`.",
+            "not": {
+                "required": ["expires_in_days", "expires_at"],
+                "properties": {
+                    "expires_in_days": {"type": "integer"},
+                    "expires_at": {"type": "string"},
+                },
+            },
+        }
+    )
+
     name: str = Field(min_length=1, max_length=200)
     organization_id: str | None = Field(
         default=None, max_length=64, description="Defaults to the caller's organization"
     )
-    scopes: list[Action] | None = Field(
+    scopes: list[KnownAction] | None = Field(
         default=None,
         max_length=50,
         description="Actions the key may take; empty or absent: the creator's role",

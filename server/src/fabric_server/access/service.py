@@ -31,7 +31,7 @@ from fabric_server.access.policy import (
 from fabric_server.api.auth import Principal
 from fabric_server.db.database import is_write_transaction
 from fabric_server.db.versions import ACCESS, VersionedCache, Versions
-from fabric_server.errors import BadRequest, Conflict, Forbidden, NotFound
+from fabric_server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from fabric_server.jobs import repository as jobs
 from fabric_server.orgs import repository as orgs
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID
@@ -302,7 +302,7 @@ class Access:
         """The organization a call acts in (see `context_org`); 400 when that is ambiguous."""
         org_id = await self.context_org(session, principal, requested)
         if org_id is None:
-            raise BadRequest("organization_id is required: you belong to several organizations.")
+            raise Unprocessable("organization_id is required: you belong to several organizations.")
         return org_id
 
     async def context_org(

@@ -67,6 +67,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "Not allowed"),
         (404, "Not found (or not visible to the caller)"),
         (409, "Conflict"),
+        (422, "Well-formed and schema-valid, but breaks a rule the schema cannot state"),
         (429, "Rate limited"),
         (500, "Internal error"),
         (503, "Unavailable"),

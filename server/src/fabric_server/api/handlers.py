@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from fabric_server.api.envelope import error_response, request_id_of
 from fabric_server.errors import DomainError, RateLimited
@@ -52,9 +53,21 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     else:
         message = exc.detail if isinstance(exc.detail, str) else "Request failed"
     code = _STATUS_CODES.get(status, "internal_error" if status >= 500 else "bad_request")
-    return error_response(
-        request_id_of(request), status, code, message, headers=getattr(exc, "headers", None)
-    )
+    headers = getattr(exc, "headers", None)
+    if status == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return error_response(request_id_of(request), status, code, message, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (each method is its own route, so the
+    router's own answer names only the first one it met)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,9 +7,11 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Annotated, Protocol, TypeVar
 
-from fabric_server.errors import BadRequest
+from fastapi import Query
+
+from fabric_server.errors import Unprocessable
 
 
 class HasId(Protocol):
@@ -20,11 +22,23 @@ class HasId(Protocol):
 Row = TypeVar("Row", bound=HasId)
 
 
-class InvalidCursor(BadRequest):
+class InvalidCursor(Unprocessable):
+    """A cursor of the documented form that this server did not hand out (422)."""
+
     code = "invalid_cursor"
 
 
 MAX_LIMIT = 200
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+# Cursors are opaque, URL-safe tokens: pass back the `next_cursor` of a previous page.
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=500,
+        pattern=CURSOR_PATTERN,
+        description="The `next_cursor` of the previous page (URL-safe base64 text)",
+    ),
+]
 
 
 @dataclass(frozen=True)

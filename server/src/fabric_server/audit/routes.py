@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.api.pagination import MAX_LIMIT, encode_cursor, page_request
+from fabric_server.api.pagination import MAX_LIMIT, CursorQuery, encode_cursor, page_request
 from fabric_server.audit import repository
 from fabric_server.audit.models import AuditLog
 from fabric_server.audit.repository import AuditFilter
@@ -42,7 +42,6 @@ class AuditPage(BaseModel):
 
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=500)]
 Text = Annotated[str | None, Query(max_length=200)]
 
 
@@ -57,7 +56,7 @@ async def get_org_audit_logs(
     services: ServicesDep,
     principal: PrincipalDep,
     limit: Limit = 50,
-    cursor: Cursor = None,
+    cursor: CursorQuery = None,
     action: Text = None,
     actor_id: Text = None,
     resource_type: Text = None,
@@ -91,7 +90,7 @@ async def get_audit_logs(
     services: ServicesDep,
     principal: PrincipalDep,
     limit: Limit = 50,
-    cursor: Cursor = None,
+    cursor: CursorQuery = None,
     action: Text = None,
 ) -> JSONResponse:
     page = page_request(limit, cursor)

@@ -7,15 +7,27 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from fabric_server.auth.passwords import EMAIL_MAX_LENGTH, EMAIL_PATTERN
+
+# An address to look an account up by: anything that does not match simply finds none.
 Email = Annotated[
     str, Field(min_length=3, max_length=320, description="Email address (case-insensitive)")
+]
+# An address to store (a new account, an invitation): the documented syntax.
+NewEmail = Annotated[
+    str,
+    Field(
+        pattern=EMAIL_PATTERN,
+        max_length=EMAIL_MAX_LENGTH,
+        description="Email address such as name@example.com (stored in lower case)",
+    ),
 ]
 Password = Annotated[str, Field(min_length=1, max_length=1024)]
 Token = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
 class SignupRequest(BaseModel):
-    email: Email
+    email: NewEmail
     password: str = Field(
         min_length=1, max_length=1024, description="At least 8 characters by default"
     )
@@ -54,7 +66,13 @@ class TokenRequest(BaseModel):
 
 class ResetPasswordRequest(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"description": "The mailed token goes in `token` or `access_token`."}
+        json_schema_extra={
+            "description": "The mailed token goes in `token` or `access_token`.",
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("token", "access_token")
+            ],
+        }
     )
 
     token: str | None = Field(default=None, min_length=1, max_length=4096)
@@ -80,7 +98,7 @@ class ResetPasswordRequest(BaseModel):
 class SocialLoginRequest(BaseModel):
     provider: str = Field(min_length=1, max_length=64)
     provider_user_id: str = Field(min_length=1, max_length=255)
-    email: str | None = Field(default=None, max_length=320)
+    email: NewEmail | None = None
     display_name: str | None = Field(default=None, max_length=200)
     avatar_url: str | None = Field(default=None, max_length=2000)
     email_verified: bool = Field(

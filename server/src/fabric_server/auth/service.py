@@ -20,7 +20,7 @@ from fabric_server.auth.mailed import MailedTokens
 from fabric_server.auth.passwords import lookup_email, normalize_email
 from fabric_server.auth.sessions import Sessions
 from fabric_server.db.models import User
-from fabric_server.errors import BadRequest, DomainError, RateLimited, Unauthorized
+from fabric_server.errors import Conflict, DomainError, RateLimited, Unauthorized
 
 WRONG_CREDENTIALS = "Wrong email or password."
 
@@ -90,7 +90,7 @@ class AuthService:
         if user.locked_until is not None and user.locked_until > now:
             return _locked(user.locked_until - now)
         if user.password_hash is None:
-            raise BadRequest("This account has no password yet: use forgot-password to set one.")
+            raise Conflict("This account has no password yet: use forgot-password to set one.")
         if not await self.core.passwords.verify(user.password_hash, current):
             return await self._wrong_password(session, user, client)
         user.password_hash = await self.core.passwords.hash(new)

@@ -21,7 +21,13 @@ import httpx
 
 from fabric_server.auth.passwords import normalize_email
 from fabric_server.auth.tokens import TokenSigner
-from fabric_server.errors import BadRequest, NotFound, Unauthorized, Unavailable, ValidationFailed
+from fabric_server.errors import (
+    NotFound,
+    Unauthorized,
+    Unavailable,
+    Unprocessable,
+    ValidationFailed,
+)
 from fabric_server.settings import Settings
 
 STATE_COOKIE = "fabric_oauth_state"
@@ -90,6 +96,12 @@ def pkce_challenge(verifier: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+class SignInRefused(Unprocessable):
+    """A callback that matches no sign-in under way (422; the code clients already know)."""
+
+    code = "bad_request"
+
+
 class OAuthFlow:
     """Starts flows (authorize URL + state cookie) and finishes them (code → profile)."""
 
@@ -146,14 +158,16 @@ class OAuthFlow:
         """Check the state against the cookie, trade the code, and read the user profile."""
         flow = signer.unsign(STATE_PURPOSE, cookie, now=now) if cookie else None
         if flow is None:
-            raise BadRequest("This sign-in attempt is unknown or has expired: please start again.")
+            raise SignInRefused(
+                "This sign-in attempt is unknown or has expired: please start again."
+            )
         if not state or not hmac.compare_digest(str(flow.get("s", "")), state):
-            raise BadRequest("The sign-in state does not match: please start again.")
+            raise SignInRefused("The sign-in state does not match: please start again.")
         provider = self.provider(str(flow.get("p", "")))
         if error:
             raise Unauthorized(f"{provider.name} did not complete the sign-in ({error[:100]}).")
         if not code:
-            raise BadRequest("The provider sent no authorization code.")
+            raise SignInRefused("The provider sent no authorization code.")
         try:
             async with httpx.AsyncClient(timeout=self.timeout, headers=_HEADERS) as http:
                 access_token = await self._exchange(http, provider, code, str(flow.get("v")))

@@ -19,7 +19,8 @@ from fabric_server.errors import DomainError, Forbidden
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
-OptionalQuery = Annotated[str | None, Query(max_length=4096)]
+# Short enough that four of them, percent-encoded, fit in a request line.
+OptionalQuery = Annotated[str | None, Query(max_length=512)]
 
 
 @router.get(

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
+# Kinds and tags as sent: case does not matter (they are stored in lower case).
+NAME_INPUT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+# The sources an item may point at: an absolute http(s) URL, or a data: URL.
+URL_PATTERN = r"^(?:[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+|[Dd][Aa][Tt][Aa]:)"
 MAX_TAGS = 32
-URL_SCHEMES = ("http", "https", "data")
 
 
 def normalize_name(value: str, what: str) -> str:
     """Kinds and tags are lower-case words: letters, digits, `_ . : -`, up to 64 long."""
-    name = value.strip().lower()
+    name = value.lower()
     if not NAME_PATTERN.match(name):
         raise ValueError(
             f"{what} must be 1-64 characters: letters, digits, '_', '.', ':' or '-' "
@@ -34,7 +36,12 @@ class GalleryCreate(BaseModel):
         description="Omitted: the caller's organization. null: a public gallery, visible to "
         "everyone (platform administrators only).",
     )
-    kind: str = Field(max_length=64, description="e.g. portrait, persona, style")
+    kind: str = Field(
+        pattern=NAME_INPUT_PATTERN,
+        max_length=64,
+        description="e.g. portrait, persona, style: letters, digits, `_ . : -` (stored in "
+        "lower case)",
+    )
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     metadata: dict[str, Any] | None = None
@@ -59,30 +66,34 @@ class GalleryOut(BaseModel):
 
 
 class GalleryItemCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "description": "Exactly one of `url` and `asset_id`.",
+            "oneOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("url", "asset_id")
+            ],
+        },
+    )
 
     url: str | None = Field(
-        default=None, max_length=200_000, description="http(s) URL or a data: URL"
+        default=None,
+        max_length=200_000,
+        pattern=URL_PATTERN,
+        description="http(s) URL or a data: URL",
     )
     asset_id: str | None = Field(default=None, min_length=1, max_length=200)
     title: str | None = Field(default=None, max_length=300)
-    tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
+    tags: list[Annotated[str, Field(pattern=NAME_INPUT_PATTERN, max_length=64)]] = Field(
+        default_factory=list, max_length=MAX_TAGS
+    )
     metadata: dict[str, Any] | None = None
 
     @field_validator("tags")
     @classmethod
     def _tags(cls, values: list[str]) -> list[str]:
         return list(dict.fromkeys(normalize_name(v, "a tag") for v in values))
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in URL_SCHEMES or (parts.scheme != "data" and not parts.netloc):
-            raise ValueError("url must be an absolute http(s) URL or a data: URL")
-        return value
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> GalleryItemCreate:

@@ -15,7 +15,7 @@ from fabric_server.access.platform import HOW_TO_BECOME_ONE, PlatformAdmins
 from fabric_server.access.scope import caller_organization
 from fabric_server.access.service import Access
 from fabric_server.api.auth import Principal
-from fabric_server.errors import Forbidden, NotFound, ValidationFailed
+from fabric_server.errors import Forbidden, NotFound, Unprocessable
 from fabric_server.galleries import repository
 from fabric_server.galleries.models import Gallery, GalleryItem
 from fabric_server.galleries.schemas import (
@@ -75,7 +75,7 @@ class GalleryService:
                 self.access, session, principal, body.organization_id
             )
             if org_id is None:
-                raise ValidationFailed(
+                raise Unprocessable(
                     "organization_id is required: no single organization of yours applies."
                 )
             await self.access.authorize(session, principal, org_id, MANAGE_ACTION)
@@ -111,7 +111,7 @@ class GalleryService:
         if after is not None:
             after_item = await repository.get_item(session, after)
             if after_item is None or after_item.gallery_id != gallery.id:
-                raise ValidationFailed(f"after: item {after} is not in this gallery.")
+                raise Unprocessable(f"after: item {after} is not in this gallery.")
         return await repository.items(
             session, gallery.id, tags=wanted, limit=limit, after=after_item
         )
@@ -189,5 +189,5 @@ def parse_tags(raw: Sequence[str]) -> list[str] | None:
             if tag not in tags:
                 tags.append(tag)
     if len(tags) > MAX_TAGS:
-        raise ValidationFailed(f"tags: at most {MAX_TAGS} tags can be asked for at once.")
+        raise Unprocessable(f"tags: at most {MAX_TAGS} tags can be asked for at once.")
     return tags

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fabric_server.providers.schemas import ProviderInput
+
 Modality = Literal["text", "image", "audio", "video", "embedding"]
 JobStatus = Literal["pending", "started", "completed", "failed"]
 
@@ -15,7 +17,7 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     modality: Modality
-    input: dict[str, Any] = Field(description="Provider input, e.g. {'prompt': '…'}")
+    input: ProviderInput
     organization_id: str | None = Field(
         default=None, description="Defaults to the caller's organization (dev: the default org)"
     )

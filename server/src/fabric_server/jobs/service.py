@@ -29,7 +29,7 @@ from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.versions import Versions
 from fabric_server.db.writer import Tx, Writer
 from fabric_server.engine.queue import Lease, WorkQueue
-from fabric_server.errors import Conflict, DomainError, NotFound, ValidationFailed
+from fabric_server.errors import Conflict, DomainError, NotFound, Unprocessable
 from fabric_server.events.hub import EventHub
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.events.repository import EventFilter
@@ -101,7 +101,7 @@ class JobService:
                 planned.append(await self._plan(principal, body))
         keys = [(p.org_id, p.body.idempotency_key) for p in planned if p.body.idempotency_key]
         if len(set(keys)) != len(keys):
-            raise ValidationFailed(
+            raise Unprocessable(
                 "Each job of a batch needs its own idempotency_key.",
                 details={"errors": [{"path": "jobs", "message": "idempotency_key repeated"}]},
             )
@@ -308,8 +308,9 @@ class JobService:
     async def _validate(
         self, session: AsyncSession, org_id: str, body: JobCreate
     ) -> tuple[ProviderRequest, Credentials]:
-        """Bad input is a 400 `validation_failed`; a provider the organization has no
-        credentials for is a 400 `provider_not_configured` — both before anything is queued."""
+        """Input no routed provider can serve is a 422 `validation_failed`; a provider the
+        organization has no credentials for is a 422 `provider_not_configured` — both before
+        anything is queued."""
         request = ProviderRequest(
             modality=body.modality, input=body.input, model=body.model, params=body.params or {}
         )
@@ -318,7 +319,7 @@ class JobService:
             credentials = await self.providers.credentials(session, org_id)
             self.providers.plan(request, body.tier, credentials)
         except ProviderInputError as exc:
-            raise ValidationFailed(
+            raise Unprocessable(
                 str(exc), details={"errors": [{"path": "input", "message": str(exc)}]}
             ) from exc
         return request, credentials

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fabric_server.auth.schemas import NewEmail
+
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
 Slug = Annotated[
     str,
@@ -96,7 +98,7 @@ class MyTeam(TeamOut):
 
 class InvitationCreate(BaseModel):
     organization_id: str = Field(max_length=64)
-    email: str = Field(min_length=3, max_length=320)
+    email: NewEmail
     role: Role = "member"
     team_id: str | None = Field(default=None, max_length=64)
 

@@ -134,8 +134,39 @@ class Provider(Protocol):
         ...
 
 
-_TEXT_KEYS = ("prompt", "text", "input", "query")
-_URL_KEYS = ("url", "image_url", "audio_url", "video_url")
+TEXT_KEYS = ("prompt", "text", "input", "query")
+URL_KEYS = ("url", "image_url", "audio_url", "video_url")
+_TEXT_KEYS, _URL_KEYS = TEXT_KEYS, URL_KEYS
+CHAT_ROLES = ("system", "user", "assistant")
+# What `validate_input` and the chat conversion require, as the API documents it.
+INPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Provider input: a non-empty `prompt` (or `text`, `input`, `query`, a media "
+    "`url`/`image_url`/`audio_url`/`video_url`), or a non-empty `messages` conversation. "
+    "What else a provider reads depends on the modality (docs/providers.md).",
+    "properties": {
+        "messages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {
+                    "role": {"enum": list(CHAT_ROLES)},
+                    "content": {"type": ["string", "array"]},
+                },
+            },
+        },
+        "system": {"type": ["string", "null"]},
+    },
+    "anyOf": [
+        *(
+            {"required": [key], "properties": {key: {"type": "string", "minLength": 1}}}
+            for key in TEXT_KEYS + URL_KEYS
+        ),
+        {"required": ["messages"], "properties": {"messages": {"minItems": 1}}},
+    ],
+    "examples": [{"prompt": "Write a haiku about the sea"}],
+}
 
 
 def validate_input(request: ProviderRequest) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabric_server.providers.base import ProviderInputError, ProviderRequest
+from fabric_server.providers.base import CHAT_ROLES, ProviderInputError, ProviderRequest
 
-_ROLES = ("system", "user", "assistant")
+_ROLES = CHAT_ROLES
 _PROMPT_KEYS = ("prompt", "text", "input", "query")
 
 

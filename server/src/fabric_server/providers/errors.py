@@ -28,7 +28,7 @@ class ProviderError(DomainError):
 class ProviderNotConfigured(ProviderError):
     """No credentials (or no usable endpoint) for the provider the request needs."""
 
-    status_code = 400
+    status_code = 422
     code = "provider_not_configured"
 
 
@@ -46,7 +46,7 @@ class ProviderAuthFailed(ProviderError):
 class ProviderRejected(ProviderError):
     """The upstream refused the request itself (HTTP 400/404/422…): fix the input."""
 
-    status_code = 400
+    status_code = 422
     code = "provider_rejected_request"
     fallback = False
 

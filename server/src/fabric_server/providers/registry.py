@@ -4,7 +4,7 @@ Routing (wire-spec §15, decisions in docs/adr/0009-provider-routing.md):
 
 1. Capable: the provider does the modality; a pinned `model` keeps only the providers that
    serve it (`gpt-4o` → openai, `claude-*` → anthropic, `echo-1` → echo); a `tier` keeps
-   only providers of that tier. Nothing capable → `ProviderInputError` (400).
+   only providers of that tier. Nothing capable → `ProviderInputError` (422).
 2. Available: the organization has the credentials the provider needs. Nothing available →
    `ProviderNotConfigured` (400) naming the secret to set.
 3. Ordered: healthy before failing, then cheapest estimated cost for this request, then the

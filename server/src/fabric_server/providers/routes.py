@@ -18,7 +18,7 @@ from fabric_server.api.envelope import (
     request_id_of,
 )
 from fabric_server.budgets.schemas import BUDGET_EXCEEDED_RESPONSE
-from fabric_server.errors import ValidationFailed
+from fabric_server.errors import Unprocessable
 from fabric_server.events.sse import SSE_HEADERS
 from fabric_server.providers.base import (
     Credentials,
@@ -190,5 +190,6 @@ async def _admit(
     return org_id, credentials
 
 
-def _invalid(exc: ProviderInputError) -> ValidationFailed:
-    return ValidationFailed(str(exc), details={"errors": [{"path": "input", "message": str(exc)}]})
+def _invalid(exc: ProviderInputError) -> Unprocessable:
+    # The documented input shape was met, but the provider routing picked cannot serve it.
+    return Unprocessable(str(exc), details={"errors": [{"path": "input", "message": str(exc)}]})

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fabric_server.api.documented import Documented
+from fabric_server.providers.base import INPUT_SCHEMA
+
 Modality = Literal["text", "image", "audio", "video", "embedding"]
 Tier = Literal["basic", "premium"]
+ProviderInput = Annotated[dict[str, Any], Documented(INPUT_SCHEMA)]
 
 
 class ProviderCapabilityOut(BaseModel):
@@ -55,7 +59,7 @@ class ExecuteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     modality: Modality
-    input: dict[str, Any] = Field(description="Provider input, e.g. {'prompt': '…'}")
+    input: ProviderInput
     model: str | None = Field(default=None, max_length=200, description="Pins the provider")
     params: dict[str, Any] | None = None
     tier: Tier | None = None

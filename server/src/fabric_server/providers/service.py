@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.access.scope import caller_organization
 from fabric_server.access.service import Access, WhenArchived
 from fabric_server.api.auth import Principal
-from fabric_server.errors import BadRequest
+from fabric_server.errors import Unprocessable
 
 # Running a provider directly is a job without a row: the same permission.
 EXECUTE_ACTION = "job.create"
@@ -25,7 +25,7 @@ async def authorized_organization(
     for running a provider in an archived organization)."""
     org_id = await caller_organization(access, session, principal, requested)
     if org_id is None:
-        raise BadRequest("organization_id is required: no single organization of yours applies.")
+        raise Unprocessable("organization_id is required: no single organization of yours applies.")
     # Running a provider changes the organization (usage, spend) though it is authorized in
     # a read transaction: an archived organization refuses it all the same.
     when_archived: WhenArchived = "refuse" if action == EXECUTE_ACTION else "refuse_writes"

@@ -30,7 +30,7 @@ from fabric_server.api.auth import Principal
 from fabric_server.audit.context import RequestAudit, continue_in_this_task, current_request
 from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
-from fabric_server.errors import DomainError, ValidationFailed
+from fabric_server.errors import DomainError, Unprocessable
 from fabric_server.providers.base import ProviderInputError, ProviderRequest, TextDelta
 from fabric_server.providers.registry import Execution, ProviderRegistry, StreamEvent, StreamOpened
 from fabric_server.usage.recorder import usage_record
@@ -147,7 +147,7 @@ async def frames(
     except DomainError as exc:
         yield _frame("error", _error_envelope(exc, call.request_id))
     except ProviderInputError as exc:
-        yield _frame("error", _error_envelope(ValidationFailed(str(exc)), call.request_id))
+        yield _frame("error", _error_envelope(Unprocessable(str(exc)), call.request_id))
     except Exception:
         log.exception("provider stream failed")
         yield _frame("error", _internal_error(call.request_id))

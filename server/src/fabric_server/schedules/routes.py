@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.api.pagination import MAX_LIMIT
+from fabric_server.api.pagination import CURSOR_PATTERN, MAX_LIMIT
 from fabric_server.schedules.schemas import (
     FiringOut,
     ScheduleCreate,
@@ -137,7 +137,12 @@ async def get_schedule_history(
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="The id of the last entry already seen")
+        str | None,
+        Query(
+            max_length=64,
+            pattern=CURSOR_PATTERN,
+            description="The id of the last entry already seen",
+        ),
     ] = None,
 ) -> JSONResponse:
     async with services.db.read() as session:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 ConcurrencyPolicy = Literal["allow", "skip", "queue"]
 # `forbid` is the reference model's name for `skip` (wire-spec §10.4); stored as `skip`.
@@ -55,17 +56,20 @@ class ScheduleCreate(BaseModel):
 
 
 class ScheduleUpdate(BaseModel):
-    """Only the fields present change."""
+    """Only the fields present change (all but `description` may be left out, not nulled)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    cron_expression: str | None = Field(default=None, min_length=1, max_length=200)
-    timezone: str | None = Field(default=None, min_length=1, max_length=64)
-    input_context: dict[str, Any] | None = None
-    enabled: bool | None = None
-    concurrency_policy: ConcurrencyInput | None = None
-    catchup_policy: CatchupPolicy | None = None
-    priority: int | None = Field(default=None, ge=-1000, le=1000)
+    # Not nullable in the schema (`SkipJsonSchema`); the service refuses a null (400).
+    cron_expression: Annotated[str, Field(min_length=1, max_length=200)] | SkipJsonSchema[None] = (
+        None
+    )
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] | SkipJsonSchema[None] = None
+    input_context: dict[str, Any] | SkipJsonSchema[None] = None
+    enabled: bool | SkipJsonSchema[None] = None
+    concurrency_policy: ConcurrencyInput | SkipJsonSchema[None] = None
+    catchup_policy: CatchupPolicy | SkipJsonSchema[None] = None
+    priority: Annotated[int, Field(ge=-1000, le=1000)] | SkipJsonSchema[None] = None
     description: str | None = Field(default=None, max_length=10_000)
 
     _policy = field_validator("concurrency_policy")(_normalise_policy)

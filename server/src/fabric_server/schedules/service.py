@@ -11,7 +11,7 @@ from fabric_server.access.service import Access
 from fabric_server.api.auth import Principal
 from fabric_server.api.pagination import InvalidCursor
 from fabric_server.db.database import after_commit
-from fabric_server.errors import NotFound, ValidationFailed
+from fabric_server.errors import NotFound, Unprocessable, ValidationFailed
 from fabric_server.schedules import repository
 from fabric_server.schedules.cron import CronError
 from fabric_server.schedules.firing import ScheduleFirer
@@ -52,7 +52,9 @@ class ScheduleService:
     ) -> Schedule:
         if body.workflow_definition_id not in (None, definition_id):
             raise _invalid(
-                "workflow_definition_id", "workflow_definition_id does not match the path"
+                "workflow_definition_id",
+                "workflow_definition_id does not match the path",
+                Unprocessable,
             )
         definition = await workflow_repository.get_definition(session, definition_id)
         missing = NotFound(f"Workflow definition {definition_id} was not found.")
@@ -227,15 +229,20 @@ def _timing(expression: str, timezone: str) -> tuple[CronSchedule, str]:
     try:
         zone = canonical_timezone(timezone)
     except TimezoneError as exc:
-        raise _invalid("timezone", str(exc)) from None
+        # Zone names come from the server's time zone database, not from the schema.
+        raise _invalid("timezone", str(exc), Unprocessable) from None
     try:
         return CronSchedule.parse(expression, zone), zone
     except CronError as exc:
-        raise _invalid("cron_expression", f"invalid cron expression: {exc}") from None
+        raise _invalid(
+            "cron_expression", f"invalid cron expression: {exc}", Unprocessable
+        ) from None
 
 
-def _invalid(path: str, message: str) -> ValidationFailed:
-    return ValidationFailed(
+def _invalid(
+    path: str, message: str, error: type[ValidationFailed] = ValidationFailed
+) -> ValidationFailed:
+    return error(
         f"Invalid request: {path}: {message}",
         details={"errors": [{"path": path, "in": "body", "message": message}]},
     )

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.api.pagination import MAX_LIMIT, encode_cursor, page_request
+from fabric_server.api.pagination import MAX_LIMIT, CursorQuery, encode_cursor, page_request
 from fabric_server.db.models import UsageRecord
 from fabric_server.usage import service
 from fabric_server.usage.repository import RecordFilter
@@ -59,7 +59,7 @@ async def list_records(
     services: ServicesDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: CursorQuery = None,
     provider_id: Annotated[str | None, Query(max_length=64)] = None,
     model: Annotated[str | None, Query(max_length=200)] = None,
     job_id: Annotated[str | None, Query(max_length=64)] = None,

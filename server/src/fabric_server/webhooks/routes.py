@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.api.pagination import MAX_LIMIT, encode_cursor, page_request
+from fabric_server.api.pagination import MAX_LIMIT, CursorQuery, encode_cursor, page_request
 from fabric_server.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from fabric_server.webhooks.schemas import (
     DeliveryAttemptOut,
@@ -127,7 +127,7 @@ async def list_deliveries(
     services: ServicesDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: CursorQuery = None,
 ) -> JSONResponse:
     page = page_request(limit, cursor)
     async with services.db.read() as session:

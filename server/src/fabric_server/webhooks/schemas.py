@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
 EventPattern = Annotated[
     str,
@@ -15,6 +16,35 @@ EventPattern = Annotated[
 ]
 ResourceKey = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]*$", max_length=64)]
 ResourceValue = Annotated[str, StringConstraints(max_length=200)]
+# Pydantic would publish the key rule as `patternProperties`, which lets other keys through.
+ResourceFilter = Annotated[
+    dict[ResourceKey, ResourceValue],
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": 20,
+            "propertyNames": {"pattern": r"^[a-z_][a-z0-9_]*$", "maxLength": 64},
+            "additionalProperties": {"type": "string", "maxLength": 200},
+        }
+    ),
+]
+# Characters that never appear in a URL the server stores: controls, spaces (as Python and
+# JSON Schema regular expressions both read them).
+_SPACES = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_NO_SPACE = rf"[^{_SPACES}]"
+_HOST = rf"(?:[^{_SPACES}/?#@:\[\]\\]+|\[[0-9A-Fa-f:.]+\])"
+_PORT_NUMBER = (
+    r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+)
+_PORT = rf"(?::{_PORT_NUMBER}?)?"
+# An absolute http(s) URL without credentials. Which addresses it may point at is server
+# policy (private ranges, allowed networks): a URL refused by it is a 422.
+URL_PATTERN = rf"^[Hh][Tt][Tt][Pp][Ss]?://{_HOST}{_PORT}(?:[/?#]{_NO_SPACE}*)?$"
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(pattern=URL_PATTERN, max_length=2048),
+    Field(description="http(s) URL receiving the POSTs"),
+]
 DeliveryStatus = Literal["pending", "succeeded", "failed", "retrying"]
 
 _EVENTS = (
@@ -30,7 +60,7 @@ _RESOURCE = (
 class _WebhookFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2048, description="http(s) URL receiving the POSTs")
+    url: WebhookUrl
     events: list[EventPattern] | None = Field(default=None, max_length=100, description=_EVENTS)
     event_filter: list[EventPattern] | None = Field(
         default=None, max_length=100, description="Same as `events` (the docs' field name)"
@@ -42,7 +72,7 @@ class _WebhookFields(BaseModel):
         description="Signing secret; generated (`whsec_…`) when absent. Returned once.",
     )
     description: str | None = Field(default=None, max_length=500)
-    resource_filter: dict[ResourceKey, ResourceValue] | None = Field(
+    resource_filter: ResourceFilter | None = Field(
         default=None, max_length=20, description=_RESOURCE
     )
     max_retries: int = Field(default=5, ge=0, le=20, description="Retries after the first try")
@@ -64,16 +94,18 @@ class WebhookUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, max_length=2048)
+    # url, active, max_retries and secret may be left out but not set to null: the schema
+    # says so (`SkipJsonSchema`), and the service refuses a null (400).
+    url: WebhookUrl | SkipJsonSchema[None] = None
     events: list[EventPattern] | None = Field(default=None, max_length=100, description=_EVENTS)
     event_filter: list[EventPattern] | None = Field(default=None, max_length=100)
-    active: bool | None = None
+    active: bool | SkipJsonSchema[None] = None
     description: str | None = Field(default=None, max_length=500)
-    max_retries: int | None = Field(default=None, ge=0, le=20)
-    resource_filter: dict[ResourceKey, ResourceValue] | None = Field(
+    max_retries: Annotated[int, Field(ge=0, le=20)] | SkipJsonSchema[None] = None
+    resource_filter: ResourceFilter | None = Field(
         default=None, max_length=20, description=_RESOURCE
     )
-    secret: str | None = Field(default=None, min_length=8, max_length=256)
+    secret: Annotated[str, Field(min_length=8, max_length=256)] | SkipJsonSchema[None] = None
 
 
 class WebhookOut(BaseModel):

@@ -10,7 +10,7 @@ from fabric_server.access.service import Access
 from fabric_server.api.auth import Principal
 from fabric_server.api.pagination import PageRequest
 from fabric_server.db.types import new_id, utcnow
-from fabric_server.errors import Conflict, NotFound, ValidationFailed
+from fabric_server.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.net.guard import AddressGuard, BlockedAddress
 from fabric_server.secrets.crypto import MasterKey
@@ -26,8 +26,10 @@ MAX_WEBHOOKS_PER_ORGANIZATION = 100
 _NOT_NULL = ("url", "active", "max_retries", "secret")
 
 
-def _invalid(path: str, message: str) -> ValidationFailed:
-    return ValidationFailed(
+def _invalid(
+    path: str, message: str, error: type[ValidationFailed] = ValidationFailed
+) -> ValidationFailed:
+    return error(
         f"Invalid request: {path}: {message}",
         details={"errors": [{"path": path, "in": "body", "message": message}]},
     )
@@ -37,7 +39,9 @@ def _patterns(events: list[str] | None, event_filter: list[str] | None) -> list[
     """`events` and `event_filter` are two names for one list: either, or both if equal."""
     both = events is not None and event_filter is not None
     if both and normalize_patterns(events or []) != normalize_patterns(event_filter or []):
-        raise _invalid("events", "`events` and `event_filter` differ; send one of them")
+        raise _invalid(
+            "events", "`events` and `event_filter` differ; send one of them", Unprocessable
+        )
     return normalize_patterns(events if events is not None else event_filter or [])
 
 
@@ -54,7 +58,8 @@ class WebhookService:
         try:
             self.guard.check_url(url)
         except BlockedAddress as exc:
-            raise _invalid("url", str(exc)) from None
+            # The documented syntax was met (schema); this is the server's address policy.
+            raise _invalid("url", str(exc), Unprocessable) from None
 
     async def create(
         self, session: AsyncSession, principal: Principal, org_id: str, body: _WebhookFields

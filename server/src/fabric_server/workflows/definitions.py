@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from jsonschema import Draft202012Validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.service import Access
 from fabric_server.api.auth import Principal
-from fabric_server.errors import NotFound, ValidationFailed
+from fabric_server.errors import NotFound, Unprocessable, ValidationFailed
 from fabric_server.workflows import graph, repository
 from fabric_server.workflows.models import WorkflowDefinition
 from fabric_server.workflows.nodes import OperationRegistry
-from fabric_server.workflows.schemas import DefinitionUpsert
+from fabric_server.workflows.schemas import DEFAULTS_SCHEMA, NODE_SCHEMA, DefinitionUpsert
 
 
 class DefinitionService:
@@ -31,7 +34,10 @@ class DefinitionService:
         if errors:
             first = errors[0]
             where = f"node {first['node']}: " if first["node"] else ""
-            raise ValidationFailed(
+            # 400 when the body breaks the published schema (which also lists the known
+            # operations); 422 when only rules beyond it are broken.
+            error = ValidationFailed if _breaks_schema(body, errors) else Unprocessable
+            raise error(
                 f"The workflow definition is invalid: {where}{first['message']}",
                 details={"errors": errors},
             )
@@ -86,3 +92,15 @@ class DefinitionService:
             session, principal, organization_id, "workflow.read"
         )
         return await repository.list_definitions(session, org_ids)
+
+
+_NODES = Draft202012Validator({"type": "array", "minItems": 1, "items": NODE_SCHEMA})
+_DEFAULTS = Draft202012Validator(DEFAULTS_SCHEMA)
+
+
+def _breaks_schema(body: DefinitionUpsert, errors: list[dict[str, Any]]) -> bool:
+    if any(error["type"] == "unknown_operation" for error in errors):
+        return True
+    if body.defaults is not None and not _DEFAULTS.is_valid(body.defaults):
+        return True
+    return not _NODES.is_valid(body.nodes)

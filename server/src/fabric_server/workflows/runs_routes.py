@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.api.pagination import MAX_LIMIT, encode_cursor, page_request
+from fabric_server.api.pagination import MAX_LIMIT, CursorQuery, encode_cursor, page_request
 from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
 from fabric_server.events.repository import EventFilter
 from fabric_server.events.waiting import wait_for_event
@@ -62,7 +62,7 @@ async def list_runs(
     services: ServicesDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: CursorQuery = None,
     organization_id: str | None = None,
     status: RunStatus | None = None,
     workflow_definition_id: str | None = None,

@@ -3,14 +3,106 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 RunStatus = Literal["pending", "running", "waiting", "paused", "completed", "failed", "cancelled"]
 NodeStatus = Literal["pending", "ready", "running", "completed", "failed", "skipped", "waiting"]
 TERMINAL_RUN_STATUSES = ("completed", "failed", "cancelled")
 MAX_NODES = 500
+
+
+_NULLABLE_TIMEOUT_MS = {
+    "anyOf": [{"type": "null"}, {"type": "number", "exclusiveMinimum": 0, "maximum": 86_400_000}]
+}
+_NULLABLE_TIMEOUT = {
+    "anyOf": [{"type": "null"}, {"type": "number", "exclusiveMinimum": 0, "maximum": 86_400}]
+}
+_NULLABLE_RETRIES = {"anyOf": [{"type": "null"}, {"type": "integer", "minimum": 0, "maximum": 20}]}
+_BINDING_PATH = {
+    "type": "string",
+    "pattern": r"^\$context\.[A-Za-z0-9_-]{1,100}(?:\.[A-Za-z0-9_-]{1,100})*$",
+}
+_BINDINGS = {
+    "description": 'A map {name: "$context.path"} or a list [{name, path}]',
+    "anyOf": [
+        {"type": "null"},
+        {"type": "object", "additionalProperties": _BINDING_PATH},
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "path"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "path": _BINDING_PATH,
+                },
+            },
+        },
+    ],
+}
+# The shape of a node (wire-spec §13.2). What no schema states is checked after it, and
+# answered 422: unique keys, known dependencies, no cycles, operations this server knows,
+# binding paths and each operation's own config.
+NODE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "key": {
+            "type": ["string", "null"],
+            "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$",
+            "description": "Unique in the workflow; derived from the operation when absent",
+        },
+        **{
+            name: {"type": ["string", "null"], "description": "The operation (one spelling)"}
+            for name in ("operation", "type", "kind")
+        },
+        "config": {"type": ["object", "null"], "properties": {"timeout": _NULLABLE_TIMEOUT}},
+        "inputs": _BINDINGS,
+        "outputs": _BINDINGS,
+        "depends_on": {
+            "anyOf": [
+                {"type": "null"},
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}},
+            ]
+        },
+        "policy": {
+            "type": ["object", "null"],
+            "properties": {"timeout_ms": _NULLABLE_TIMEOUT_MS, "max_retries": _NULLABLE_RETRIES},
+        },
+        "runtime": {},
+        "name": {},
+        "description": {},
+    },
+    "anyOf": [
+        *(
+            {"required": [name], "properties": {name: {"type": "string"}}}
+            for name in ("operation", "type", "kind")
+        ),
+        {
+            "required": ["config"],
+            "properties": {
+                "config": {
+                    "type": "object",
+                    "required": ["operation"],
+                    "properties": {"operation": {"type": "string"}},
+                }
+            },
+        },
+    ],
+}
+DEFAULTS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Applied under every node: timeout, max_retries, model, tier…",
+    "properties": {
+        "timeout": _NULLABLE_TIMEOUT,
+        "timeout_ms": _NULLABLE_TIMEOUT_MS,
+        "max_retries": _NULLABLE_RETRIES,
+    },
+}
 
 
 class DefinitionUpsert(BaseModel):
@@ -20,14 +112,15 @@ class DefinitionUpsert(BaseModel):
     organization_id: str | None = Field(
         default=None, description="Defaults to the caller's organization (dev: the default org)"
     )
-    nodes: list[dict[str, Any]] = Field(
+    # The node and defaults schemas are published here and checked by the definition service,
+    # whose messages name the node and the problem.
+    nodes: list[Annotated[dict[str, Any], WithJsonSchema(NODE_SCHEMA)]] = Field(
         max_length=MAX_NODES,
+        json_schema_extra={"minItems": 1},
         description="Nodes (wire-spec §13.2): key, operation|type|kind, config, inputs, "
         "outputs, depends_on, policy",
     )
-    defaults: dict[str, Any] | None = Field(
-        default=None, description="Applied under every node: timeout, max_retries, model, tier…"
-    )
+    defaults: Annotated[dict[str, Any], WithJsonSchema(DEFAULTS_SCHEMA)] | None = None
     description: str | None = Field(default=None, max_length=10_000)
 
 

@@ -43,6 +43,11 @@ class OperationRegistry:
     def names(self) -> list[str]:
         return sorted(self._operations)
 
+    def spellings(self) -> list[str]:
+        """Every name `canonical` accepts: names, aliases, and their `_` spellings."""
+        known = [*self._operations, *self._aliases]
+        return sorted({*known, *(name.replace(".", "_", 1) for name in known)})
+
 
 def build_operations(
     providers: ProviderRegistry, settings: Settings, db: Database, budgets: BudgetService

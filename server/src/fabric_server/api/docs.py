@@ -1,0 +1,27 @@
+"""`/docs`: the Swagger UI API explorer, served with its assets from this server (the
+`swagger-ui-bundle-v2` package ships them), so it works without internet access."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+ASSETS = "/docs/assets"
+
+
+def install_docs(app: FastAPI) -> None:
+    """Serve `/docs` (the explorer page) and `/docs/assets/…` (its scripts and styles)."""
+    app.mount(ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{ASSETS}/favicon-32x32.png",
+        )
