@@ -131,13 +131,14 @@ async def test_a_batch_with_one_bad_job_creates_nothing(
 ) -> None:
     jobs = [
         {"modality": "text", "input": {"prompt": "fine"}},
-        {"modality": "text", "input": {}},  # no prompt
+        {"modality": "text", "input": {"prompt": "no such model"}, "model": "no-such-model"},
     ]
 
     response = await client.post("/v1/jobs/batch", json={"jobs": jobs})
 
-    body = assert_error(response, 400, "validation_failed")
+    body = assert_error(response, 422, "validation_failed")
     assert body["error"]["details"]["index"] == 1
+    assert body["error"]["message"].startswith("Job 1 of the batch: ")
     async with services.db.read() as session:
         assert await session.scalar(select(func.count()).select_from(Job)) == 0
 
@@ -166,6 +167,5 @@ async def test_a_batch_is_bounded(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/jobs/batch", json={"jobs": [one] * 1001})
     assert_error(response, 400, "validation_failed")
     twice = [{**one, "idempotency_key": "same"}] * 2
-    assert_error(
-        await client.post("/v1/jobs/batch", json={"jobs": twice}), 400, "validation_failed"
-    )
+    repeated = await client.post("/v1/jobs/batch", json={"jobs": twice})
+    assert_error(repeated, 422, "validation_failed")
