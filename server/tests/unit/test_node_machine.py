@@ -27,6 +27,7 @@ from fabric_server.workflows.bindings import BindingError
 from fabric_server.workflows.effects import NODE_TIMEOUT_KIND, NODE_WORK_KIND, StartChildRuns
 from fabric_server.workflows.machine import NodeWork
 from fabric_server.workflows.node_state import AwaitingChildren, AwaitingInput, Sleeping
+from fabric_server.workflows.snapshots import NodeSnapshot, RunSnapshot
 from fabric_server.workflows.status import NodeStatus as N
 from fabric_server.workflows.status import RunStatus as R
 
@@ -159,7 +160,7 @@ def test_a_paused_run_stays_paused_when_a_node_starts_waiting() -> None:
     assert enqueued(step) == []
 
 
-def waiting_run() -> tuple[machine.RunSnapshot, list[machine.NodeSnapshot]]:
+def waiting_run() -> tuple[RunSnapshot, list[NodeSnapshot]]:
     run, nodes = run_of(
         node("ask", "workflow.approval", outputs={"approved": "$context.approved"}),
         node("other", "workflow.approval"),

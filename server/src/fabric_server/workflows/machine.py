@@ -6,8 +6,8 @@ as they become, and the effects to perform — events to record, work to enqueue
 child runs to start or cancel. Nothing here touches the database or the clock; `RunLifecycle`
 applies a step in the caller's transaction.
 
-Every status change goes through `_Decision.move_run` / `move_node`, which check the change
-against `RUN_TRANSITIONS` / `NODE_TRANSITIONS` and record the change's event.
+Every status change goes through `Decision.move_run` / `move_node` (`steps`), which check the
+change against `RUN_TRANSITIONS` / `NODE_TRANSITIONS` and record the change's event.
 """
 
 from __future__ import annotations
@@ -16,30 +16,15 @@ import copy
 import datetime as dt
 import enum
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
-from fabric_server.workflows.bindings import BindingError, apply_outputs, deep_merge, resolve_inputs
-from fabric_server.workflows.effects import (
-    NODE_TIMEOUT_KIND,
-    NODE_WORK_KIND,
-    RUN_START_KIND,
-    CancelChildRuns,
-    CancelQueued,
-    Effect,
-    Enqueue,
-    RecordEvent,
-    StartChildRuns,
-    WakeParentNode,
-)
+from fabric_server.workflows import steps
+from fabric_server.workflows.bindings import BindingError, apply_outputs, resolve_inputs
+from fabric_server.workflows.effects import NODE_WORK_KIND, RUN_START_KIND, StartChildRuns
 from fabric_server.workflows.node_state import AwaitingChildren, AwaitingInput, Sleeping
 from fabric_server.workflows.snapshots import NodeSnapshot, RunSnapshot, Step
-from fabric_server.workflows.status import (
-    NODE_TRANSITIONS,
-    RUN_TRANSITIONS,
-    NodeStatus,
-    RunStatus,
-)
+from fabric_server.workflows.status import NodeStatus, RunStatus
+from fabric_server.workflows.steps import Decision
 
 # Child runs (sub-workflows, fan-out branches) nest at most this deep.
 MAX_NESTING = 8
@@ -97,7 +82,7 @@ def seconds_until(moment: dt.datetime, now: dt.datetime) -> float:
 def queue_run(run: RunSnapshot, *, priority: int | None, now: dt.datetime) -> Step:
     """Hand a pending run to the workers, once (later calls change nothing). A run paused
     before it started is marked queued, but only handed over when it is resumed."""
-    d = _Decision(run, (), now)
+    d = Decision(run, (), now)
     if run.queued_at is not None or run.status not in (RunStatus.PENDING, RunStatus.PAUSED):
         return d.done()
     if priority is not None:
@@ -111,9 +96,9 @@ def queue_run(run: RunSnapshot, *, priority: int | None, now: dt.datetime) -> St
 
 def start_run(run: RunSnapshot, nodes: Sequence[NodeSnapshot], *, now: dt.datetime) -> Step:
     """The run begins: its root nodes become ready."""
-    d = _Decision(run, nodes, now)
+    d = Decision(run, nodes, now)
     d.move_run(RunStatus.RUNNING, {}, started_at=now)
-    _advance(d)
+    steps.advance(d)
     return d.done()
 
 
@@ -123,7 +108,7 @@ def pause_run(run: RunSnapshot, *, reason: str | None, now: dt.datetime) -> Step
     a failure still fails the run, the last completion completes it — but what they unblock
     stays pending until `resume_run`. Work items of ready nodes stay queued and do nothing
     while the run is paused."""
-    d = _Decision(run, (), now)
+    d = Decision(run, (), now)
     d.move_run(RunStatus.PAUSED, {"reason": reason})
     return d.done()
 
@@ -146,7 +131,7 @@ def resume_run(
     """Undo `pause_run`: back to `pending`, `waiting` or `running`, and dispatch every node
     that is ready or became ready meanwhile. `open_refs`: which of `resume_lookup`'s
     references still have an unfinished work item (those are not queued again)."""
-    d = _Decision(run, nodes, now)
+    d = Decision(run, nodes, now)
     if run.started_at is None:
         target = RunStatus.PENDING
     elif any(node.status == NodeStatus.WAITING for node in nodes):
@@ -161,7 +146,7 @@ def resume_run(
     for node in nodes:
         if node.status == NodeStatus.READY and node.id not in open_refs:
             d.enqueue_node(node.key)  # its item came up while paused, and did nothing
-    _advance(d)
+    steps.advance(d)
     return d.done()
 
 
@@ -170,13 +155,13 @@ def cancel_run(
 ) -> Step:
     """Stop the run: unfinished nodes are skipped, queued work is withdrawn, a running
     node's result will be discarded, and child runs are cancelled in turn."""
-    d = _Decision(run, nodes, now)
+    d = Decision(run, nodes, now)
     for node in d.ordered():
         if not node.status.is_finished:
-            _skip(d, node.key, "the run was cancelled")
+            steps.skip(d, node.key, "the run was cancelled")
     d.cancel_queued(RUN_START_KIND, run.id)
     d.move_run(RunStatus.CANCELLED, {"reason": reason}, completed_at=now)
-    _after_end(d)
+    steps.after_end(d)
     return d.done()
 
 
@@ -184,8 +169,8 @@ def fail_run(
     run: RunSnapshot, nodes: Sequence[NodeSnapshot], *, error: str, now: dt.datetime
 ) -> Step:
     """End the run as failed: unfinished nodes are skipped, child runs cancelled."""
-    d = _Decision(run, nodes, now)
-    _fail_run(d, error, None)
+    d = Decision(run, nodes, now)
+    steps.fail_run(d, error, None)
     return d.done()
 
 
@@ -196,7 +181,7 @@ def begin_attempt(
     run: RunSnapshot, nodes: Sequence[NodeSnapshot], key: str, *, now: dt.datetime
 ) -> Step:
     """The node starts executing: one more attempt, its inputs read from the context."""
-    d = _Decision(run, nodes, now)
+    d = Decision(run, nodes, now)
     node = d.node(key)
     inputs = resolve_inputs(run.context, run.graph[key].inputs)
     attempt = node.attempts + 1
@@ -239,8 +224,8 @@ def complete_node(
 ) -> Step:
     """Record the output, bind it into the context, then ready what it unblocked (or
     complete the run). Raises BindingError when an output binding names a missing field."""
-    d = _Decision(run, nodes, now)
-    _complete(d, key, output, context_patch)
+    d = Decision(run, nodes, now)
+    steps.complete(d, key, output, context_patch)
     return d.done()
 
 
@@ -256,10 +241,10 @@ def record_failure(
 ) -> Step:
     """An attempt failed: retry it after `retry_delay` seconds while the node's policy allows
     (and the failure is not `permanent`), else fail the node and with it the run."""
-    d = _Decision(run, nodes, now)
+    d = Decision(run, nodes, now)
     node = d.node(key)
     if permanent or node.attempts > run.graph[key].policy.max_retries:
-        _fail_node(d, key, error)
+        steps.fail_node(d, key, error)
     else:
         payload = {
             "error": error,
@@ -275,8 +260,8 @@ def fail_node(
     run: RunSnapshot, nodes: Sequence[NodeSnapshot], key: str, *, error: str, now: dt.datetime
 ) -> Step:
     """Fail the node and with it the run."""
-    d = _Decision(run, nodes, now)
-    _fail_node(d, key, error)
+    d = Decision(run, nodes, now)
+    steps.fail_node(d, key, error)
     return d.done()
 
 
@@ -291,7 +276,7 @@ def wait_for_input(
 ) -> Step:
     """The node waits for `resume_node`, and a running run waits with it (a paused run stays
     paused). With `timeout_seconds`, a `workflow.node.timeout` item due then decides."""
-    d = _Decision(run, nodes, now)
+    d = Decision(run, nodes, now)
     payload: dict[str, Any] = {"prompt": prompt}
     timeout_at = None
     if timeout_seconds is not None:
@@ -315,7 +300,7 @@ def rearm_timeout(
 ) -> Step:
     """The time-out came early (by another process's clock): queue it again, due in
     `seconds`."""
-    d = _Decision(run, nodes, now)
+    d = Decision(run, nodes, now)
     d.enqueue_timeout(key, seconds)
     return d.done()
 
@@ -330,9 +315,9 @@ def resume_node(
 ) -> Step:
     """Complete a waiting node with `data` (its time-out withdrawn); the run runs again once
     no node waits. Raises BindingError when `data` lacks a field the node binds."""
-    d = _Decision(run, nodes, now)
+    d = Decision(run, nodes, now)
     check_output(run, key, data)
-    _resume(d, key, data)
+    steps.resume(d, key, data)
     return d.done()
 
 
@@ -347,19 +332,19 @@ def time_out(
     """A waiting node ran out of time: complete it with the `decision` output as if it had
     been resumed with it (failing it if that output does not fit its bindings), or fail it
     with the `decision` error message."""
-    d = _Decision(run, nodes, now)
+    d = Decision(run, nodes, now)
     state = d.node(key).state
     seconds = state.timeout_seconds if isinstance(state, AwaitingInput) else None
     d.emit("workflow.node.timed_out", {"timeout_seconds": seconds}, key)
     if isinstance(decision, str):
-        _fail_node(d, key, decision)
+        steps.fail_node(d, key, decision)
         return d.done()
     try:
         check_output(run, key, decision)
     except BindingError as exc:
-        _fail_node(d, key, str(exc))
+        steps.fail_node(d, key, str(exc))
     else:
-        _resume(d, key, decision)
+        steps.resume(d, key, decision)
     return d.done()
 
 
@@ -372,7 +357,7 @@ def sleep(
     now: dt.datetime,
 ) -> Step:
     """Stay `running` and wake after `seconds` through a work item due then."""
-    d = _Decision(run, nodes, now)
+    d = Decision(run, nodes, now)
     d.change_node(key, state=Sleeping(now + dt.timedelta(seconds=seconds), seconds))
     d.enqueue_node(key, seconds)
     return d.done()
@@ -387,7 +372,7 @@ def keep_sleeping(
     now: dt.datetime,
 ) -> Step:
     """The wake-up came early (by another process's clock): sleep `seconds` more."""
-    d = _Decision(run, nodes, now)
+    d = Decision(run, nodes, now)
     d.enqueue_node(key, seconds)
     return d.done()
 
@@ -406,11 +391,11 @@ def spawn_children(
     """Start one child run per context (with the ids given) of the definition found for
     `wanted`; the node waits for them. Fails the node when no definition was found
     (`definition_id` None) or the children would nest too deep."""
-    d = _Decision(run, nodes, now)
+    d = Decision(run, nodes, now)
     if definition_id is None:
-        _fail_node(d, key, f"workflow definition {wanted!r} was not found")
+        steps.fail_node(d, key, f"workflow definition {wanted!r} was not found")
     elif run.depth + 1 > MAX_NESTING:
-        _fail_node(d, key, f"child runs nest deeper than {MAX_NESTING} levels")
+        steps.fail_node(d, key, f"child runs nest deeper than {MAX_NESTING} levels")
     else:
         d.effects.append(
             StartChildRuns(run.id, key, definition_id, tuple(contexts), tuple(child_ids))
@@ -424,182 +409,3 @@ def check_output(run: RunSnapshot, key: str, output: Mapping[str, Any]) -> None:
     bindings = run.graph[key].outputs
     if bindings:
         apply_outputs(copy.deepcopy(dict(run.context)), bindings, output)
-
-
-# -- internals ---------------------------------------------------------------------------------
-
-
-class _Decision:
-    """A step being decided: the run and nodes as they become, and the effects so far."""
-
-    def __init__(self, run: RunSnapshot, nodes: Sequence[NodeSnapshot], now: dt.datetime) -> None:
-        self.run = run
-        self.now = now
-        self.nodes = {node.key: node for node in nodes}
-        self.effects: list[Effect] = []
-
-    def node(self, key: str) -> NodeSnapshot:
-        return self.nodes[key]
-
-    def ordered(self) -> list[NodeSnapshot]:
-        """The nodes in definition order (dicts keep insertion order)."""
-        return list(self.nodes.values())
-
-    def move_run(
-        self,
-        target: RunStatus,
-        payload: dict[str, Any],
-        node_key: str | None = None,
-        **changes: Any,
-    ) -> None:
-        """The run's one transition: allowed by `RUN_TRANSITIONS`, recorded by its event."""
-        kind = RUN_TRANSITIONS.check(self.run.status, target)
-        self.run = replace(self.run, status=target, **changes)
-        self.emit(kind, payload, node_key)
-
-    def move_node(
-        self, key: str, target: NodeStatus, payload: dict[str, Any], **changes: Any
-    ) -> None:
-        """A node's one transition: allowed by `NODE_TRANSITIONS`, recorded by its event."""
-        kind = NODE_TRANSITIONS.check(self.nodes[key].status, target)
-        self.nodes[key] = replace(self.nodes[key], status=target, **changes)
-        self.emit(kind, payload, key)
-
-    def change_run(self, **changes: Any) -> None:
-        """Change fields other than the status."""
-        self.run = replace(self.run, **changes)
-
-    def change_node(self, key: str, **changes: Any) -> None:
-        """Change fields of a node other than its status."""
-        self.nodes[key] = replace(self.nodes[key], **changes)
-
-    def emit(self, kind: str | None, payload: dict[str, Any], node_key: str | None = None) -> None:
-        assert kind is not None, "run and node transitions all record an event"
-        self.effects.append(
-            RecordEvent(kind, self.run.organization_id, self.run.id, node_key, payload)
-        )
-
-    def enqueue(
-        self,
-        kind: str,
-        ref_id: str,
-        payload: dict[str, Any] | None = None,
-        delay: float = 0.0,
-    ) -> None:
-        self.effects.append(
-            Enqueue(
-                kind,
-                ref_id,
-                self.run.organization_id,
-                self.run.priority,
-                payload or {},
-                delay_seconds=delay,
-            )
-        )
-
-    def enqueue_node(self, key: str, delay: float = 0.0) -> None:
-        self.enqueue(NODE_WORK_KIND, self.nodes[key].id, {"run_id": self.run.id}, delay)
-
-    def enqueue_timeout(self, key: str, delay: float) -> None:
-        self.enqueue(NODE_TIMEOUT_KIND, self.nodes[key].id, {"run_id": self.run.id}, delay)
-
-    def cancel_queued(self, kind: str, ref_id: str) -> None:
-        self.effects.append(CancelQueued(kind, ref_id))
-
-    def done(self) -> Step:
-        return Step(self.run, tuple(self.nodes.values()), tuple(self.effects))
-
-
-def _complete(
-    d: _Decision, key: str, output: dict[str, Any], context_patch: Mapping[str, Any] | None
-) -> None:
-    spec = d.run.graph[key]
-    node = d.node(key)
-    context = deep_merge(d.run.context, context_patch or {})
-    if spec.outputs:
-        apply_outputs(context, spec.outputs, output)  # raises before anything changed
-    elif node.writes_output:
-        context[key] = output
-    d.change_run(context=context)
-    d.move_node(
-        key,
-        NodeStatus.COMPLETED,
-        {"output": output, "attempts": node.attempts},
-        output=output,
-        error=None,
-        completed_at=d.now,
-    )
-    _advance(d)
-
-
-def _resume(d: _Decision, key: str, data: dict[str, Any]) -> None:
-    others_wait = any(node.status == NodeStatus.WAITING and node.key != key for node in d.ordered())
-    if d.run.status == RunStatus.WAITING and not others_wait:
-        d.move_run(RunStatus.RUNNING, {}, key)
-    d.cancel_queued(NODE_TIMEOUT_KIND, d.node(key).id)
-    _complete(d, key, data, None)
-
-
-def _advance(d: _Decision) -> None:
-    """Ready every pending node whose dependencies completed (unless the run is paused);
-    complete a run whose nodes all completed."""
-    graph = d.run.graph
-    if d.run.status != RunStatus.PAUSED:  # a paused run dispatches nothing until resumed
-        for spec in graph:
-            node = d.node(spec.key)
-            if node.status == NodeStatus.PENDING and all(
-                d.node(dep).status == NodeStatus.COMPLETED for dep in spec.depends_on
-            ):
-                d.move_node(spec.key, NodeStatus.READY, {"operation": node.operation})
-                d.enqueue_node(spec.key)
-    nodes = d.ordered()
-    if all(node.status == NodeStatus.COMPLETED for node in nodes):
-        output = {node.key: node.output for node in nodes if not graph.is_upstream(node.key)}
-        d.move_run(RunStatus.COMPLETED, {"output": output}, output=output, completed_at=d.now)
-        _after_end(d)
-
-
-def _skip(d: _Decision, key: str, reason: str) -> None:
-    node_id = d.node(key).id
-    d.move_node(key, NodeStatus.SKIPPED, {"reason": reason}, completed_at=d.now)
-    d.cancel_queued(NODE_WORK_KIND, node_id)
-    d.cancel_queued(NODE_TIMEOUT_KIND, node_id)
-
-
-def _fail_node(d: _Decision, key: str, error: str) -> None:
-    attempts = d.node(key).attempts
-    d.move_node(
-        key,
-        NodeStatus.FAILED,
-        {"error": error, "attempts": attempts},
-        error=error,
-        completed_at=d.now,
-    )
-    _fail_run(d, f"node {key} failed: {error}", key)
-
-
-def _fail_run(d: _Decision, error: str, failed: str | None) -> None:
-    downstream = d.run.graph.downstream(failed) if failed else frozenset()
-    for node in d.ordered():
-        if not node.status.is_finished:
-            reason = (
-                f"upstream node {failed} failed"
-                if failed and node.key in downstream
-                else "the run failed"
-            )
-            _skip(d, node.key, reason)
-    d.move_run(RunStatus.FAILED, {"error": error}, failed, error=error, completed_at=d.now)
-    _after_end(d)
-
-
-def _after_end(d: _Decision) -> None:
-    """A run ended: cancel its unfinished children, wake the parent node waiting on it —
-    both through the queue, so this transaction never locks a second run."""
-    run = d.run
-    d.effects.append(CancelChildRuns(run.id, run.organization_id, run.priority))
-    if run.parent_run_id and run.parent_node_key:
-        d.effects.append(
-            WakeParentNode(
-                run.parent_run_id, run.parent_node_key, run.organization_id, run.priority
-            )
-        )
