@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.db.database import Database, after_commit
 from fabric_server.db.models import WorkItem
 from fabric_server.db.types import utcnow
+from fabric_server.engine.status import OPEN_WORK_STATUSES, WORK_TRANSITIONS, WorkStatus
 
 Clock = Callable[[], dt.datetime]
 WORK_CHANNEL = "fabric_work"
@@ -100,8 +101,8 @@ class WorkQueue:
         """Lease up to `limit` runnable items: queued and due, or running with an expired lease."""
         now = self.clock()
         runnable = or_(
-            (WorkItem.status == "queued") & (WorkItem.available_at <= now),
-            (WorkItem.status == "running") & (WorkItem.lease_expires_at < now),
+            (WorkItem.status == WorkStatus.QUEUED) & (WorkItem.available_at <= now),
+            (WorkItem.status == WorkStatus.RUNNING) & (WorkItem.lease_expires_at < now),
         )
         candidates = (
             select(WorkItem.id)
@@ -115,7 +116,7 @@ class WorkQueue:
             update(WorkItem)
             .where(WorkItem.id.in_(candidates.scalar_subquery()))
             .values(
-                status="running",
+                status=_moved((WorkStatus.QUEUED, WorkStatus.RUNNING), WorkStatus.RUNNING),
                 lease_owner=owner,
                 lease_expires_at=now + dt.timedelta(seconds=self.lease_seconds),
                 attempts=WorkItem.attempts + 1,
@@ -139,7 +140,7 @@ class WorkQueue:
             .where(
                 WorkItem.id.in_(list(item_ids)),
                 WorkItem.lease_owner == owner,
-                WorkItem.status == "running",
+                WorkItem.status == WorkStatus.RUNNING,
             )
             .values(lease_expires_at=expires)
             .returning(WorkItem.id)
@@ -151,11 +152,11 @@ class WorkQueue:
 
     async def complete(self, session: AsyncSession, item: WorkItem) -> None:
         """Mark the item done in the caller's transaction; raises LeaseLost if not ours."""
-        await self._finish(session, item, status="done", error=None)
+        await self._finish(session, item, status=WorkStatus.DONE, error=None)
 
     async def fail(self, session: AsyncSession, item: WorkItem, error: str) -> None:
         """Give up on the item for good (in the caller's transaction)."""
-        await self._finish(session, item, status="failed", error=error)
+        await self._finish(session, item, status=WorkStatus.FAILED, error=error)
 
     async def retry_later(self, session: AsyncSession, item: WorkItem, error: str) -> float:
         """Requeue the item after a backoff; returns the delay in seconds."""
@@ -163,7 +164,7 @@ class WorkQueue:
         await self._guarded(
             session,
             item,
-            status="queued",
+            status=WorkStatus.QUEUED,
             last_error=error,
             lease_owner=None,
             lease_expires_at=None,
@@ -183,7 +184,7 @@ class WorkQueue:
                     session,
                     item,
                     attempts=WorkItem.attempts - 1,
-                    status="queued",
+                    status=WorkStatus.QUEUED,
                     lease_owner=None,
                     lease_expires_at=None,
                     available_at=self.clock(),
@@ -195,8 +196,14 @@ class WorkQueue:
         """Cancel queued items for a reference (running ones are left to their worker)."""
         stmt = (
             update(WorkItem)
-            .where(WorkItem.kind == kind, WorkItem.ref_id == ref_id, WorkItem.status == "queued")
-            .values(status="cancelled", updated_at=self.clock())
+            .where(
+                WorkItem.kind == kind,
+                WorkItem.ref_id == ref_id,
+                WorkItem.status == WorkStatus.QUEUED,
+            )
+            .values(
+                status=_moved((WorkStatus.QUEUED,), WorkStatus.CANCELLED), updated_at=self.clock()
+            )
             .execution_options(synchronize_session=False)
         )
         result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
@@ -211,19 +218,22 @@ class WorkQueue:
             select(WorkItem.ref_id).where(
                 WorkItem.kind == kind,
                 WorkItem.ref_id.in_(list(ref_ids)),
-                WorkItem.status.in_(("queued", "running")),
+                WorkItem.status.in_(OPEN_WORK_STATUSES),
             )
         )
         return {ref for ref in rows if ref is not None}
 
     async def _finish(
-        self, session: AsyncSession, item: WorkItem, *, status: str, error: str | None
+        self, session: AsyncSession, item: WorkItem, *, status: WorkStatus, error: str | None
     ) -> None:
         await self._guarded(
             session, item, status=status, last_error=error, lease_owner=None, lease_expires_at=None
         )
 
-    async def _guarded(self, session: AsyncSession, item: WorkItem, **values: Any) -> None:
+    async def _guarded(
+        self, session: AsyncSession, item: WorkItem, *, status: WorkStatus, **values: Any
+    ) -> None:
+        """Move a leased (running) item to `status`, if this worker still holds its lease."""
         # `attempts` fences the lease: an owner that stalled past its lease and reclaimed its
         # own item must not finish the new run with the old run's handle.
         stmt = (
@@ -232,11 +242,19 @@ class WorkQueue:
                 WorkItem.id == item.id,
                 WorkItem.lease_owner == item.lease_owner,
                 WorkItem.attempts == item.attempts,
-                WorkItem.status == "running",
+                WorkItem.status == WorkStatus.RUNNING,
             )
-            .values(updated_at=self.clock(), **values)
+            .values(status=_moved((WorkStatus.RUNNING,), status), updated_at=self.clock(), **values)
             .execution_options(synchronize_session=False)
         )
         result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
         if result.rowcount != 1:
             raise LeaseLost(f"work item {item.id} is no longer leased by {item.lease_owner}")
+
+
+def _moved(sources: tuple[WorkStatus, ...], target: WorkStatus) -> WorkStatus:
+    """`target`, once the transition table allows reaching it from each of `sources` (the
+    statuses the statement's WHERE clause accepts)."""
+    for source in sources:
+        WORK_TRANSITIONS.check(source, target)
+    return target

@@ -8,6 +8,8 @@ budget while the job waited in the queue: it fails with `budget_exceeded` withou
 
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.budgets.service import BudgetExceeded, BudgetService
@@ -17,6 +19,8 @@ from fabric_server.engine.handler import PermanentError, RetryingHandler
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.jobs import repository
+from fabric_server.jobs.status import FINISHED_JOB_STATUSES, JobStatus
+from fabric_server.jobs.transitions import move_job
 from fabric_server.providers.base import ProviderInputError, ProviderRequest
 from fabric_server.providers.errors import ProviderError
 from fabric_server.providers.registry import ProviderRegistry
@@ -43,7 +47,7 @@ class JobHandler(RetryingHandler):
         job_id = item.ref_id or ""
         async with self.db.write() as session:
             job = await repository.get(session, job_id)
-            if job is None or job.status in ("completed", "failed"):
+            if job is None or job.status in FINISHED_JOB_STATUSES:
                 await self.queue.complete(session, item)
                 return
             request = ProviderRequest(
@@ -59,21 +63,16 @@ class JobHandler(RetryingHandler):
             except ProviderInputError as exc:
                 raise PermanentError(str(exc)) from exc
             now = repository.now()
-            await repository.transition(
+            await move_job(
                 session,
+                self.events,
                 job.id,
-                ("pending", "started"),
-                status="started",
+                job.organization_id,
+                JobStatus.STARTED,
+                {"attempt": item.attempts},
                 started_at=job.started_at or now,
                 attempts=item.attempts,
                 updated_at=now,
-            )
-            await self.events.record(
-                session,
-                "job.started",
-                organization_id=job.organization_id,
-                job_id=job.id,
-                payload={"attempt": item.attempts},
             )
 
         try:
@@ -86,39 +85,40 @@ class JobHandler(RetryingHandler):
             raise PermanentError(f"{exc.code}: {exc.message}") from exc
         result = execution.result
 
+        record = usage_record(
+            execution,
+            organization_id=org_id,
+            principal_id=principal_id,
+            api_key_id=api_key_id,
+            job_id=job_id,
+        )
         async with self.db.write() as session:
+            # Usage only when the job moved (a re-executed job records it once), and before
+            # the event: the budget row lock precedes the event-order lock.
+            record_usage = functools.partial(self.budgets.record_usage, session, [record])
             now = repository.now()
-            moved = await repository.transition(
+            await move_job(
                 session,
+                self.events,
                 job_id,
-                ("started",),
-                status="completed",
+                org_id,
+                JobStatus.COMPLETED,
+                {"output": result.output, "provider_id": result.provider_id},
+                before_event=record_usage,
                 output=result.output,
                 error=None,
                 completed_at=now,
                 updated_at=now,
             )
-            if moved:
-                record = usage_record(
-                    execution,
-                    organization_id=org_id,
-                    principal_id=principal_id,
-                    api_key_id=api_key_id,
-                    job_id=job_id,
-                )
-                await self.budgets.record_usage(session, [record])  # before the first event
-                await self.events.record(
-                    session,
-                    "job.completed",
-                    organization_id=org_id,
-                    job_id=job_id,
-                    payload={"output": result.output, "provider_id": result.provider_id},
-                )
             await self.queue.complete(session, item)
 
     async def on_retry(self, session: AsyncSession, item: WorkItem, error: str) -> None:
-        await repository.transition(
-            session, item.ref_id or "", ("started",), error=error, updated_at=repository.now()
+        await repository.update_where(
+            session,
+            item.ref_id or "",
+            (JobStatus.STARTED,),
+            error=error,
+            updated_at=repository.now(),
         )
 
     async def on_failure(self, session: AsyncSession, item: WorkItem, error: str) -> None:
@@ -126,20 +126,14 @@ class JobHandler(RetryingHandler):
         if job is None:
             return
         now = repository.now()
-        moved = await repository.transition(
+        await move_job(
             session,
+            self.events,
             job.id,
-            ("pending", "started"),
-            status="failed",
+            job.organization_id,
+            JobStatus.FAILED,
+            {"error": error},
             error=error,
             completed_at=now,
             updated_at=now,
         )
-        if moved:
-            await self.events.record(
-                session,
-                "job.failed",
-                organization_id=job.organization_id,
-                job_id=job.id,
-                payload={"error": error},
-            )

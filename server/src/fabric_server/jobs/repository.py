@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.models import Job, UsageRecord
+from fabric_server.jobs.status import JobStatus
 
 
 async def get(session: AsyncSession, job_id: str) -> Job | None:
@@ -28,7 +29,7 @@ async def page(
     *,
     limit: int,
     after_id: str | None,
-    status: str | None = None,
+    status: JobStatus | None = None,
 ) -> list[Job]:
     """Newest first, keyset-paginated on the time-ordered id."""
     query = select(Job).where(Job.organization_id.in_(list(org_ids)))
@@ -40,13 +41,13 @@ async def page(
     return list(rows)
 
 
-async def transition(
-    session: AsyncSession, job_id: str, from_statuses: Sequence[str], **values: Any
+async def update_where(
+    session: AsyncSession, job_id: str, statuses: Iterable[JobStatus], **values: Any
 ) -> bool:
-    """Move a job on only if it is in one of `from_statuses`; True when it moved."""
+    """Update the job only while its status is one of `statuses`; True when it was."""
     stmt = (
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(list(from_statuses)))
+        .where(Job.id == job_id, Job.status.in_(list(statuses)))
         .values(**values)
         .execution_options(synchronize_session=False)
     )

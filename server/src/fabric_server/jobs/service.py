@@ -18,6 +18,7 @@ from fabric_server.errors import Conflict, NotFound, Unprocessable
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.jobs import repository
 from fabric_server.jobs.schemas import JobCreate
+from fabric_server.jobs.status import JobStatus
 from fabric_server.providers.base import (
     Credentials,
     ProviderInputError,
@@ -91,7 +92,7 @@ class JobService:
             "job.created",
             organization_id=org_id,
             job_id=job.id,
-            payload={"modality": job.modality, "status": job.status},
+            payload={"modality": job.modality, "status": job.status.value},
         )
         await self.queue.enqueue(
             session,
@@ -126,7 +127,11 @@ class JobService:
             session, principal, organization_id, "job.read"
         )
         rows = await repository.page(
-            session, org_ids, limit=page.limit + 1, after_id=page.after_id, status=status
+            session,
+            org_ids,
+            limit=page.limit + 1,
+            after_id=page.after_id,
+            status=JobStatus(status) if status is not None else None,
         )
         return split_page(rows, page.limit)
 
