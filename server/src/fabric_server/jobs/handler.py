@@ -8,6 +8,8 @@ budget while the job waited in the queue: it fails with `budget_exceeded` withou
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.budgets.service import BudgetExceeded, BudgetService
@@ -24,7 +26,8 @@ from fabric_server.usage.recorder import usage_record
 
 
 class JobHandler(RetryingHandler):
-    """pending → started → completed | failed, each step with its event."""
+    """pending → started → completed | failed, each step with its event (and back to
+    pending when a stopping worker hands the job back)."""
 
     def __init__(
         self,
@@ -115,6 +118,28 @@ class JobHandler(RetryingHandler):
                     payload={"output": result.output, "provider_id": result.provider_id},
                 )
             await self.queue.complete(session, item)
+
+    async def on_release(self, session: AsyncSession, item: WorkItem) -> None:
+        """The server stopped mid-attempt: the job waits again (`pending`), and the attempt,
+        which the queue does not count, is not counted here either."""
+        attempts = item.attempts - 1
+        values: dict[str, Any] = {"status": "pending", "attempts": attempts}
+        if attempts == 0:
+            values["started_at"] = None
+        job = await repository.get(session, item.ref_id or "")
+        if job is None:
+            return
+        moved = await repository.transition(
+            session, job.id, ("started",), updated_at=repository.now(), **values
+        )
+        if moved:
+            await self.events.record(
+                session,
+                "job.requeued",
+                organization_id=job.organization_id,
+                job_id=job.id,
+                payload={"attempt": item.attempts, "reason": "shutdown"},
+            )
 
     async def on_retry(self, session: AsyncSession, item: WorkItem, error: str) -> None:
         await repository.transition(
