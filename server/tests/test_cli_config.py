@@ -16,6 +16,7 @@ import httpx
 import pytest
 from cli_helpers import assert_config_error, cli_env, run_cli, run_cli_all
 from server_helpers import wait_for_job
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from fabric_server import __version__
@@ -310,3 +311,26 @@ async def test_backup_copies_sqlite_while_the_server_runs_and_restores(
 
 def _job(prompt: str) -> dict[str, object]:
     return {"modality": "text", "input": {"prompt": prompt}}
+
+
+def test_a_database_migrated_by_a_newer_version_is_refused(
+    database_url: str, tmp_path: Path
+) -> None:
+    asyncio.run(_set_revision(database_url, "9999"))
+    env = cli_env(tmp_path / "data", FABRIC_DATABASE_URL=database_url)
+    serve, status = run_cli_all(
+        [(["serve"], env, tmp_path), (["migrate", "--status"], env, tmp_path)]
+    )
+    line = assert_config_error(serve, "FABRIC_DATABASE_URL", "revision 9999", __version__)
+    assert "restore a backup" in line
+    assert status.returncode == 1, status.stderr
+    assert "9999 is unknown" in status.stdout
+
+
+async def _set_revision(database_url: str, revision: str) -> None:
+    db = Database(to_async_url(database_url))
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    finally:
+        await db.dispose()

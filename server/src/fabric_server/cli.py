@@ -21,6 +21,7 @@ from fabric_server import __version__
 from fabric_server.db.backup import backup_sqlite
 from fabric_server.db.migrate import MigrationStatus
 from fabric_server.preflight import (
+    ENV_FILE,
     ConfigError,
     bind_socket,
     check_data_dir,
@@ -153,6 +154,11 @@ def _host_label(args: argparse.Namespace) -> str:
     return "--host" if getattr(args, "host", None) else "FABRIC_HOST"
 
 
+def _note_env_file() -> None:
+    if ENV_FILE.is_file():
+        log.info("settings also read from %s", ENV_FILE.resolve())
+
+
 def _prepare(settings: Settings, args: argparse.Namespace) -> None:
     """What every command that opens the database checks first."""
     check_secrets(settings, host_label=_host_label(args))
@@ -169,6 +175,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(check_database(settings))
         from fabric_server import commands  # slow to import: only once the checks passed
 
+        _note_env_file()
         return commands.serve(settings, sock)
     finally:
         sock.close()
@@ -188,6 +195,7 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(check_database(settings))
         from fabric_server import commands  # slow to import: only once the checks passed
 
+        _note_env_file()
         return commands.run_worker(settings, probe)
     finally:
         if probe is not None:
@@ -211,7 +219,7 @@ def _migration_status(settings: Settings) -> int:
         print("current   none (the database file does not exist yet)")
         print("`fabric-server migrate` (or starting the server) creates it")
         return 1
-    status = asyncio.run(check_database(settings))
+    status = asyncio.run(check_database(settings, allow_newer=True))
     _print_status(status)
     return 0 if status.up_to_date else 1
 
@@ -221,6 +229,12 @@ def _print_status(status: MigrationStatus) -> None:
     print(f"head      {', '.join(status.heads)}")
     if status.up_to_date:
         print("up to date")
+        return
+    if status.unknown:
+        print(
+            f"{', '.join(status.unknown)} is unknown to Fabric {__version__}: a newer version "
+            "migrated this database; run that version, or restore a backup from before"
+        )
         return
     count = len(status.pending)
     print(

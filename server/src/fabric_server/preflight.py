@@ -171,6 +171,8 @@ def bind_socket(host: str, port: int, *, host_label: str, port_label: str) -> so
             f"{_setting(host_label, host)} is not an address of this machine ({exc.strerror}): use "
             "127.0.0.1, 0.0.0.0 (every interface) or one of its addresses"
         ) from None
+    # IPv4 first: `localhost` may resolve to ::1 first, which IPv4 clients cannot reach.
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -208,9 +210,10 @@ def database_label(settings: Settings) -> str:
 
 
 async def check_database(
-    settings: Settings, *, timeout: float = DATABASE_TIMEOUT_SECONDS
+    settings: Settings, *, timeout: float = DATABASE_TIMEOUT_SECONDS, allow_newer: bool = False
 ) -> MigrationStatus:
-    """Connect once: the database answers, and its schema is not newer than this version."""
+    """Connect once: the database answers, and (unless `allow_newer`) its schema is not
+    newer than this version."""
     label = database_label(settings)
     db = Database(settings.resolved_database_url)
     try:
@@ -231,7 +234,7 @@ async def check_database(
         raise ConfigError(f"cannot open {label}: {_root_cause(exc)}; {hint}") from None
     finally:
         await db.dispose()
-    if status.unknown:
+    if status.unknown and not allow_newer:
         raise ConfigError(
             f"{label} is at revision {', '.join(status.unknown)}, which Fabric {__version__} "
             "does not know (a newer version migrated it): run that version, or restore a "

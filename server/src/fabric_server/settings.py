@@ -318,8 +318,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_database_url(value)
+        if not value:
+            return None  # `FABRIC_DATABASE_URL=` (empty): the default SQLite database
+        check_database_url(value)
         return value
 
     @field_validator("webhook_allowed_networks")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,10 +106,23 @@ def _current_heads(connection: Connection) -> tuple[str, ...]:
     return tuple(MigrationContext.configure(connection).get_current_heads())
 
 
+@contextlib.contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    # Alembic announces its context at INFO: noise in a read-only comparison.
+    logger = logging.getLogger("alembic.runtime.migration")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 async def migration_status(db: Database) -> MigrationStatus:
     """Compare the database's revision with this version's migrations (reads only)."""
     async with db.engine.connect() as conn:
-        current = await conn.run_sync(_current_heads)
+        with _quiet_alembic():
+            current = await conn.run_sync(_current_heads)
     script = ScriptDirectory.from_config(alembic_config())
     heads = tuple(script.get_heads())
     known = {revision.revision for revision in script.walk_revisions()}
