@@ -95,6 +95,7 @@ def test_production_refuses_to_start_without_secrets(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "fabric_server", "serve"],
         env={"FABRIC_ENV": "production", "FABRIC_DATA_DIR": str(tmp_path), "PATH": ""},
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,

@@ -31,9 +31,7 @@ from fabric_server.preflight import (
     database_label,
     load_settings,
 )
-from fabric_server.secrets.rotation import (
-    DEFAULT_BATCH_SIZE,
-)
+from fabric_server.secrets.rotation import DEFAULT_BATCH_SIZE
 from fabric_server.settings import Settings
 
 log = logging.getLogger("fabric_server")
