@@ -133,14 +133,17 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
+            renewing = dict(self._running)
             try:
-                lost = await self.queue.heartbeat(self.id, list(self._running))
+                lost = await self.queue.heartbeat(self.id, list(renewing))
             except Exception:
                 log.exception("heartbeat failed")
                 continue
             for item_id in lost:
                 entry = self._running.get(item_id)
-                if entry is not None:
+                # Only the run the heartbeat was about: meanwhile that run may have ended
+                # (a retry requeued the item) and the item been claimed again, by a new run.
+                if entry is not None and entry is renewing[item_id]:
                     log.warning("lease on %s expired; abandoning it", item_id)
                     entry[1].cancel()
 
