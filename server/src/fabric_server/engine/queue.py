@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,8 +173,13 @@ class WorkQueue:
         after_commit(session, self._wake_all)
         return delay
 
-    async def release(self, item: WorkItem) -> None:
-        """Hand an unfinished item back at once (graceful shutdown).
+    async def release(
+        self,
+        item: WorkItem,
+        on_release: Callable[[AsyncSession, WorkItem], Awaitable[None]] | None = None,
+    ) -> None:
+        """Hand an unfinished item back at once (graceful shutdown); `on_release` records the
+        hand-back in the item's own state, in the same transaction.
 
         The interrupted attempt is not counted: rolling restarts must not use up retries.
         """
@@ -191,6 +196,8 @@ class WorkQueue:
                 )
             except LeaseLost:
                 return
+            if on_release is not None:
+                await on_release(session, item)
 
     async def cancel_pending(self, session: AsyncSession, kind: str, ref_id: str) -> int:
         """Cancel queued items for a reference (running ones are left to their worker)."""

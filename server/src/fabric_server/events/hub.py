@@ -71,11 +71,20 @@ def matches(where: EventFilter, event: LogEvent) -> bool:
 class Subscription:
     def __init__(self, where: EventFilter) -> None:
         self.where = where
-        self.queue: asyncio.Queue[LogEvent] = asyncio.Queue(BUFFER_SIZE)
+        # `None` is never an event: it wakes a reader waiting on an ended subscription.
+        self.queue: asyncio.Queue[LogEvent | None] = asyncio.Queue(BUFFER_SIZE)
         self.overflowed = False
+        self.ended = False
+
+    def end(self) -> None:
+        """The server is stopping: the reader should close its stream (a waiting reader is
+        woken; a reader with a full buffer is busy and looks at `ended` anyway)."""
+        self.ended = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
 
     def offer(self, event: LogEvent) -> None:
-        if self.overflowed:
+        if self.overflowed or self.ended:
             return
         try:
             self.queue.put_nowait(event)
@@ -102,10 +111,17 @@ class EventHub:
         self._position: int | None = None
         self._ready = asyncio.Event()
         self._closing = False
+        self._streams_ended = False
 
     async def subscribe(self, where: EventFilter) -> Subscription:
-        """Register for live events; everything committed after this call is delivered."""
+        """Register for live events; everything committed after this call is delivered.
+
+        Once `end_streams` was called, the subscription comes back already ended.
+        """
         subscription = Subscription(where)
+        if self._streams_ended:
+            subscription.end()
+            return subscription
         self._subscribers.add(subscription)
         if self._task is None or self._task.done():
             self._ready = asyncio.Event()
@@ -115,6 +131,12 @@ class EventHub:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscribers.discard(subscription)
+
+    def end_streams(self) -> None:
+        """End every subscription, now and to come (the server is shutting down)."""
+        self._streams_ended = True
+        for subscription in list(self._subscribers):
+            subscription.end()
 
     async def close(self) -> None:
         """Stop the tail reader between reads (never mid-query, which would strand the

@@ -9,6 +9,7 @@ budget while the job waited in the queue: it fails with `budget_exceeded` withou
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +29,8 @@ from fabric_server.usage.recorder import usage_record
 
 
 class JobHandler(RetryingHandler):
-    """pending → started → completed | failed, each step with its event."""
+    """pending → started → completed | failed, each step with its event (and back to
+    pending when a stopping worker hands the job back)."""
 
     def __init__(
         self,
@@ -111,6 +113,27 @@ class JobHandler(RetryingHandler):
                 updated_at=now,
             )
             await self.queue.complete(session, item)
+
+    async def on_release(self, session: AsyncSession, item: WorkItem) -> None:
+        """The server stopped mid-attempt: the job waits again (`pending`), and the attempt,
+        which the queue does not count, is not counted here either."""
+        attempts = item.attempts - 1
+        values: dict[str, Any] = {"attempts": attempts}
+        if attempts == 0:
+            values["started_at"] = None
+        job = await repository.get(session, item.ref_id or "")
+        if job is None:
+            return
+        await move_job(
+            session,
+            self.events,
+            job.id,
+            job.organization_id,
+            JobStatus.PENDING,
+            {"attempt": item.attempts, "reason": "shutdown"},
+            updated_at=repository.now(),
+            **values,
+        )
 
     async def on_retry(self, session: AsyncSession, item: WorkItem, error: str) -> None:
         await repository.update_where(

@@ -25,5 +25,7 @@ JOB_TRANSITIONS = TransitionTable[JobStatus](
         ((_J.STARTED,), _J.COMPLETED, "job.completed"),
         # also before it started: over budget, bad input, attempts used up
         ((_J.PENDING, _J.STARTED), _J.FAILED, "job.failed"),
+        # a stopping worker handed it back mid-attempt: it waits again
+        ((_J.STARTED,), _J.PENDING, "job.requeued"),
     ],
 )
