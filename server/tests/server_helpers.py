@@ -79,7 +79,10 @@ class WorkerProcesses:
     def start(self) -> subprocess.Popen[bytes]:
         log = (self.directory / f"worker-{len(self.processes) + 1}.log").open("wb")
         self._logs.append(log)
-        process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        # Run in the test's directory: a `.env` file where pytest runs must not leak in.
+        process = subprocess.Popen(
+            self.command, env=self.env, cwd=self.directory, stdout=log, stderr=subprocess.STDOUT
+        )
         self.processes.append(process)
         return process
 

@@ -143,7 +143,9 @@ def other_process(database_url: str, tmp_path: Path) -> Iterator[str]:
     script = shutil.which("fabric-server", path=str(Path(sys.executable).parent))
     assert script is not None
     log = (tmp_path / "b.log").open("wb")
-    process = subprocess.Popen([script, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [script, "serve"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, process)

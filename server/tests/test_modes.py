@@ -87,12 +87,15 @@ def test_dev_mode_follows_the_bind_address() -> None:
     assert not Settings(host="0.0.0.0").is_dev
     assert not Settings(env="production").is_dev
     assert Settings(host="0.0.0.0", dev_mode=True).is_dev
+    assert Settings(host="0.0.0.0", dev_mode_on_network=True).is_dev
+    assert not Settings(host="0.0.0.0", dev_mode_on_network=True, env="production").is_dev
 
 
 def test_production_refuses_to_start_without_secrets(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "fabric_server", "serve"],
         env={"FABRIC_ENV": "production", "FABRIC_DATA_DIR": str(tmp_path), "PATH": ""},
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,

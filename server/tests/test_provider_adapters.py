@@ -196,7 +196,7 @@ async def test_openai_400_is_the_callers_problem(llm: FakeLLM, http: UpstreamCli
     with pytest.raises(ProviderRejected) as caught:
         await OpenAIProvider(http).execute(text(max_tokens=999999), server_credentials(llm))
 
-    assert caught.value.status_code == 400
+    assert caught.value.status_code == 422
     assert caught.value.code == "provider_rejected_request"
     assert "max_tokens is too large" in caught.value.message
     assert not caught.value.fallback

@@ -606,5 +606,5 @@ async def test_transcription_over_the_api(client: httpx.AsyncClient, llm: FakeLL
             "model": "whisper-1",
         },
     )
-    body = assert_error(remote, 400, "validation_failed")
+    body = assert_error(remote, 422, "validation_failed")
     assert "data: URL" in body["error"]["message"]

@@ -164,7 +164,7 @@ async def test_missing_credentials_name_the_secret_to_set() -> None:
 
     with pytest.raises(ProviderNotConfigured) as pinned:
         await registry.execute(text("pricey-model"), None, NO_CREDENTIALS)
-    assert pinned.value.status_code == 400
+    assert pinned.value.status_code == 422
     assert pinned.value.code == "provider_not_configured"
     assert "set the PRICEY_KEY secret" in pinned.value.message
 

@@ -123,7 +123,7 @@ async def test_failures_before_the_stream_are_plain_error_responses(
     unknown = await client.post(
         STREAM, json={"modality": "text", "input": {"prompt": "x"}, "model": "claude-opus-4-1"}
     )
-    body = assert_error(unknown, 400, "provider_not_configured")
+    body = assert_error(unknown, 422, "provider_not_configured")
     assert "ANTHROPIC_API_KEY" in body["error"]["message"]
 
     llm.queue(Reply(429, openai_error("Rate limit reached"), {"Retry-After": "9"}))
@@ -136,7 +136,7 @@ async def test_failures_before_the_stream_are_plain_error_responses(
     echo_refusal = await client.post(
         STREAM, json={"modality": "text", "input": {"prompt": "x"}, "params": {"fail": "no"}}
     )
-    assert_error(echo_refusal, 400, "validation_failed")
+    assert_error(echo_refusal, 422, "validation_failed")
     assert await usage_rows(services) == []
 
 

@@ -125,7 +125,7 @@ async def test_upstream_errors_map_onto_our_codes(client: httpx.AsyncClient, llm
     invalid = anthropic_error("messages: roles must alternate", "invalid_request_error")
     llm.queue(Reply(400, invalid))
     rejected = await execute(client, model="claude-sonnet-4-0")
-    body = assert_error(rejected, 400, "provider_rejected_request")
+    body = assert_error(rejected, 422, "provider_rejected_request")
     assert "roles must alternate" in body["error"]["message"]
 
 

@@ -115,3 +115,17 @@ def test_connection_lifetime_ends_with_a_reconnect_frame(database_url: str, tmp_
     assert connections > 1
     assert [f["event"] for f in seen] == ["job.created", "job.started", "job.completed"]
     assert len({f["id"] for f in seen}) == 3
+
+
+def test_stopping_the_server_ends_open_streams_with_a_reconnect_frame(
+    database_url: str, tmp_path: Path
+) -> None:
+    # No workers: the job stays pending, so only the server's ending can close its stream.
+    with LiveServer(fast_settings(database_url, tmp_path, run_workers=False)) as server:
+        url = f"{server.base_url}/v1/jobs/{submit(server.base_url)['id']}/events"
+        with httpx.stream("GET", url) as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == ": connected"
+            server.stop()
+            rest = "\n".join(lines) + "\n\n"
+    assert [frame.get("event") for frame in parse_frames(rest)] == ["job.created", "reconnect"]

@@ -25,7 +25,7 @@ from workflow_helpers import app_client, define, get_run, start
 from fabric_server.db.models import Event, UsageRecord, WorkItem
 from fabric_server.services import Services
 from fabric_server.testing import fast_settings
-from fabric_server.workflows.launch import WORK_KINDS
+from fabric_server.workflows.effects import WORK_KINDS
 from fabric_server.workflows.models import WorkflowNodeState, WorkflowRun
 
 LEASE_SECONDS = 1.5

@@ -63,6 +63,49 @@ async def start(services: Services) -> None:
         )
 
 
+def _warn_dev_mode_on_network(settings: Settings) -> None:
+    rule = "!" * 78
+    log.warning(
+        "\n%s\nDEV MODE ON A NETWORK ADDRESS (%s:%d, FABRIC_DEV_MODE_ON_NETWORK=true)\n"
+        "Every caller that reaches this port, without credentials, acts as the owner of\n"
+        "organization %s and as a platform administrator,\nand may act as anyone "
+        "through X-Principal-Id. Use it on a trusted network only.\n%s",
+        rule,
+        settings.host,
+        settings.port,
+        DEFAULT_ORGANIZATION_ID,
+        rule,
+    )
+
+
+def begin_shutdown(app: FastAPI) -> None:
+    """The server stopped accepting connections: end the open event streams now (each gets
+    a `reconnect` frame) and stop the workers claiming, so their grace period runs alongside
+    the server's instead of after it."""
+    services: Services = app.state.services
+    services.hub.end_streams()
+    background = getattr(app.state, "background", None)
+    if isinstance(background, Background):
+        background.begin_stop()
+
+
+def create_probe_app(services: Services) -> FastAPI:
+    """`/healthz`, `/readyz` and `/v1/health` alone, answered as the API answers them (the
+    probes of a worker-only process)."""
+    app = FastAPI(
+        title="Fabric worker",
+        version=__version__,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(system.router)
+    return app
+
+
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     settings = settings or (services.settings if services else Settings())
     services = services or build_services(settings)
@@ -70,7 +113,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await start(services)
+        if settings.is_dev and not settings.on_loopback:
+            _warn_dev_mode_on_network(settings)
         background = Background(services, run_workers=settings.run_workers)
+        app.state.background = background
         await background.start()
         try:
             yield

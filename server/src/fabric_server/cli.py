@@ -1,38 +1,92 @@
-"""`fabric-server serve | worker | migrate | rotate-secrets`."""
+"""`fabric-server serve | worker | migrate | backup | rotate-secrets`.
+
+Configuration problems are found before anything starts and reported as one line on stderr
+naming the setting and the fix, with exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import signal
+import socket
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
 
-from fabric_server.app import create_app, start
-from fabric_server.db.migrate import migrate
-from fabric_server.runtime import Background
-from fabric_server.secrets.rotation import (
-    DEFAULT_BATCH_SIZE,
-    Census,
-    KeyRotation,
-    RotationRefused,
+from sqlalchemy.engine import make_url
+
+from fabric_server import __version__
+from fabric_server.db.backup import backup_sqlite
+from fabric_server.db.migrate import MigrationStatus
+from fabric_server.preflight import (
+    ENV_FILE,
+    ConfigError,
+    bind_socket,
+    check_data_dir,
+    check_database,
+    check_dev_mode_exposure,
+    check_secrets,
+    database_label,
+    load_settings,
 )
-from fabric_server.services import build_services
+from fabric_server.secrets.rotation import DEFAULT_BATCH_SIZE
 from fabric_server.settings import Settings
 
 log = logging.getLogger("fabric_server")
+CONFIG_ERROR = 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fabric-server", description="Fabric control plane")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the API (and, by default, the workers)")
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line as one line, like a bad setting."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(CONFIG_ERROR, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="fabric-server",
+        description="Fabric control plane. Settings come from FABRIC_* environment variables "
+        "and from a .env file in the working directory (the environment wins).",
+    )
+    parser.add_argument("--version", action="version", version=f"fabric-server {__version__}")
+    subcommands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    serve = subcommands.add_parser("serve", help="run the API (and, by default, the workers)")
     serve.add_argument("--host", help="bind address (FABRIC_HOST, default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (FABRIC_PORT, default 3001)")
+    serve.add_argument("--port", type=_port, help="port (FABRIC_PORT, default 3001)")
     serve.add_argument("--no-workers", action="store_true", help="API only; run workers apart")
-    commands.add_parser("worker", help="run workers only, against the same database")
-    commands.add_parser("migrate", help="apply database migrations and exit")
-    rotate = commands.add_parser(
+    serve.add_argument(
+        "--dev-on-network",
+        action="store_true",
+        help="dev mode on a non-loopback address (FABRIC_DEV_MODE_ON_NETWORK=true): every "
+        "caller that reaches the port gets owner and platform-admin rights; trusted networks "
+        "only",
+    )
+    worker = subcommands.add_parser("worker", help="run workers only, against the same database")
+    worker.add_argument(
+        "--health-port",
+        type=_port,
+        help="answer /healthz and /readyz on this port (FABRIC_WORKER_HEALTH_PORT; default: "
+        "no listener)",
+    )
+    worker.add_argument(
+        "--health-host", help="address of that listener (FABRIC_WORKER_HEALTH_HOST, 127.0.0.1)"
+    )
+    migrate_ = subcommands.add_parser("migrate", help="apply database migrations and exit")
+    migrate_.add_argument(
+        "--status",
+        action="store_true",
+        help="change nothing: show the database's revision and this version's newest (exit "
+        "status 0 when up to date, 1 when not)",
+    )
+    backup = subcommands.add_parser(
+        "backup",
+        help="copy the SQLite database while the server runs (PostgreSQL: use pg_dump)",
+    )
+    backup.add_argument("target", type=Path, help="the new file to write")
+    rotate = subcommands.add_parser(
         "rotate-secrets",
         help="re-seal organization and webhook secrets under the current master key",
         description="Re-seal every organization secret and webhook signing secret that a key "
@@ -51,32 +105,40 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_BATCH_SIZE,
         help=f"rows per transaction (default {DEFAULT_BATCH_SIZE})",
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    overrides: dict[str, object] = {}
-    if args.command == "serve":
-        if args.host:
-            overrides["host"] = args.host
-        if args.port:
-            overrides["port"] = args.port
-        if args.no_workers:
-            overrides["run_workers"] = False
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        check_production(settings)
-    except SystemExit as exc:
-        print(f"fabric-server: {exc}", file=sys.stderr)
-        return 2
-    if args.command == "serve":
-        return _serve(settings)
-    if args.command == "worker":
-        return asyncio.run(_worker(settings))
-    if args.command == "rotate-secrets":
-        return asyncio.run(_rotate_secrets(settings, check=args.check, batch_size=args.batch_size))
-    return asyncio.run(_migrate(settings))
+        settings = load_settings(_overrides(args))
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        return _COMMANDS[args.command](settings, args)
+    except ConfigError as problem:
+        for line in str(problem).splitlines():
+            print(f"fabric-server: {line}", file=sys.stderr)
+        return CONFIG_ERROR
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    flags = {
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "run_workers": False if getattr(args, "no_workers", False) else None,
+        "dev_mode_on_network": True if getattr(args, "dev_on_network", False) else None,
+        "worker_health_port": getattr(args, "health_port", None),
+        "worker_health_host": getattr(args, "health_host", None),
+    }
+    return {name: value for name, value in flags.items() if value is not None}
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r} (a number from 1 to 65535)")
+    return int(text)
 
 
 def _positive(text: str) -> int:
@@ -86,161 +148,134 @@ def _positive(text: str) -> int:
     return value
 
 
-def check_production(settings: Settings) -> None:
-    """Production refuses to start without its secrets."""
-    if settings.env != "production":
-        return
-    missing = [
-        name
-        for name, value in (
-            ("FABRIC_SIGNING_SECRET", settings.signing_secret),
-            ("FABRIC_SECRETS_MASTER_KEY", settings.secrets_master_key),
-        )
-        if not value
-    ]
-    if missing:
-        raise SystemExit(f"production mode needs {', '.join(missing)} to be set")
+def _host_label(args: argparse.Namespace) -> str:
+    return "--host" if getattr(args, "host", None) else "FABRIC_HOST"
 
 
-def _serve(settings: Settings) -> int:
-    import uvicorn
-
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
-        timeout_graceful_shutdown=15,
-    )
-    return 0
+def _note_env_file() -> None:
+    if ENV_FILE.is_file():
+        log.info("settings also read from %s", ENV_FILE.resolve())
 
 
-async def _worker(settings: Settings) -> int:
-    services = build_services(settings)
-    await start(services)
-    background = Background(services, run_workers=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await background.start()
-    await stop.wait()
-    log.info("stopping worker")
-    await background.stop()
-    await services.providers.aclose()
-    await services.db.dispose()
-    return 0
+def _prepare(settings: Settings, args: argparse.Namespace) -> None:
+    """What every command that opens the database checks first."""
+    check_secrets(settings, host_label=_host_label(args))
+    check_data_dir(settings)
 
 
-async def _migrate(settings: Settings) -> int:
-    services = build_services(settings)
-    if services.db.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await migrate(services.db, cipher=services.master_key.load())
-    await services.db.dispose()
-    print("migrations applied")
-    return 0
-
-
-async def _rotate_secrets(settings: Settings, *, check: bool, batch_size: int) -> int:
-    services = build_services(settings)
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    host_label = _host_label(args)
+    check_dev_mode_exposure(settings, host_label=host_label)
+    _prepare(settings, args)
+    port_label = "--port" if args.port else "FABRIC_PORT"
+    sock = bind_socket(settings.host, settings.port, host_label=host_label, port_label=port_label)
     try:
-        rotation = KeyRotation(
-            services.db,
-            services.master_key.load(),
-            services.sealed_tables,
-            batch_size=batch_size,
-        )
-        if check:
-            census = await rotation.census()
-            _print_census(census)
-            return 0 if census.rows("previous") + census.rows("unknown") == 0 else 1
-        return await _rotate(rotation)
+        asyncio.run(check_database(settings))
+        from fabric_server import commands  # slow to import: only once the checks passed
+
+        _note_env_file()
+        return commands.serve(settings, sock)
     finally:
-        await services.db.dispose()
+        sock.close()
 
 
-async def _rotate(rotation: KeyRotation) -> int:
-    def progress(label: str, resealed: int) -> None:
-        done[label] = done.get(label, 0) + resealed
-        print(f"{label}: {resealed} re-sealed in this batch, {done[label]} so far", flush=True)
-
-    done: dict[str, int] = {}
-    try:
-        report = await rotation.rotate(progress)
-    except RotationRefused as refused:
-        _print_refusal(refused)
-        return 1
-    for label, count in report.resealed.items():
-        print(f"{label}: {count} re-sealed")
-    if report.unreadable:
-        failed = sum(len(rows) for rows in report.unreadable.values())
-        print(
-            f"fabric-server: {_values(failed)} did not open (altered, or copied from "
-            "another row); left unchanged:",
-            file=sys.stderr,
+def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    _prepare(settings, args)
+    probe: socket.socket | None = None
+    if settings.worker_health_port is not None:
+        probe = bind_socket(
+            settings.worker_health_host,
+            settings.worker_health_port,
+            host_label="--health-host" if args.health_host else "FABRIC_WORKER_HEALTH_HOST",
+            port_label="--health-port" if args.health_port else "FABRIC_WORKER_HEALTH_PORT",
         )
-        for rows in report.unreadable.values():
-            for row in rows:
-                print(f"  {row}", file=sys.stderr)
-        print("Set those values again, or delete them.", file=sys.stderr)
+    try:
+        asyncio.run(check_database(settings))
+        from fabric_server import commands  # slow to import: only once the checks passed
+
+        _note_env_file()
+        return commands.run_worker(settings, probe)
+    finally:
+        if probe is not None:
+            probe.close()
+
+
+def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if args.status:
+        return _migration_status(settings)
+    _prepare(settings, args)
+    asyncio.run(check_database(settings))
+    from fabric_server import commands  # slow to import: only once the checks passed
+
+    return commands.apply_migrations(settings)
+
+
+def _migration_status(settings: Settings) -> int:
+    url = settings.resolved_database_url
+    print(f"database  {make_url(url).render_as_string(hide_password=True)}")
+    if url.startswith("sqlite") and not Path(make_url(url).database or "").exists():
+        print("current   none (the database file does not exist yet)")
+        print("`fabric-server migrate` (or starting the server) creates it")
         return 1
-    total = sum(report.resealed.values())
-    key = rotation.cipher.key_id
-    print(f"{_values(total)} re-sealed; every value is sealed with the current key {key}")
+    status = asyncio.run(check_database(settings, allow_newer=True))
+    _print_status(status)
+    return 0 if status.up_to_date else 1
+
+
+def _print_status(status: MigrationStatus) -> None:
+    print(f"current   {', '.join(status.current) or 'none (never migrated)'}")
+    print(f"head      {', '.join(status.heads)}")
+    if status.up_to_date:
+        print("up to date")
+        return
+    if status.unknown:
+        print(
+            f"{', '.join(status.unknown)} is unknown to Fabric {__version__}: a newer version "
+            "migrated this database; run that version, or restore a backup from before"
+        )
+        return
+    count = len(status.pending)
+    print(
+        f"{count} migration{'s' if count != 1 else ''} to apply with `fabric-server migrate`: "
+        + ", ".join(status.pending)
+    )
+
+
+def _cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    url = settings.resolved_database_url
+    if not url.startswith("sqlite"):
+        raise ConfigError(
+            "backup copies SQLite databases; back PostgreSQL up with pg_dump "
+            "(see docs/operations.md, Backups)"
+        )
+    database = Path(make_url(url).database or "")
+    target: Path = args.target
+    if not database.exists():
+        raise ConfigError(f"{database_label(settings)} does not exist: nothing to back up")
+    if target.exists():
+        raise ConfigError(f"{target} exists: give the backup a new file name")
+    if not target.parent.is_dir():
+        raise ConfigError(f"the directory of {target} does not exist")
+    size = backup_sqlite(database, target)
+    print(f"backed up {database} to {target} ({size} bytes)")
+    if not settings.secrets_master_key:
+        key = settings.data_dir / "secrets.key"
+        print(f"keep a copy of {key} with it: the secrets stored in the database open only with it")
     return 0
 
 
-def _print_census(census: Census) -> None:
-    labels = list(census.counts)
-    widths = [len(label) for label in labels]
-    header = "  ".join(f"{label:>{w}}" for label, w in zip(labels, widths, strict=True))
-    print(f"{'key id':<16}  {'key':<8}  {header}")
-    for key_id in census.key_ids():
-        counts = "  ".join(
-            f"{census.counts[label].get(key_id, 0):>{w}}"
-            for label, w in zip(labels, widths, strict=True)
-        )
-        print(f"{key_id:<16}  {census.role(key_id):<8}  {counts}")
-    left, unknown = census.rows("previous"), census.rows("unknown")
-    if left:
-        print(f"{_values(left)} to re-seal with `fabric-server rotate-secrets`")
-    if unknown:
-        print(f"{_values(unknown)} sealed with an unknown master key (cannot be opened)")
-    if not left and not unknown:
-        print("every value is sealed with the current key")
+def _cmd_rotate_secrets(settings: Settings, args: argparse.Namespace) -> int:
+    _prepare(settings, args)
+    asyncio.run(check_database(settings))
+    from fabric_server import commands  # slow to import: only once the checks passed
+
+    return commands.rotate_secrets(settings, check=args.check, batch_size=args.batch_size)
 
 
-def _print_refusal(refused: RotationRefused) -> None:
-    census = refused.census
-    unknown = census.rows("unknown")
-    err = sys.stderr
-    print(
-        f"fabric-server: refusing to rotate, nothing was changed: {_values(unknown)} "
-        f"{'is' if unknown == 1 else 'are'} sealed with a master key that is neither "
-        "FABRIC_SECRETS_MASTER_KEY nor in FABRIC_SECRETS_PREVIOUS_MASTER_KEYS",
-        file=err,
-    )
-    for label, per_key in census.counts.items():
-        keys = [(k, n) for k, n in per_key.items() if census.role(k) == "unknown" and n]
-        if not keys:
-            continue
-        by_key = ", ".join(f"{n} under key {k}" for k, n in sorted(keys))
-        print(f"  {label}: {by_key}", file=err)
-        named = refused.named.get(label, [])
-        for row in named:
-            print(f"    {row}", file=err)
-        more = sum(n for _, n in keys) - len(named)
-        if more > 0:
-            print(f"    … and {more} more", file=err)
-    print(
-        "Add the key that sealed them to FABRIC_SECRETS_PREVIOUS_MASTER_KEYS, or set those "
-        "values again (or delete them), then run this again.",
-        file=err,
-    )
-
-
-def _values(count: int) -> str:
-    return f"{count} value" if count == 1 else f"{count} values"
+_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "serve": _cmd_serve,
+    "worker": _cmd_worker,
+    "migrate": _cmd_migrate,
+    "backup": _cmd_backup,
+    "rotate-secrets": _cmd_rotate_secrets,
+}

@@ -90,7 +90,15 @@ class Background:
         self.services.webhooks.dispatcher.changed_elsewhere()
         self.services.broadcaster.notify()
 
+    def begin_stop(self) -> None:
+        """Stop claiming work now: running items get the grace period from this moment, so
+        it runs alongside the API's own (`stop` finishes the job)."""
+        self.services.queue.attach_local(None)
+        for worker in self.workers:
+            worker.request_stop()
+
     async def stop(self) -> None:
+        """Stop everything: workers hand back what did not finish within the grace period."""
         self._stopping.set()
         await self.services.webhooks.dispatcher.stop()
         if self.scheduler is not None:

@@ -83,6 +83,7 @@ class Services:
             concurrency=s.worker_concurrency,
             poll_interval=s.worker_poll_interval,
             heartbeat_interval=s.heartbeat_seconds,
+            shutdown_grace=s.shutdown_grace_seconds,
         )
 
 

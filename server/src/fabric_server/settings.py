@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_ORGANIZATION_ID = "00000000-0000-0000-0000-000000000010"
 DEV_OWNER_ID = "00000000-0000-0000-0000-000000000001"
@@ -52,11 +54,30 @@ class Settings(BaseSettings):
         description="Force dev mode on or off; by default it is on when bound to loopback "
         "and env is not production.",
     )
+    dev_mode_on_network: bool = Field(
+        default=False,
+        description="Accept dev mode on a non-loopback address (a trusted network only): "
+        "every caller that reaches the port acts as the dev owner and a platform admin.",
+    )
     host: str = "127.0.0.1"
-    port: int = 3001
+    port: int = Field(default=3001, ge=1, le=65535)
     data_dir: Path = Path(".fabric")
     database_url: str | None = None
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    shutdown_grace_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="On stop: how long open requests and running work items may take to "
+        "finish before they are cut off (work items are handed back to the queue).",
+    )
+    worker_health_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="`fabric-server worker` answers /healthz and /readyz on this port; "
+        "unset: no listener.",
+    )
+    worker_health_host: str = "127.0.0.1"
 
     run_workers: bool = True
     worker_concurrency: int = 4
@@ -289,6 +310,19 @@ class Settings(BaseSettings):
         "finished; 0 keeps them forever. Pending and retrying deliveries are always kept.",
     )
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # `FABRIC_DATABASE_URL=` (empty): the default SQLite database
+        check_database_url(value)
+        return value
+
     @field_validator("webhook_allowed_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
@@ -328,7 +362,12 @@ class Settings(BaseSettings):
         """Dev mode: anonymous calls act as the dev owner and `X-Principal-Id` is honoured."""
         if self.dev_mode is not None:
             return self.dev_mode
-        return self.env != "production" and _is_loopback(self.host)
+        return self.env != "production" and (self.dev_mode_on_network or self.on_loopback)
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether the API is bound to a loopback address (reachable from this machine only)."""
+        return is_loopback(self.host)
 
     @property
     def http_private_allowed(self) -> bool:
@@ -336,24 +375,53 @@ class Settings(BaseSettings):
         return self.is_dev if self.http_allow_private is None else self.http_allow_private
 
 
+_ASYNC_DRIVERS: tuple[tuple[str, str | None], ...] = (
+    ("postgresql+asyncpg://", None),
+    ("sqlite+aiosqlite://", None),
+    ("postgresql://", "postgresql+asyncpg://"),
+    ("postgres://", "postgresql+asyncpg://"),
+    ("sqlite://", "sqlite+aiosqlite://"),
+)
+
+
 def to_async_url(url: str) -> str:
     """Map plain database URLs onto the async drivers the server uses."""
-    for prefix, driver in (
-        ("postgresql+asyncpg://", None),
-        ("sqlite+aiosqlite://", None),
-        ("postgresql://", "postgresql+asyncpg://"),
-        ("postgres://", "postgresql+asyncpg://"),
-        ("sqlite://", "sqlite+aiosqlite://"),
-    ):
+    for prefix, driver in _ASYNC_DRIVERS:
         if url.startswith(prefix):
             return url if driver is None else driver + url[len(prefix) :]
     raise ValueError(f"unsupported database URL scheme: {url.split(':', 1)[0]!r}")
 
 
-def _is_loopback(host: str) -> bool:
+DATABASE_URL_FORMS = "postgresql://user:password@host:5432/dbname or sqlite:////path/to/fabric.db"
+
+
+def check_database_url(url: str) -> None:
+    """Raise ValueError (saying what is wrong, never echoing a password) unless `url` is a
+    PostgreSQL or SQLite URL the server can use."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if not scheme:
+        raise ValueError(f"not a database URL; use {DATABASE_URL_FORMS}")
+    if not any(url.startswith(prefix) for prefix, _ in _ASYNC_DRIVERS):
+        raise ValueError(f"unsupported scheme {scheme!r}; use {DATABASE_URL_FORMS}")
+    try:
+        parsed = make_url(to_async_url(url))
+    except (ArgumentError, ValueError):
+        raise ValueError(f"not a database URL; use {DATABASE_URL_FORMS}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.host or not parsed.database or parsed.database == ":memory:":
+            raise ValueError(
+                "a SQLite URL needs a file path after three slashes "
+                "(sqlite:///relative.db or sqlite:////absolute/path.db)"
+            )
+    elif not parsed.database:
+        raise ValueError(f"the URL names no database; use {DATABASE_URL_FORMS}")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback address (or `localhost`)."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False

@@ -20,9 +20,10 @@ import httpx
 import uvicorn
 from sqlalchemy.engine import make_url
 
-from fabric_server.app import create_app
+from fabric_server.app import begin_shutdown, create_app
 from fabric_server.db.database import Database
 from fabric_server.db.migrate import migrate
+from fabric_server.serving import FabricServer
 from fabric_server.settings import Settings, to_async_url
 
 
@@ -169,7 +170,8 @@ class LiveServer:
             loop="asyncio",
             timeout_graceful_shutdown=5,
         )
-        self._server = uvicorn.Server(config)
+        app = self.app
+        self._server = FabricServer(config, on_shutdown=lambda: begin_shutdown(app))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:
@@ -189,6 +191,10 @@ class LiveServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Shut the server down as a signal would, and wait for it (again: no effect)."""
         self._server.should_exit = True
         self._thread.join(timeout=20)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -82,3 +86,49 @@ async def migrate(db: Database, *, cipher: SecretCipher | None = None) -> None:
 async def downgrade(db: Database, revision: str, *, cipher: SecretCipher | None = None) -> None:
     """Take the schema back to `revision` (for tests and emergencies; data may be lost)."""
     await _run(db, lambda cfg: command.downgrade(cfg, revision), cipher)
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """Where a database's schema stands against the migrations this version ships."""
+
+    current: tuple[str, ...]  # the database's revision(s); empty: never migrated
+    heads: tuple[str, ...]  # the newest revision(s) this version knows
+    pending: tuple[str, ...]  # revisions `migrate` would apply, oldest first
+    unknown: tuple[str, ...]  # revisions of the database this version does not know
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.pending and not self.unknown
+
+
+def _current_heads(connection: Connection) -> tuple[str, ...]:
+    return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+@contextlib.contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    # Alembic announces its context at INFO: noise in a read-only comparison.
+    logger = logging.getLogger("alembic.runtime.migration")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+async def migration_status(db: Database) -> MigrationStatus:
+    """Compare the database's revision with this version's migrations (reads only)."""
+    async with db.engine.connect() as conn:
+        with _quiet_alembic():
+            current = await conn.run_sync(_current_heads)
+    script = ScriptDirectory.from_config(alembic_config())
+    heads = tuple(script.get_heads())
+    known = {revision.revision for revision in script.walk_revisions()}
+    unknown = tuple(rev for rev in current if rev not in known)
+    pending: tuple[str, ...] = ()
+    if not unknown:
+        ahead = script.iterate_revisions("heads", current[0] if current else "base")
+        pending = tuple(reversed([revision.revision for revision in ahead]))
+    return MigrationStatus(current=current, heads=heads, pending=pending, unknown=unknown)

@@ -19,7 +19,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from fabric_server.db.types import BigIntPK, JSONType, UTCDateTime, new_id, utcnow
+from fabric_server.db.types import BigIntPK, JSONType, StatusType, UTCDateTime, new_id, utcnow
+from fabric_server.engine.status import WorkStatus
+from fabric_server.jobs.status import JobStatus
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -87,7 +89,7 @@ class Job(Timestamped, Base):
     model: Mapped[str | None] = mapped_column(String(200))
     input: Mapped[dict[str, Any]] = mapped_column(JSONType)
     params: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[JobStatus] = mapped_column(StatusType(JobStatus), default=JobStatus.PENDING)
     output: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[str | None] = mapped_column(Text)
     workflow_run_id: Mapped[str | None] = mapped_column(String(36))
@@ -113,7 +115,7 @@ class WorkItem(Base):
     organization_id: Mapped[str | None] = mapped_column(String(36))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     priority: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[WorkStatus] = mapped_column(StatusType(WorkStatus), default=WorkStatus.QUEUED)
     available_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)

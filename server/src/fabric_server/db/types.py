@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import os
 import time
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, String, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -35,6 +36,29 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         assert isinstance(value, dt.datetime)
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+class StatusType(TypeDecorator[E]):
+    """A `StrEnum` stored as its value in a plain VARCHAR: the DDL of a string column, so
+    existing rows and migrations stay as they are. Values read back become enum members (an
+    unknown value fails loudly); plain strings are accepted in queries."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_type: type[E], length: int = 16) -> None:
+        super().__init__(length)
+        self.enum_type = enum_type
+        self.length = length
+
+    def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum_type(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> E | None:
+        return None if value is None else self.enum_type(value)
 
 
 def utcnow() -> dt.datetime:

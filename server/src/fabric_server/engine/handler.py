@@ -38,6 +38,12 @@ class RetryingHandler(abc.ABC):
     ) -> None:
         """Optionally record a transient failure before the item is retried."""
 
+    async def on_release(  # noqa: B027 - an optional hook, empty by default
+        self, session: AsyncSession, item: WorkItem
+    ) -> None:
+        """Optionally undo what starting the item recorded, when a stopping worker hands it
+        back (same transaction as the hand-back)."""
+
     async def run(self, item: WorkItem) -> None:
         try:
             await self.execute(item)

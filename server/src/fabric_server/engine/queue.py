@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from fabric_server.db.database import PROCESS_TOKEN, Database, after_commit
 from fabric_server.db.models import WorkItem, table_of
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.writer import Tx
+from fabric_server.engine.status import OPEN_WORK_STATUSES, WORK_TRANSITIONS, WorkStatus
 
 Clock = Callable[[], dt.datetime]
 WORK_CHANNEL = "fabric_work"
@@ -104,7 +105,7 @@ class WorkQueue:
             "organization_id": organization_id,
             "payload": payload or {},
             "priority": priority,
-            "status": "running" if lease else "queued",
+            "status": WorkStatus.RUNNING if lease else WorkStatus.QUEUED,
             "available_at": now,
             "attempts": 1 if lease else 0,
             "max_attempts": max_attempts,
@@ -124,13 +125,13 @@ class WorkQueue:
                 tx.once(WORK_CHANNEL, _notify_work)
         return item
 
-    def finish_in(self, tx: Tx, item: WorkItem, *, status: str = "done") -> None:
+    def finish_in(self, tx: Tx, item: WorkItem, *, status: WorkStatus = WorkStatus.DONE) -> None:
         """Finish the item in a group-commit unit; raises LeaseLost if it is not ours."""
         params = {
             "b_id": item.id,
             "b_owner": item.lease_owner,
             "b_attempts": item.attempts,
-            "b_status": status,
+            "b_status": _moved((WorkStatus.RUNNING,), status),
             "b_now": self.clock(),
         }
         if tx.conn.execute(_FINISH_ITEM, params).rowcount != 1:
@@ -186,8 +187,8 @@ class WorkQueue:
         queue never takes the write lock."""
         now = self.clock()
         runnable = or_(
-            (WorkItem.status == "queued") & (WorkItem.available_at <= now),
-            (WorkItem.status == "running") & (WorkItem.lease_expires_at < now),
+            (WorkItem.status == WorkStatus.QUEUED) & (WorkItem.available_at <= now),
+            (WorkItem.status == WorkStatus.RUNNING) & (WorkItem.lease_expires_at < now),
         )
         candidates = (
             select(WorkItem.id)
@@ -206,7 +207,7 @@ class WorkQueue:
             update(WorkItem)
             .where(chosen)
             .values(
-                status="running",
+                status=_moved((WorkStatus.QUEUED, WorkStatus.RUNNING), WorkStatus.RUNNING),
                 lease_owner=owner,
                 lease_expires_at=now + dt.timedelta(seconds=self.lease_seconds),
                 attempts=WorkItem.attempts + 1,
@@ -230,7 +231,7 @@ class WorkQueue:
             .where(
                 WorkItem.id.in_(list(item_ids)),
                 WorkItem.lease_owner == owner,
-                WorkItem.status == "running",
+                WorkItem.status == WorkStatus.RUNNING,
             )
             .values(lease_expires_at=expires)
             .returning(WorkItem.id)
@@ -242,11 +243,11 @@ class WorkQueue:
 
     async def complete(self, session: AsyncSession, item: WorkItem) -> None:
         """Mark the item done in the caller's transaction; raises LeaseLost if not ours."""
-        await self._finish(session, item, status="done", error=None)
+        await self._finish(session, item, status=WorkStatus.DONE, error=None)
 
     async def fail(self, session: AsyncSession, item: WorkItem, error: str) -> None:
         """Give up on the item for good (in the caller's transaction)."""
-        await self._finish(session, item, status="failed", error=error)
+        await self._finish(session, item, status=WorkStatus.FAILED, error=error)
 
     async def retry_later(self, session: AsyncSession, item: WorkItem, error: str) -> float:
         """Requeue the item after a backoff; returns the delay in seconds."""
@@ -254,7 +255,7 @@ class WorkQueue:
         await self._guarded(
             session,
             item,
-            status="queued",
+            status=WorkStatus.QUEUED,
             last_error=error,
             lease_owner=None,
             lease_expires_at=None,
@@ -263,8 +264,13 @@ class WorkQueue:
         after_commit(session, self._wake_all)
         return delay
 
-    async def release(self, item: WorkItem) -> None:
-        """Hand an unfinished item back at once (graceful shutdown).
+    async def release(
+        self,
+        item: WorkItem,
+        on_release: Callable[[AsyncSession, WorkItem], Awaitable[None]] | None = None,
+    ) -> None:
+        """Hand an unfinished item back at once (graceful shutdown); `on_release` records the
+        hand-back in the item's own state, in the same transaction.
 
         The interrupted attempt is not counted: rolling restarts must not use up retries.
         """
@@ -274,20 +280,28 @@ class WorkQueue:
                     session,
                     item,
                     attempts=WorkItem.attempts - 1,
-                    status="queued",
+                    status=WorkStatus.QUEUED,
                     lease_owner=None,
                     lease_expires_at=None,
                     available_at=self.clock(),
                 )
             except LeaseLost:
                 return
+            if on_release is not None:
+                await on_release(session, item)
 
     async def cancel_pending(self, session: AsyncSession, kind: str, ref_id: str) -> int:
         """Cancel queued items for a reference (running ones are left to their worker)."""
         stmt = (
             update(WorkItem)
-            .where(WorkItem.kind == kind, WorkItem.ref_id == ref_id, WorkItem.status == "queued")
-            .values(status="cancelled", updated_at=self.clock())
+            .where(
+                WorkItem.kind == kind,
+                WorkItem.ref_id == ref_id,
+                WorkItem.status == WorkStatus.QUEUED,
+            )
+            .values(
+                status=_moved((WorkStatus.QUEUED,), WorkStatus.CANCELLED), updated_at=self.clock()
+            )
             .execution_options(synchronize_session=False)
         )
         result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
@@ -302,23 +316,28 @@ class WorkQueue:
             select(WorkItem.ref_id).where(
                 WorkItem.kind == kind,
                 WorkItem.ref_id.in_(list(ref_ids)),
-                WorkItem.status.in_(("queued", "running")),
+                WorkItem.status.in_(OPEN_WORK_STATUSES),
             )
         )
         return {ref for ref in rows if ref is not None}
 
     async def _finish(
-        self, session: AsyncSession, item: WorkItem, *, status: str, error: str | None
+        self, session: AsyncSession, item: WorkItem, *, status: WorkStatus, error: str | None
     ) -> None:
         await self._guarded(
             session, item, status=status, last_error=error, lease_owner=None, lease_expires_at=None
         )
 
-    async def _guarded(self, session: AsyncSession, item: WorkItem, **values: Any) -> None:
+    async def _guarded(
+        self, session: AsyncSession, item: WorkItem, *, status: WorkStatus, **values: Any
+    ) -> None:
+        """Move a leased (running) item to `status`, if this worker still holds its lease."""
+        # `attempts` fences the lease: an owner that stalled past its lease and reclaimed its
+        # own item must not finish the new run with the old run's handle.
         stmt = (
             update(WorkItem)
             .where(*_lease_held(item))
-            .values(updated_at=self.clock(), **values)
+            .values(status=_moved((WorkStatus.RUNNING,), status), updated_at=self.clock(), **values)
             .execution_options(synchronize_session=False)
         )
         result: CursorResult[Any] = await session.execute(stmt)  # type: ignore[assignment]
@@ -335,7 +354,7 @@ _FINISH_ITEM = (
         _ITEMS.c.id == bindparam("b_id"),
         _ITEMS.c.lease_owner == bindparam("b_owner"),
         _ITEMS.c.attempts == bindparam("b_attempts"),
-        _ITEMS.c.status == "running",
+        _ITEMS.c.status == WorkStatus.RUNNING,
     )
     .values(
         status=bindparam("b_status"),
@@ -354,10 +373,18 @@ def _lease_held(item: WorkItem) -> tuple[Any, ...]:
         WorkItem.id == item.id,
         WorkItem.lease_owner == item.lease_owner,
         WorkItem.attempts == item.attempts,
-        WorkItem.status == "running",
+        WorkItem.status == WorkStatus.RUNNING,
     )
 
 
 def _notify_work(conn: Connection) -> None:
     """Wake workers in other processes at commit (LISTEN fabric_work)."""
     conn.execute(text("SELECT pg_notify(:c, :p)"), {"c": WORK_CHANNEL, "p": PROCESS_TOKEN})
+
+
+def _moved(sources: tuple[WorkStatus, ...], target: WorkStatus) -> WorkStatus:
+    """`target`, once the transition table allows reaching it from each of `sources` (the
+    statuses the statement's WHERE clause accepts)."""
+    for source in sources:
+        WORK_TRANSITIONS.check(source, target)
+    return target

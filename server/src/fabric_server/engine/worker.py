@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from fabric_server.db import versions
 from fabric_server.db.models import WorkItem
 from fabric_server.engine.queue import Lease, LeaseLost, WorkQueue
@@ -27,6 +29,10 @@ class Handler(Protocol):
 
     async def give_up(self, item: WorkItem, error: str) -> None:
         """The item exhausted its attempts (e.g. its workers kept dying): fail it for good."""
+
+    async def on_release(self, session: AsyncSession, item: WorkItem) -> None:
+        """The worker stopped and handed the unfinished item back to the queue: undo what
+        starting it recorded (same transaction as the hand-back)."""
 
 
 class Worker:
@@ -87,7 +93,7 @@ class Worker:
         self._reserved -= 1
         if self._stopping.is_set():
             # Too late to run it here: give it back to the queue for any worker.
-            task = asyncio.create_task(self.queue.release(item))
+            task = asyncio.create_task(self._release(item))
             self._releases.add(task)
             task.add_done_callback(self._releases.discard)
         elif len(self._running) < self.concurrency:
@@ -110,10 +116,14 @@ class Worker:
     def start(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise(), name=f"worker {self.id}")
 
-    async def stop(self) -> None:
-        """Stop claiming, let running items finish for a grace period, then hand them back."""
+    def request_stop(self) -> None:
+        """Stop claiming now; running items get the grace period from now on (`stop` waits)."""
         self._stopping.set()
         self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop claiming, let running items finish for a grace period, then hand them back."""
+        self.request_stop()
         if self._supervisor is not None:
             await self._supervisor
 
@@ -179,8 +189,9 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
+            renewing = dict(self._running)
             try:
-                held = [*self._running, *(item.id for item in self._backlog)]
+                held = [*renewing, *(item.id for item in self._backlog)]
                 lost = await self.queue.heartbeat(self.id, held)
             except Exception:
                 log.exception("heartbeat failed")
@@ -189,13 +200,15 @@ class Worker:
                 self._backlog = collections.deque(i for i in self._backlog if i.id not in lost)
             for item_id in lost:
                 entry = self._running.get(item_id)
-                if entry is not None:
+                # Only the run the heartbeat was about: meanwhile that run may have ended
+                # (a retry requeued the item) and the item been claimed again, by a new run.
+                if entry is not None and entry is renewing[item_id]:
                     log.warning("lease on %s expired; abandoning it", item_id)
                     entry[1].cancel()
 
     async def _drain(self) -> None:
         while self._backlog:  # never started: straight back to the queue
-            await self.queue.release(self._backlog.popleft())
+            await self._release(self._backlog.popleft())
         if self._releases:
             await asyncio.gather(*self._releases, return_exceptions=True)
         if not self._running:
@@ -206,7 +219,16 @@ class Worker:
             if task in pending:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-                await self.queue.release(item)
+                await self._release(item)
+
+    async def _release(self, item: WorkItem) -> None:
+        try:
+            await self.queue.release(item, self.handlers[item.kind].on_release)
+        except Exception:
+            # Not handed back: its lease expires and another worker reclaims it.
+            log.exception("handing %s %s back failed", item.kind, item.id)
+        else:
+            log.info("handed %s %s back to the queue", item.kind, item.id)
 
 
 async def _first_set(

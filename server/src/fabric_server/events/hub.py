@@ -33,11 +33,20 @@ _READ_BATCH = 500
 class Subscription:
     def __init__(self, where: EventFilter) -> None:
         self.where = where
-        self.queue: asyncio.Queue[LogEvent] = asyncio.Queue(BUFFER_SIZE)
+        # `None` is never an event: it wakes a reader waiting on an ended subscription.
+        self.queue: asyncio.Queue[LogEvent | None] = asyncio.Queue(BUFFER_SIZE)
         self.overflowed = False
+        self.ended = False
+
+    def end(self) -> None:
+        """The server is stopping: the reader should close its stream (a waiting reader is
+        woken; a reader with a full buffer is busy and looks at `ended` anyway)."""
+        self.ended = True
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)
 
     def offer(self, event: LogEvent) -> None:
-        if self.overflowed:
+        if self.overflowed or self.ended:
             return
         try:
             self.queue.put_nowait(event)
@@ -69,13 +78,20 @@ class EventHub:
         self._local: list[LogEvent] = []
         self._elsewhere = False
         self._closing = False
+        self._streams_ended = False
         # Counters for benchmarks and metrics: log reads, and events handed over from memory.
         self.reads = 0
         self.from_memory = 0
 
     async def subscribe(self, where: EventFilter) -> Subscription:
-        """Register for live events; everything committed after this call is delivered."""
+        """Register for live events; everything committed after this call is delivered.
+
+        Once `end_streams` was called, the subscription comes back already ended.
+        """
         subscription = Subscription(where)
+        if self._streams_ended:
+            subscription.end()
+            return subscription
         self._subscribers.add(subscription)
         if where.job_id is not None:
             self._by_job.setdefault(where.job_id, set()).add(subscription)
@@ -109,6 +125,12 @@ class EventHub:
         """Another process wrote events (a notification): read the log."""
         self._elsewhere = True
         self._changed.set()
+
+    def end_streams(self) -> None:
+        """End every subscription, now and to come (the server is shutting down)."""
+        self._streams_ended = True
+        for subscription in list(self._subscribers):
+            subscription.end()
 
     async def close(self) -> None:
         """Stop the tail reader between reads (never mid-query, which would strand the

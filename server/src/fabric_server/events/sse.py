@@ -97,13 +97,15 @@ class EventStreamer:
                 if catch_up or subscription.take_overflow():
                     catch_up = False
                     async for event in self._history(where, after):
+                        if subscription.ended:
+                            break
                         after = event.seq
                         yield frame(event)
                         if event.kind in terminal:
                             return
                     last_sent = time.monotonic()
                 now = time.monotonic()
-                if now - opened >= self.max_connection_seconds:
+                if subscription.ended or now - opened >= self.max_connection_seconds:
                     yield RECONNECT_FRAME
                     return
                 wait = min(
@@ -111,7 +113,7 @@ class EventStreamer:
                     self.max_connection_seconds - (now - opened),
                 )
                 try:
-                    event = await asyncio.wait_for(subscription.queue.get(), max(wait, 0.0))
+                    live = await asyncio.wait_for(subscription.queue.get(), max(wait, 0.0))
                 except TimeoutError:
                     if await request.is_disconnected():
                         return
@@ -119,12 +121,14 @@ class EventStreamer:
                         yield b": ping\n\n"
                         last_sent = time.monotonic()
                     continue
-                if event.seq <= after:
+                if live is None:
+                    continue  # ended: the loop sends the reconnect frame
+                if live.seq <= after:
                     continue  # already sent during replay
-                after = event.seq
-                yield frame(event)
+                after = live.seq
+                yield frame(live)
                 last_sent = time.monotonic()
-                if event.kind in terminal:
+                if live.kind in terminal:
                     return
         finally:
             self.hub.unsubscribe(subscription)

@@ -14,6 +14,7 @@ start committed first, so watchers see it running.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +28,9 @@ from fabric_server.engine.handler import PermanentError, RetryingHandler
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.jobs import repository
-from fabric_server.jobs.service import TERMINAL_STATUSES, JobRow, JobService
+from fabric_server.jobs.service import JobRow, JobService
+from fabric_server.jobs.status import FINISHED_JOB_STATUSES, JobStatus
+from fabric_server.jobs.transitions import move_job
 from fabric_server.providers.base import ProviderInputError, ProviderRequest
 from fabric_server.providers.errors import ProviderError
 from fabric_server.providers.registry import Execution, ProviderRegistry
@@ -38,7 +41,8 @@ FAST_WINDOW = 0.05
 
 
 class JobHandler(RetryingHandler):
-    """pending → started → completed | failed, each step with its event."""
+    """pending → started → completed | failed, each step with its event (and back to
+    pending when a stopping worker hands the job back)."""
 
     def __init__(
         self,
@@ -60,7 +64,7 @@ class JobHandler(RetryingHandler):
     async def execute(self, item: WorkItem) -> None:
         job_id = item.ref_id or ""
         job = self.jobs.take_recent(job_id) or await self.db.run_read(repository.read_row(job_id))
-        if job is None or job["status"] in TERMINAL_STATUSES:
+        if job is None or job["status"] in FINISHED_JOB_STATUSES:
             await self.writer.write(lambda tx: self.queue.finish_in(tx, item))
             return
         request = ProviderRequest(
@@ -141,32 +145,17 @@ class JobHandler(RetryingHandler):
         started_at: Any,
     ) -> None:
         self.queue.finish_in(tx, item)  # first: nothing else is written without the lease
-        now = utcnow()
-        result = execution.result
-        params = {
-            "b_id": job["id"],
-            "b_output": result.output,
-            "b_attempts": item.attempts,
-            "b_started": job["started_at"] or started_at,
-            "b_now": now,
-        }
-        moved = tx.conn.execute(repository.MARK_COMPLETED, params)
-        if moved.rowcount != 1:
-            return
-        org_id = job["organization_id"]
         if not start_recorded:
-            self.events.record_in(
-                tx,
-                "job.started",
-                organization_id=org_id,
-                job_id=job["id"],
-                payload={"attempt": item.attempts},
-            )
+            self._started(tx, job, item, started_at)  # pending → started, in the same commit
+        result = execution.result
+        params = {"b_id": job["id"], "b_output": result.output, "b_now": utcnow()}
+        if tx.conn.execute(repository.MARK_COMPLETED, params).rowcount != 1:
+            return  # finished already (a re-executed job completes once)
         insert_usage(tx.conn, record)
         self.events.record_in(
             tx,
             "job.completed",
-            organization_id=org_id,
+            organization_id=job["organization_id"],
             job_id=job["id"],
             payload={"output": result.output, "provider_id": result.provider_id},
         )
@@ -182,42 +171,56 @@ class JobHandler(RetryingHandler):
     ) -> None:
         result = execution.result
         org_id, job_id = job["organization_id"], job["id"]
+        if not start_recorded:
+            await self.writer.write(lambda tx: self._started(tx, job, item, started_at))
         async with self.db.write() as session:
+            # Usage only when the job moved (a re-executed job records it once), and before
+            # the event: the budget row lock precedes the event-order lock.
+            record_usage = functools.partial(self.budgets.record_usage, session, [record])
             now = repository.now()
-            moved = await repository.transition(
+            await move_job(
                 session,
+                self.events,
                 job_id,
-                ("pending", "started"),
-                status="completed",
+                org_id,
+                JobStatus.COMPLETED,
+                {"output": result.output, "provider_id": result.provider_id},
+                before_event=record_usage,
                 output=result.output,
                 error=None,
-                attempts=item.attempts,
-                started_at=job["started_at"] or started_at,
                 completed_at=now,
                 updated_at=now,
             )
-            if moved:
-                await self.budgets.record_usage(session, [record])  # before the first event
-                if not start_recorded:
-                    await self.events.record(
-                        session,
-                        "job.started",
-                        organization_id=org_id,
-                        job_id=job_id,
-                        payload={"attempt": item.attempts},
-                    )
-                await self.events.record(
-                    session,
-                    "job.completed",
-                    organization_id=org_id,
-                    job_id=job_id,
-                    payload={"output": result.output, "provider_id": result.provider_id},
-                )
             await self.queue.complete(session, item)
 
+    async def on_release(self, session: AsyncSession, item: WorkItem) -> None:
+        """The server stopped mid-attempt: the job waits again (`pending`), and the attempt,
+        which the queue does not count, is not counted here either."""
+        attempts = item.attempts - 1
+        values: dict[str, Any] = {"attempts": attempts}
+        if attempts == 0:
+            values["started_at"] = None
+        job = await repository.get(session, item.ref_id or "")
+        if job is None:
+            return
+        await move_job(
+            session,
+            self.events,
+            job.id,
+            job.organization_id,
+            JobStatus.PENDING,
+            {"attempt": item.attempts, "reason": "shutdown"},
+            updated_at=repository.now(),
+            **values,
+        )
+
     async def on_retry(self, session: AsyncSession, item: WorkItem, error: str) -> None:
-        await repository.transition(
-            session, item.ref_id or "", ("started",), error=error, updated_at=repository.now()
+        await repository.update_where(
+            session,
+            item.ref_id or "",
+            (JobStatus.STARTED,),
+            error=error,
+            updated_at=repository.now(),
         )
 
     async def on_failure(self, session: AsyncSession, item: WorkItem, error: str) -> None:
@@ -225,20 +228,14 @@ class JobHandler(RetryingHandler):
         if job is None:
             return
         now = repository.now()
-        moved = await repository.transition(
+        await move_job(
             session,
+            self.events,
             job.id,
-            ("pending", "started"),
-            status="failed",
+            job.organization_id,
+            JobStatus.FAILED,
+            {"error": error},
             error=error,
             completed_at=now,
             updated_at=now,
         )
-        if moved:
-            await self.events.record(
-                session,
-                "job.failed",
-                organization_id=job.organization_id,
-                job_id=job.id,
-                payload={"error": error},
-            )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.models import Job, UsageRecord, table_of
+from fabric_server.jobs.status import JOB_TRANSITIONS, JobStatus
 
 
 async def get(session: AsyncSession, job_id: str) -> Job | None:
@@ -23,12 +24,15 @@ _BY_ID = select(_JOBS).where(_JOBS.c.id == bindparam("b_id"))
 _BY_KEY = select(_JOBS).where(
     _JOBS.c.organization_id == bindparam("b_org"), _JOBS.c.idempotency_key == bindparam("b_key")
 )
-_RUNNING = ("pending", "started")
+# Guarded like every job change: only from the statuses the transition table allows.
 MARK_STARTED = (
     update(_JOBS)
-    .where(_JOBS.c.id == bindparam("b_id"), _JOBS.c.status.in_(_RUNNING))
+    .where(
+        _JOBS.c.id == bindparam("b_id"),
+        _JOBS.c.status.in_(JOB_TRANSITIONS.sources(JobStatus.STARTED)),
+    )
     .values(
-        status="started",
+        status=JobStatus.STARTED,
         started_at=bindparam("b_started"),
         attempts=bindparam("b_attempts"),
         updated_at=bindparam("b_now"),
@@ -36,13 +40,14 @@ MARK_STARTED = (
 )
 MARK_COMPLETED = (
     update(_JOBS)
-    .where(_JOBS.c.id == bindparam("b_id"), _JOBS.c.status.in_(_RUNNING))
+    .where(
+        _JOBS.c.id == bindparam("b_id"),
+        _JOBS.c.status.in_(JOB_TRANSITIONS.sources(JobStatus.COMPLETED)),
+    )
     .values(
-        status="completed",
+        status=JobStatus.COMPLETED,
         output=bindparam("b_output"),
         error=None,
-        attempts=bindparam("b_attempts"),
-        started_at=bindparam("b_started"),
         completed_at=bindparam("b_now"),
         updated_at=bindparam("b_now"),
     )
@@ -100,7 +105,7 @@ async def page(
     *,
     limit: int,
     after_id: str | None,
-    status: str | None = None,
+    status: JobStatus | None = None,
 ) -> list[Job]:
     """Newest first, keyset-paginated on the time-ordered id."""
     query = select(Job).where(Job.organization_id.in_(list(org_ids)))
@@ -112,13 +117,13 @@ async def page(
     return list(rows)
 
 
-async def transition(
-    session: AsyncSession, job_id: str, from_statuses: Sequence[str], **values: Any
+async def update_where(
+    session: AsyncSession, job_id: str, statuses: Iterable[JobStatus], **values: Any
 ) -> bool:
-    """Move a job on only if it is in one of `from_statuses`; True when it moved."""
+    """Update the job only while its status is one of `statuses`; True when it was."""
     stmt = (
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(list(from_statuses)))
+        .where(Job.id == job_id, Job.status.in_(list(statuses)))
         .values(**values)
         .execution_options(synchronize_session=False)
     )

@@ -36,6 +36,7 @@ from fabric_server.events.repository import EventFilter
 from fabric_server.events.waiting import wait_for_event
 from fabric_server.jobs import repository
 from fabric_server.jobs.schemas import JobCreate
+from fabric_server.jobs.status import FINISHED_JOB_STATUSES, JobStatus
 from fabric_server.providers.base import (
     Credentials,
     ProviderInputError,
@@ -45,7 +46,6 @@ from fabric_server.providers.base import (
 from fabric_server.providers.registry import ProviderRegistry
 
 JOB_WORK_KIND = "job.execute"
-TERMINAL_STATUSES = ("completed", "failed")
 TERMINAL_KINDS = ("job.completed", "job.failed")
 # Most jobs handed over in memory whose row is remembered for the worker (no re-read).
 _RECENT_LIMIT = 10_000
@@ -171,7 +171,7 @@ class JobService:
             "job.created",
             organization_id=plan.org_id,
             job_id=job["id"],
-            payload={"modality": plan.body.modality, "status": "pending"},
+            payload={"modality": plan.body.modality, "status": JobStatus.PENDING.value},
         )
         self.queue.insert_in(
             tx,
@@ -206,7 +206,7 @@ class JobService:
             "model": body.model,
             "input": body.input,
             "params": body.params,
-            "status": "pending",
+            "status": JobStatus.PENDING,
             "output": None,
             "error": None,
             "workflow_run_id": None,
@@ -253,11 +253,11 @@ class JobService:
 
         async def ended() -> bool:
             read["row"] = await self._read(principal, job_id)
-            return read["row"]["status"] in TERMINAL_STATUSES
+            return read["row"]["status"] in FINISHED_JOB_STATUSES
 
         where = EventFilter(job_id=job_id, kinds=TERMINAL_KINDS, include_internal=True)
         woken = await wait_for_event(self.hub, where, ended, wait, gone)
-        if not woken or read["row"]["status"] in TERMINAL_STATUSES:
+        if not woken or read["row"]["status"] in FINISHED_JOB_STATUSES:
             return read["row"]
         return await self._read(principal, job_id)
 
@@ -274,7 +274,11 @@ class JobService:
             session, principal, organization_id, "job.read"
         )
         rows = await repository.page(
-            session, org_ids, limit=page.limit + 1, after_id=page.after_id, status=status
+            session,
+            org_ids,
+            limit=page.limit + 1,
+            after_id=page.after_id,
+            status=JobStatus(status) if status is not None else None,
         )
         return split_page(rows, page.limit)
 

@@ -29,7 +29,7 @@ from fabric_server.schedules.timing import CronSchedule, TimezoneError
 from fabric_server.workflows import repository as workflow_repository
 from fabric_server.workflows.launch import RunLauncher
 from fabric_server.workflows.models import WorkflowRun
-from fabric_server.workflows.schemas import TERMINAL_RUN_STATUSES
+from fabric_server.workflows.status import RunStatus
 
 Clock = Callable[[], dt.datetime]
 log = logging.getLogger("fabric_server.schedules")
@@ -38,7 +38,7 @@ log = logging.getLogger("fabric_server.schedules")
 MAX_MISSED_RECORDED = 100
 MISSED = "missed"
 # A held run still waiting for its turn: created, not yet queued (perhaps paused meanwhile).
-HELD_STATUSES = ("pending", "paused")
+HELD_STATUSES = (RunStatus.PENDING, RunStatus.PAUSED)
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class ScheduleFirer:
             reason = "the organization is archived"
             return await self._skip(session, schedule, scheduled_for, trigger, now, reason)
         previous = await _previous_run(session, schedule)
-        busy = previous is not None and previous.status not in TERMINAL_RUN_STATUSES
+        busy = previous is not None and not previous.status.is_terminal
         policy = schedule.concurrency_policy
         if busy and previous is not None and policy == "skip" and trigger == "cron":
             reason = f"the previous run {previous.id} is still {previous.status}"
@@ -214,7 +214,7 @@ class ScheduleFirer:
                 return 0
             for firing in await repository.held_firings(session, schedule_id):
                 before = await repository.run_before(session, schedule_id, firing.sequence)
-                if before is not None and before.status not in TERMINAL_RUN_STATUSES:
+                if before is not None and not before.status.is_terminal:
                     return 0  # still running: this one keeps waiting
                 firing.held = False
                 firing.reason = f"waited for run {before.id}" if before else None

@@ -21,7 +21,6 @@ from fabric_server.schedules.timing import CronSchedule, TimezoneError, canonica
 from fabric_server.schedules.views import schedule_out
 from fabric_server.workflows import repository as workflow_repository
 from fabric_server.workflows.lifecycle import RunLifecycle
-from fabric_server.workflows.schemas import TERMINAL_RUN_STATUSES
 
 MANAGE = "schedule.manage"
 READ = "workflow.read"
@@ -130,7 +129,7 @@ class ScheduleService:
         # Every row lock before the first event (which takes the event-order lock), in id order.
         runs = [await workflow_repository.lock_run(session, run_id) for run_id in held]
         for run in runs:
-            if run is not None and run.status not in TERMINAL_RUN_STATUSES:
+            if run is not None and not run.status.is_terminal:
                 nodes = await workflow_repository.nodes_of(session, run.id)
                 await self.lifecycle.cancel_run(session, run, nodes, reason)
         payload = {

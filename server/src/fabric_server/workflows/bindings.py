@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 CONTEXT_PREFIX = "$context."
@@ -13,6 +14,24 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 class BindingError(ValueError):
     """A binding path that is not `$context.<dot.path>`."""
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One input or output of a node: the field `name`, at context `path`."""
+
+    name: str
+    path: str
+
+
+# Bindings as a run's graph holds them, or as `{name, path}` objects from JSON.
+BindingLike = Binding | Mapping[str, str]
+
+
+def _pair(binding: BindingLike) -> tuple[str, str]:
+    if isinstance(binding, Binding):
+        return binding.name, binding.path
+    return binding["name"], binding["path"]
 
 
 def parse_path(path: object) -> tuple[str, ...]:
@@ -46,31 +65,32 @@ def lookup(value: Any, segments: tuple[str, ...]) -> Any:
     return value
 
 
-def resolve_inputs(context: Mapping[str, Any], bindings: list[dict[str, str]]) -> dict[str, Any]:
+def resolve_inputs(context: Mapping[str, Any], bindings: Iterable[BindingLike]) -> dict[str, Any]:
     """Input values by name, read from the context; a path with nothing behind it is left out."""
     resolved: dict[str, Any] = {}
-    for binding in bindings:
-        value = lookup(context, parse_path(binding["path"]))
+    for name, path in map(_pair, bindings):
+        value = lookup(context, parse_path(path))
         if value is not MISSING:
-            resolved[binding["name"]] = copy.deepcopy(value)
+            resolved[name] = copy.deepcopy(value)
     return resolved
 
 
 def apply_outputs(
-    context: dict[str, Any], bindings: list[dict[str, str]], output: Mapping[str, Any]
+    context: dict[str, Any], bindings: Iterable[BindingLike], output: Mapping[str, Any]
 ) -> None:
     """Write each bound output field into the context (in place).
 
     Raises BindingError naming the fields the output lacks, before writing anything.
     """
-    missing = [b["name"] for b in bindings if b["name"] not in output]
+    pairs = [_pair(binding) for binding in bindings]
+    missing = [name for name, _ in pairs if name not in output]
     if missing:
         have = ", ".join(sorted(output)) or "nothing"
         raise BindingError(
             f"output has no field {', '.join(repr(m) for m in missing)} to bind (it has: {have})"
         )
-    for binding in bindings:
-        write(context, binding["path"], output[binding["name"]])
+    for name, path in pairs:
+        write(context, path, output[name])
 
 
 def write(context: dict[str, Any], path: str, value: Any) -> None:
@@ -86,9 +106,9 @@ def write(context: dict[str, Any], path: str, value: Any) -> None:
     target[segments[-1]] = copy.deepcopy(value)
 
 
-def deep_merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """A new dict: `patch` merged into `base`; objects merge key by key, anything else replaces."""
-    merged = copy.deepcopy(base)
+    merged = copy.deepcopy(dict(base))
     for key, value in patch.items():
         current = merged.get(key)
         if isinstance(current, dict) and isinstance(value, Mapping):

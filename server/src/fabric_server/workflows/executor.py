@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,11 +23,11 @@ from fabric_server.db.models import WorkItem
 from fabric_server.db.types import utcnow
 from fabric_server.engine.handler import RetryingHandler
 from fabric_server.engine.queue import WorkQueue
-from fabric_server.workflows import repository
-from fabric_server.workflows.bindings import BindingError, resolve_inputs
-from fabric_server.workflows.graph import upstream_of
+from fabric_server.workflows import machine, repository
 from fabric_server.workflows.lifecycle import RunLifecycle
-from fabric_server.workflows.models import WorkflowDefinition, WorkflowNodeState, WorkflowRun
+from fabric_server.workflows.machine import NodeWork
+from fabric_server.workflows.models import WorkflowNodeState, WorkflowRun
+from fabric_server.workflows.node_state import AwaitingChildren, Sleeping
 from fabric_server.workflows.nodes import OperationRegistry
 from fabric_server.workflows.nodes.base import (
     ChildRun,
@@ -40,9 +40,8 @@ from fabric_server.workflows.nodes.base import (
     TransientNodeError,
     WaitForInput,
 )
-from fabric_server.workflows.schemas import TERMINAL_RUN_STATUSES
-
-MAX_NESTING = 8
+from fabric_server.workflows.status import NodeStatus, RunStatus
+from fabric_server.workflows.writer import run_snapshot
 
 _Found = tuple[WorkflowRun, WorkflowNodeState, list[WorkflowNodeState]]
 
@@ -68,7 +67,7 @@ class _RunHandler(RetryingHandler):
 
     async def on_failure(self, session: AsyncSession, item: WorkItem, error: str) -> None:
         run = await repository.lock_run(session, item.ref_id or "")
-        if run is not None and run.status not in TERMINAL_RUN_STATUSES:
+        if run is not None and not run.status.is_terminal:
             nodes = await repository.nodes_of(session, run.id)
             await self.lifecycle.fail_run(session, run, nodes, f"{item.kind} failed: {error}")
 
@@ -79,7 +78,7 @@ class RunStartHandler(_RunHandler):
     async def execute(self, item: WorkItem) -> None:
         async with self.db.write() as session:
             run = await repository.lock_run(session, item.ref_id or "")
-            if run is not None and run.status == "pending":
+            if run is not None and run.status == RunStatus.PENDING:
                 nodes = await repository.nodes_of(session, run.id)
                 await self.lifecycle.start_run(session, run, nodes)
             await self.queue.complete(session, item)
@@ -91,7 +90,7 @@ class RunCancelHandler(_RunHandler):
     async def execute(self, item: WorkItem) -> None:
         async with self.db.write() as session:
             run = await repository.lock_run(session, item.ref_id or "")
-            if run is not None and run.status not in TERMINAL_RUN_STATUSES:
+            if run is not None and not run.status.is_terminal:
                 nodes = await repository.nodes_of(session, run.id)
                 reason = f"parent run {run.parent_run_id} ended"
                 await self.lifecycle.cancel_run(session, run, nodes, reason)
@@ -120,33 +119,30 @@ class NodeHandler(RetryingHandler):
     async def execute(self, item: WorkItem) -> None:
         async with self.db.write() as session:
             found = await self._load(session, item)
-            if found is None:
+            work = NodeWork.NOTHING if found is None else self._work(*found[:2])
+            if found is None or work is NodeWork.NOTHING:
                 await self.queue.complete(session, item)
                 return
             run, node, nodes = found
-            if run.status == "paused" and node.status == "ready":
-                # Dispatched before the pause: do nothing; resuming the run queues it again.
-                await self.queue.complete(session, item)
-                return
-            if "children" in node.state or "wake_at" in node.state:
+            if work is not NodeWork.EXECUTE:
                 await self._resume_step(session, item, run, node, nodes)
                 return
-            spec = self.lifecycle.spec(run, node.node_key)
-            inputs = resolve_inputs(run.context, spec["inputs"])
-            await self.lifecycle.begin_attempt(session, run, node, inputs)
-            prepared = prepare(self.lifecycle, run, node, nodes, inputs)
+            await self.lifecycle.begin_attempt(session, run, node, nodes)
+            prepared = prepare(run, node, nodes, dict(node.input or {}))
             attempt = node.attempts
 
         outcome = await self._execute(prepared)
 
         async with self.db.write() as session:
             found = await self._load(session, item)
-            if found is None or found[1].status != "running" or found[1].attempts != attempt:
+            if found is None or not self._owns(*found[:2], attempt):
                 await self.queue.complete(session, item)  # the run ended or moved on
                 return
             run, node, nodes = found
             if isinstance(outcome, _Failure):
-                await self._record_failure(session, run, node, nodes, outcome)
+                await self.lifecycle.record_failure(
+                    session, run, node, nodes, outcome.error, permanent=outcome.permanent
+                )
             elif not isinstance(outcome, _Interrupted):  # (the run ended: `_load` said so)
                 await self._record(session, run, node, nodes, outcome)
             await self.queue.complete(session, item)
@@ -159,7 +155,14 @@ class NodeHandler(RetryingHandler):
             await self.lifecycle.fail_node(session, run, node, nodes, error)
 
     async def _load(self, session: AsyncSession, item: WorkItem) -> _Found | None:
-        return await _locked_node(session, item, ("ready", "running"))
+        return await _locked_node(session, item, (NodeStatus.READY, NodeStatus.RUNNING))
+
+    def _work(self, run: WorkflowRun, node: WorkflowNodeState) -> NodeWork:
+        return machine.node_work(run_snapshot(run), self.lifecycle.writer.node_snapshot(node))
+
+    def _owns(self, run: WorkflowRun, node: WorkflowNodeState, attempt: int) -> bool:
+        snapshot = self.lifecycle.writer.node_snapshot(node)
+        return machine.owns_attempt(run_snapshot(run), snapshot, attempt)
 
     async def _execute(self, node: NodeRun) -> Outcome | _Failure | _Interrupted:
         """Run the operation under its timeout, abandoning it if the run ends meanwhile."""
@@ -193,7 +196,7 @@ class NodeHandler(RetryingHandler):
             await asyncio.sleep(self.watch_interval)
             async with self.db.read() as session:
                 run = await repository.get_run(session, run_id)
-                if run is None or run.status in TERMINAL_RUN_STATUSES:
+                if run is None or run.status.is_terminal:
                     return
 
     async def _record(
@@ -205,60 +208,18 @@ class NodeHandler(RetryingHandler):
         outcome: Outcome,
     ) -> None:
         lifecycle = self.lifecycle
-        if isinstance(outcome, Completed):
-            # The call happened, whatever becomes of its output. Recorded before any event
-            # of this transaction (budget row lock first, then the event-order lock).
-            await self.budgets.record_usage(session, outcome.usage)
-            try:
-                await lifecycle.complete_node(
-                    session, run, node, nodes, outcome.output, outcome.context_patch
-                )
-            except BindingError as exc:
-                await lifecycle.fail_node(session, run, node, nodes, str(exc))
-        elif isinstance(outcome, WaitForInput):
-            await lifecycle.wait_for_input(
-                session, run, node, outcome.prompt, outcome.timeout_seconds
-            )
-        elif isinstance(outcome, Sleep):
-            await lifecycle.sleep(session, run, node, outcome.seconds)
-        elif isinstance(outcome, SpawnChildren):
-            await self._spawn(session, run, node, nodes, outcome)
-
-    async def _record_failure(
-        self,
-        session: AsyncSession,
-        run: WorkflowRun,
-        node: WorkflowNodeState,
-        nodes: list[WorkflowNodeState],
-        failure: _Failure,
-    ) -> None:
-        max_retries = int(self.lifecycle.spec(run, node.node_key)["policy"]["max_retries"])
-        if failure.permanent or node.attempts > max_retries:
-            await self.lifecycle.fail_node(session, run, node, nodes, failure.error)
-        else:
-            delay = self.queue.retry.delay(node.attempts)
-            await self.lifecycle.retry_later(session, run, node, failure.error, delay)
-
-    async def _spawn(
-        self,
-        session: AsyncSession,
-        run: WorkflowRun,
-        node: WorkflowNodeState,
-        nodes: list[WorkflowNodeState],
-        spawn: SpawnChildren,
-    ) -> None:
-        definition = await _find_definition(session, run.organization_id, spawn)
-        if definition is None:
-            wanted = spawn.definition_id or spawn.definition_name
-            await self.lifecycle.fail_node(
-                session, run, node, nodes, f"workflow definition {wanted!r} was not found"
-            )
-        elif run.depth + 1 > MAX_NESTING:
-            await self.lifecycle.fail_node(
-                session, run, node, nodes, f"child runs nest deeper than {MAX_NESTING} levels"
-            )
-        else:
-            await self.lifecycle.spawn_children(session, run, node, definition, spawn.contexts)
+        match outcome:
+            case Completed(output, context_patch, usage):
+                # The call happened, whatever becomes of its output. Recorded before any
+                # event of this transaction (budget row lock first, then the event-order lock).
+                await self.budgets.record_usage(session, usage)
+                await lifecycle.succeed(session, run, node, nodes, output, context_patch)
+            case WaitForInput(prompt, timeout_seconds):
+                await lifecycle.wait_for_input(session, run, node, nodes, prompt, timeout_seconds)
+            case Sleep(seconds):
+                await lifecycle.sleep(session, run, node, nodes, seconds)
+            case SpawnChildren():
+                await lifecycle.spawn_children(session, run, node, nodes, outcome)
 
     async def _resume_step(
         self,
@@ -270,22 +231,22 @@ class NodeHandler(RetryingHandler):
     ) -> None:
         """A sleeping node woke up, or a child run it waits for moved on."""
         operation = self.operations.get(node.operation)
-        prepared = prepare(self.lifecycle, run, node, nodes, dict(node.input or {}))
+        prepared = prepare(run, node, nodes, dict(node.input or {}))
+        outcome: Outcome | None = None
         try:
-            if "wake_at" in node.state:
-                remaining = _seconds_until(node.state["wake_at"])
-                if remaining > 0:
-                    await self.lifecycle.sleep_again(session, run, node, remaining)
-                    outcome = None
-                else:
-                    outcome = operation.wake(prepared, node.state)
-            else:
-                children = await repository.children_of(session, run.id)
-                mine = [_child(c) for c in children if c.parent_node_key == node.node_key]
-                outcome = operation.collect(prepared, mine)
+            match node.state:
+                case Sleeping(wake_at):
+                    remaining = machine.seconds_until(wake_at, utcnow())
+                    if remaining > 0:  # due early by another process's clock
+                        await self.lifecycle.keep_sleeping(session, run, node, nodes, remaining)
+                    else:
+                        outcome = operation.wake(prepared, node.state)
+                case AwaitingChildren():
+                    children = await repository.children_of(session, run.id)
+                    mine = [_child(c) for c in children if c.parent_node_key == node.node_key]
+                    outcome = operation.collect(prepared, mine)
         except NodeError as exc:
             await self.lifecycle.fail_node(session, run, node, nodes, str(exc))
-            outcome = None
         if outcome is not None:
             await self._record(session, run, node, nodes, outcome)
         await self.queue.complete(session, item)
@@ -310,39 +271,48 @@ class NodeTimeoutHandler(RetryingHandler):
         async with self.db.write() as session:
             found = await self._load(session, item)
             if found is not None:
-                run, node, nodes = found
-                remaining = _seconds_until(node.state["timeout_at"])
+                run, node, nodes, due_at = found
+                remaining = machine.seconds_until(due_at, utcnow())
                 if remaining > 0:  # due early by another process's clock: wait the rest
-                    await self.lifecycle.arm_timeout(session, run, node, remaining)
+                    await self.lifecycle.rearm_timeout(session, run, node, nodes, remaining)
                 else:
                     operation = self.operations.get(node.operation)
-                    prepared = prepare(self.lifecycle, run, node, nodes, dict(node.input or {}))
+                    prepared = prepare(run, node, nodes, dict(node.input or {}))
+                    decision: dict[str, object] | str
                     try:
-                        outcome = operation.timed_out(prepared)
+                        decision = operation.timed_out(prepared).output
                     except NodeError as exc:
-                        await self.lifecycle.time_out(session, run, node, nodes, str(exc))
-                    else:
-                        await self.lifecycle.time_out(session, run, node, nodes, outcome.output)
+                        decision = str(exc)
+                    await self.lifecycle.time_out(session, run, node, nodes, decision)
             await self.queue.complete(session, item)
 
     async def on_failure(self, session: AsyncSession, item: WorkItem, error: str) -> None:
         found = await self._load(session, item)
         if found is not None:
-            run, node, nodes = found
+            run, node, nodes, _ = found
             await self.lifecycle.fail_node(session, run, node, nodes, error)
 
-    async def _load(self, session: AsyncSession, item: WorkItem) -> _Found | None:
-        found = await _locked_node(session, item, ("waiting",))
-        return found if found is not None and "timeout_at" in found[1].state else None
+    async def _load(
+        self, session: AsyncSession, item: WorkItem
+    ) -> tuple[WorkflowRun, WorkflowNodeState, list[WorkflowNodeState], dt.datetime] | None:
+        """The run, node and siblings, and when the node times out — None when it no longer
+        waits with a time limit."""
+        found = await _locked_node(session, item, (NodeStatus.WAITING,))
+        if found is None:
+            return None
+        run, node, nodes = found
+        snapshot = self.lifecycle.writer.node_snapshot(node)
+        due_at = machine.timeout_due_at(run_snapshot(run), snapshot)
+        return None if due_at is None else (run, node, nodes, due_at)
 
 
 async def _locked_node(
-    session: AsyncSession, item: WorkItem, statuses: tuple[str, ...]
+    session: AsyncSession, item: WorkItem, statuses: Collection[NodeStatus]
 ) -> _Found | None:
     """The locked run of a node's work item, the node and its siblings — None when the run
     ended or the node is in none of `statuses` (there is nothing to do)."""
     run = await repository.lock_run(session, str(item.payload.get("run_id", "")))
-    if run is None or run.status in TERMINAL_RUN_STATUSES:
+    if run is None or run.status.is_terminal:
         return None
     nodes = await repository.nodes_of(session, run.id)
     node = next((n for n in nodes if n.id == item.ref_id), None)
@@ -352,14 +322,13 @@ async def _locked_node(
 
 
 def prepare(
-    lifecycle: RunLifecycle,
     run: WorkflowRun,
     node: WorkflowNodeState,
     nodes: Sequence[WorkflowNodeState],
     inputs: dict[str, object],
 ) -> NodeRun:
     """What the operation of `node` sees when it executes."""
-    spec = lifecycle.spec(run, node.node_key)
+    spec = run.graph[node.node_key]
     outputs = {n.node_key: n.output for n in nodes}
     return NodeRun(
         run_id=run.id,
@@ -367,34 +336,19 @@ def prepare(
         created_by=run.created_by,
         node_key=node.node_key,
         operation=node.operation,
-        config=copy.deepcopy(spec["config"]),
+        config=copy.deepcopy(dict(spec.config)),
         inputs=inputs,
         context=copy.deepcopy(run.context),
-        upstream={dep: outputs.get(dep) for dep in spec["depends_on"]},
+        upstream={dep: outputs.get(dep) for dep in spec.depends_on},
         attempt=node.attempts,
-        timeout_seconds=float(spec["policy"]["timeout_seconds"]),
+        timeout_seconds=float(spec.policy.timeout_seconds),
         node_outputs={
             key: copy.deepcopy(outputs[key])
-            for key in upstream_of(run.graph, node.node_key)
+            for key in run.graph.ancestors(node.node_key)
             if outputs.get(key) is not None
         },
     )
 
 
-async def _find_definition(
-    session: AsyncSession, org_id: str, spawn: SpawnChildren
-) -> WorkflowDefinition | None:
-    if spawn.definition_id:
-        found = await repository.get_definition(session, spawn.definition_id)
-        return found if found is not None and found.organization_id == org_id else None
-    if spawn.definition_name:
-        return await repository.definition_by_name(session, org_id, spawn.definition_name)
-    return None
-
-
 def _child(run: WorkflowRun) -> ChildRun:
     return ChildRun(run.id, run.status, run.output, run.context, run.error)
-
-
-def _seconds_until(moment: str) -> float:
-    return (dt.datetime.fromisoformat(moment) - utcnow()).total_seconds()

@@ -1,4 +1,4 @@
-"""Creating runs and handing them to the workers; the work kinds that drive runs."""
+"""Creating runs and handing them to the workers."""
 
 from __future__ import annotations
 
@@ -7,53 +7,19 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.types import new_id, utcnow
-from fabric_server.engine.queue import WorkQueue
-from fabric_server.events.outbox import EventRecorder
+from fabric_server.workflows import machine
 from fabric_server.workflows.graph import effective_node
 from fabric_server.workflows.models import WorkflowDefinition, WorkflowNodeState, WorkflowRun
-from fabric_server.workflows.nodes import OperationRegistry
-
-NODE_WORK_KIND = "workflow.node"
-RUN_START_KIND = "workflow.run.start"
-RUN_CANCEL_KIND = "workflow.run.cancel"
-# Due when a node waiting for input runs out of time (an approval's `timeout_seconds`).
-NODE_TIMEOUT_KIND = "workflow.node.timeout"
-WORK_KINDS = (NODE_WORK_KIND, RUN_START_KIND, RUN_CANCEL_KIND, NODE_TIMEOUT_KIND)
-# Each work item is one step; it is only re-attempted when its worker died or hit an
-# unexpected error. Node retries are separate (counted on the node, per its policy).
-WORK_ATTEMPTS = 5
-
-
-async def record_run_event(
-    events: EventRecorder,
-    session: AsyncSession,
-    run: WorkflowRun,
-    kind: str,
-    payload: dict[str, Any],
-    node_key: str | None = None,
-) -> None:
-    await events.record(
-        session,
-        kind,
-        organization_id=run.organization_id,
-        run_id=run.id,
-        node_key=node_key,
-        payload=payload,
-    )
+from fabric_server.workflows.node_state import Idle
+from fabric_server.workflows.run_graph import RunGraph
+from fabric_server.workflows.status import NodeStatus, RunStatus
+from fabric_server.workflows.writer import StepWriter, run_snapshot
 
 
 class RunLauncher:
-    def __init__(
-        self,
-        queue: WorkQueue,
-        events: EventRecorder,
-        operations: OperationRegistry,
-        *,
-        default_timeout: float,
-    ) -> None:
-        self.queue = queue
-        self.events = events
-        self.operations = operations
+    def __init__(self, writer: StepWriter, *, default_timeout: float) -> None:
+        self.writer = writer
+        self.operations = writer.operations
         self.default_timeout = default_timeout
 
     async def create_run(
@@ -69,21 +35,24 @@ class RunLauncher:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         parent: tuple[WorkflowRun, str, int] | None = None,
+        run_id: str | None = None,
     ) -> WorkflowRun:
         """A pending run of `definition`, with one pending state per node."""
-        graph = [
-            effective_node(node, definition.defaults, self.operations, self.default_timeout)
-            for node in definition.nodes
-        ]
+        graph = RunGraph.parse(
+            [
+                effective_node(node, definition.defaults, self.operations, self.default_timeout)
+                for node in definition.nodes
+            ]
+        )
         parent_run, parent_key, parent_index = parent if parent else (None, None, None)
         run = WorkflowRun(
-            id=new_id(),
+            id=run_id or new_id(),
             organization_id=definition.organization_id,
             workflow_definition_id=definition.id,
             workflow_name=definition.name,
             definition_version=definition.version,
             graph=graph,
-            status="pending",
+            status=RunStatus.PENDING,
             context=context,
             priority=priority,
             run_metadata=metadata,
@@ -102,23 +71,23 @@ class RunLauncher:
             session.add(
                 WorkflowNodeState(
                     run_id=run.id,
-                    node_key=node["key"],
-                    operation=node["operation"],
+                    node_key=node.key,
+                    operation=node.operation,
                     position=position,
-                    status="pending",
-                    state={},
+                    status=NodeStatus.PENDING,
+                    state=Idle(),
                 )
             )
-        await record_run_event(
-            self.events,
+        await self.writer.events.record(
             session,
-            run,
             "workflow.run.created",
-            {
+            organization_id=run.organization_id,
+            run_id=run.id,
+            payload={
                 "workflow_definition_id": definition.id,
                 "workflow_name": definition.name,
                 "parent_run_id": run.parent_run_id,
-                "status": run.status,
+                "status": run.status.value,
             },
         )
         return run
@@ -130,23 +99,5 @@ class RunLauncher:
 
         A run paused before it started is marked queued, but only handed over on resume.
         """
-        if run.queued_at is not None or run.status not in ("pending", "paused"):
-            return
-        if priority is not None:
-            run.priority = priority
-        run.queued_at = utcnow()
-        await record_run_event(
-            self.events, session, run, "workflow.run.queued", {"priority": run.priority}
-        )
-        if run.status == "pending":
-            await self.enqueue_start(session, run)
-
-    async def enqueue_start(self, session: AsyncSession, run: WorkflowRun) -> None:
-        await self.queue.enqueue(
-            session,
-            RUN_START_KIND,
-            ref_id=run.id,
-            organization_id=run.organization_id,
-            priority=run.priority,
-            max_attempts=WORK_ATTEMPTS,
-        )
+        step = machine.queue_run(run_snapshot(run), priority=priority, now=utcnow())
+        await self.writer.apply(session, run, (), step)

@@ -1,488 +1,288 @@
-"""The state machine of runs and nodes: every transition, its event, and the work it queues.
+"""The shell around the run state machine: each transition decided by `machine` from
+snapshots of the rows, then written back with its effects in the caller's transaction.
 
-Callers hold the run's row lock (`repository.lock_run`) and pass the run's node states; each
-method changes rows, records events and enqueues work in the caller's transaction, so a
+Callers hold the run's row lock (`repository.lock_run`) and pass the run's node states, so a
 transition and its consequences commit together or not at all.
 """
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.types import utcnow
+from fabric_server.db.types import new_id, utcnow
 from fabric_server.engine.queue import WorkQueue
-from fabric_server.events.outbox import EventRecorder
-from fabric_server.workflows import repository
-from fabric_server.workflows.bindings import BindingError, apply_outputs, deep_merge
-from fabric_server.workflows.launch import (
-    NODE_TIMEOUT_KIND,
-    NODE_WORK_KIND,
-    RUN_CANCEL_KIND,
-    RUN_START_KIND,
-    WORK_ATTEMPTS,
-    RunLauncher,
-    record_run_event,
-)
-from fabric_server.workflows.models import WorkflowDefinition, WorkflowNodeState, WorkflowRun
-from fabric_server.workflows.nodes import OperationRegistry
-from fabric_server.workflows.schemas import TERMINAL_RUN_STATUSES
+from fabric_server.workflows import machine, repository
+from fabric_server.workflows.effects import StartChildRuns
+from fabric_server.workflows.launch import RunLauncher
+from fabric_server.workflows.models import WorkflowNodeState, WorkflowRun
+from fabric_server.workflows.nodes.base import SpawnChildren
+from fabric_server.workflows.snapshots import NodeSnapshot, Step
+from fabric_server.workflows.writer import StepWriter, run_snapshot
 
-FINISHED_NODE_STATUSES = ("completed", "failed", "skipped")
+_Nodes = Sequence[WorkflowNodeState]
 
 
 class RunLifecycle:
-    def __init__(
-        self,
-        queue: WorkQueue,
-        events: EventRecorder,
-        operations: OperationRegistry,
-        launcher: RunLauncher,
-    ) -> None:
+    def __init__(self, queue: WorkQueue, writer: StepWriter, launcher: RunLauncher) -> None:
         self.queue = queue
-        self.events = events
-        self.operations = operations
+        self.writer = writer
         self.launcher = launcher
-
-    async def start_run(
-        self, session: AsyncSession, run: WorkflowRun, nodes: Sequence[WorkflowNodeState]
-    ) -> None:
-        run.status = "running"
-        run.started_at = utcnow()
-        await self._run_event(session, run, "workflow.run.started", {})
-        await self._advance(session, run, nodes)
-
-    # -- node transitions --------------------------------------------------------------------
-
-    def spec(self, run: WorkflowRun, node_key: str) -> dict[str, Any]:
-        """The node's definition as this run executes it."""
-        return next(node for node in run.graph if node["key"] == node_key)
-
-    async def begin_attempt(
-        self,
-        session: AsyncSession,
-        run: WorkflowRun,
-        node: WorkflowNodeState,
-        inputs: dict[str, Any],
-    ) -> None:
-        node.status = "running"
-        node.attempts += 1
-        node.input = inputs
-        node.started_at = node.started_at or utcnow()
-        await self._node_event(
-            session,
-            run,
-            node,
-            "workflow.node.started",
-            {"operation": node.operation, "attempt": node.attempts, "input": inputs},
-        )
-
-    async def complete_node(
-        self,
-        session: AsyncSession,
-        run: WorkflowRun,
-        node: WorkflowNodeState,
-        nodes: Sequence[WorkflowNodeState],
-        output: dict[str, Any],
-        context_patch: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Record the output, bind it into the context, then ready what it unblocked.
-
-        Raises BindingError (changing nothing) when an output binding names a missing field.
-        """
-        spec = self.spec(run, node.node_key)
-        context = deep_merge(run.context, context_patch or {})
-        if spec["outputs"]:
-            apply_outputs(context, spec["outputs"], output)
-        elif self.operations.get(node.operation).writes_output:
-            context[node.node_key] = output
-        run.context = context
-        node.status = "completed"
-        node.output = output
-        node.error = None
-        node.completed_at = utcnow()
-        await self._node_event(
-            session,
-            run,
-            node,
-            "workflow.node.completed",
-            {"output": output, "attempts": node.attempts},
-        )
-        await self._advance(session, run, nodes)
-
-    async def wait_for_input(
-        self,
-        session: AsyncSession,
-        run: WorkflowRun,
-        node: WorkflowNodeState,
-        prompt: str | None,
-        timeout_seconds: float | None = None,
-    ) -> None:
-        """The node waits for `resume`; with a timeout, a `NODE_TIMEOUT_KIND` work item due
-        then decides for it. A paused run stays paused."""
-        node.status = "waiting"
-        node.state = {**node.state, "prompt": prompt}
-        payload: dict[str, Any] = {"prompt": prompt}
-        if timeout_seconds is not None:
-            timeout_at = utcnow() + dt.timedelta(seconds=timeout_seconds)
-            node.state = {
-                **node.state,
-                "timeout_seconds": timeout_seconds,
-                "timeout_at": timeout_at.isoformat(),
-            }
-            payload["timeout_at"] = timeout_at.isoformat()
-            await self.arm_timeout(session, run, node, timeout_seconds)
-        await self._node_event(session, run, node, "workflow.node.waiting", payload)
-        if run.status == "running":
-            run.status = "waiting"
-            await self._run_event(
-                session, run, "workflow.run.waiting", {"prompt": prompt}, node.node_key
-            )
-
-    async def arm_timeout(
-        self, session: AsyncSession, run: WorkflowRun, node: WorkflowNodeState, seconds: float
-    ) -> None:
-        """Queue the node's time-out, due in `seconds`."""
-        await self.queue.enqueue(
-            session,
-            NODE_TIMEOUT_KIND,
-            ref_id=node.id,
-            organization_id=run.organization_id,
-            payload={"run_id": run.id},
-            priority=run.priority,
-            max_attempts=WORK_ATTEMPTS,
-            delay_seconds=seconds,
-        )
-
-    async def resume(
-        self,
-        session: AsyncSession,
-        run: WorkflowRun,
-        node: WorkflowNodeState,
-        nodes: Sequence[WorkflowNodeState],
-        data: dict[str, Any],
-    ) -> None:
-        """Complete a waiting node with `data`; the run runs again once nothing waits.
-
-        Raises BindingError (changing nothing) when `data` lacks a field the node binds.
-        """
-        self.check_output(run, node, data)
-        others_wait = any(n.status == "waiting" and n.id != node.id for n in nodes)
-        if run.status == "waiting" and not others_wait:
-            run.status = "running"
-            await self._run_event(session, run, "workflow.run.resumed", {}, node.node_key)
-        await self.queue.cancel_pending(session, NODE_TIMEOUT_KIND, node.id)
-        await self.complete_node(session, run, node, nodes, data)
-
-    def check_output(
-        self, run: WorkflowRun, node: WorkflowNodeState, output: dict[str, Any]
-    ) -> None:
-        """Raise BindingError if `output` lacks a field the node's `outputs` bind."""
-        spec = self.spec(run, node.node_key)
-        if spec["outputs"]:
-            apply_outputs(copy.deepcopy(run.context), spec["outputs"], output)
-
-    async def time_out(
-        self,
-        session: AsyncSession,
-        run: WorkflowRun,
-        node: WorkflowNodeState,
-        nodes: Sequence[WorkflowNodeState],
-        decision: dict[str, Any] | str,
-    ) -> None:
-        """A waiting node ran out of time: complete it with the `decision` output as if it
-        had been resumed with it, or fail it with the `decision` error message."""
-        await self._node_event(
-            session,
-            run,
-            node,
-            "workflow.node.timed_out",
-            {"timeout_seconds": node.state.get("timeout_seconds")},
-        )
-        if isinstance(decision, str):
-            await self.fail_node(session, run, node, nodes, decision)
-            return
-        try:
-            await self.resume(session, run, node, nodes, decision)
-        except BindingError as exc:
-            await self.fail_node(session, run, node, nodes, str(exc))
 
     # -- run transitions ---------------------------------------------------------------------
 
+    async def start_run(self, session: AsyncSession, run: WorkflowRun, nodes: _Nodes) -> None:
+        step = machine.start_run(run_snapshot(run), self._nodes(nodes), now=utcnow())
+        await self._apply(session, run, nodes, step)
+
     async def pause_run(self, session: AsyncSession, run: WorkflowRun, reason: str | None) -> None:
-        """Hold the run: from now on no node is dispatched. Nodes already executing (or
-        sleeping, waiting for input or for child runs) carry on and their outcome is recorded
-        — a failure still fails the run, the last completion completes it — but what they
-        unblock stays `pending` until `resume_run`. Work items of nodes that were ready stay
-        queued and do nothing while the run is paused."""
-        run.status = "paused"
-        await self._run_event(session, run, "workflow.run.paused", {"reason": reason})
+        """See `machine.pause_run`."""
+        step = machine.pause_run(run_snapshot(run), reason=reason, now=utcnow())
+        await self._apply(session, run, (), step)
 
-    async def resume_run(
-        self, session: AsyncSession, run: WorkflowRun, nodes: Sequence[WorkflowNodeState]
-    ) -> None:
+    async def resume_run(self, session: AsyncSession, run: WorkflowRun, nodes: _Nodes) -> None:
         """Undo `pause_run`: dispatch every node that is ready or became ready meanwhile."""
-        if run.started_at is None:
-            run.status = "pending"
-        elif any(node.status == "waiting" for node in nodes):
-            run.status = "waiting"
-        else:
-            run.status = "running"
-        await self._run_event(session, run, "workflow.run.resumed", {"status": run.status})
-        if run.started_at is None:
-            if run.queued_at is not None and not await self.queue.open_refs(
-                session, RUN_START_KIND, [run.id]
-            ):
-                await self.launcher.enqueue_start(session, run)
-            return
-        ready = [node for node in nodes if node.status == "ready"]
-        queued = await self.queue.open_refs(session, NODE_WORK_KIND, [n.id for n in ready])
-        for node in ready:
-            if node.id not in queued:  # its item came up while paused, and did nothing
-                await self._enqueue_node(session, run, node)
-        await self._advance(session, run, nodes)
+        snapshot, node_snapshots = run_snapshot(run), self._nodes(nodes)
+        kind, refs = machine.resume_lookup(snapshot, node_snapshots)
+        open_refs = await self.queue.open_refs(session, kind, refs)
+        step = machine.resume_run(snapshot, node_snapshots, open_refs=open_refs, now=utcnow())
+        await self._apply(session, run, nodes, step)
 
-    async def retry_later(
-        self,
-        session: AsyncSession,
-        run: WorkflowRun,
-        node: WorkflowNodeState,
-        error: str,
-        delay: float,
+    async def fail_run(
+        self, session: AsyncSession, run: WorkflowRun, nodes: _Nodes, error: str
     ) -> None:
-        node.status = "ready"
-        node.error = error
-        await self._node_event(
-            session,
-            run,
-            node,
-            "workflow.node.retrying",
-            {"error": error, "attempt": node.attempts, "retry_in_seconds": round(delay, 3)},
+        """End the run as failed: unfinished nodes are skipped, child runs cancelled."""
+        step = machine.fail_run(run_snapshot(run), self._nodes(nodes), error=error, now=utcnow())
+        await self._apply(session, run, nodes, step)
+
+    async def cancel_run(
+        self, session: AsyncSession, run: WorkflowRun, nodes: _Nodes, reason: str | None
+    ) -> None:
+        """See `machine.cancel_run`."""
+        step = machine.cancel_run(
+            run_snapshot(run), self._nodes(nodes), reason=reason, now=utcnow()
         )
-        await self._enqueue_node(session, run, node, delay)
+        await self._apply(session, run, nodes, step)
 
-    async def sleep(
-        self, session: AsyncSession, run: WorkflowRun, node: WorkflowNodeState, seconds: float
+    # -- node transitions --------------------------------------------------------------------
+
+    async def begin_attempt(
+        self, session: AsyncSession, run: WorkflowRun, node: WorkflowNodeState, nodes: _Nodes
     ) -> None:
-        """Stay `running` and wake after `seconds` through a work item due then."""
-        wake_at = utcnow() + dt.timedelta(seconds=seconds)
-        node.state = {"wake_at": wake_at.isoformat(), "sleep_seconds": seconds}
-        await self._enqueue_node(session, run, node, seconds)
+        step = machine.begin_attempt(
+            run_snapshot(run), self._nodes(nodes), node.node_key, now=utcnow()
+        )
+        await self._apply(session, run, nodes, step)
 
-    async def sleep_again(
-        self, session: AsyncSession, run: WorkflowRun, node: WorkflowNodeState, seconds: float
-    ) -> None:
-        await self._enqueue_node(session, run, node, seconds)
-
-    async def spawn_children(
+    async def succeed(
         self,
         session: AsyncSession,
         run: WorkflowRun,
         node: WorkflowNodeState,
-        definition: WorkflowDefinition,
-        contexts: list[dict[str, Any]],
-    ) -> list[WorkflowRun]:
-        """Create and queue one child run per context; the node waits for them."""
-        children = []
-        for index, context in enumerate(contexts):
-            child = await self.launcher.create_run(
-                session,
-                definition,
-                context=context,
-                created_by=run.created_by,
-                priority=run.priority,
-                parent=(run, node.node_key, index),
-            )
-            await self.launcher.queue_run(session, child)
-            children.append(child)
-        node.state = {"children": [child.id for child in children]}
-        return children
+        nodes: _Nodes,
+        output: dict[str, Any],
+        context_patch: dict[str, Any] | None = None,
+    ) -> None:
+        """See `machine.node_succeeded`."""
+        step = machine.node_succeeded(
+            run_snapshot(run),
+            self._nodes(nodes),
+            node.node_key,
+            output,
+            context_patch=context_patch,
+            now=utcnow(),
+        )
+        await self._apply(session, run, nodes, step)
+
+    async def record_failure(
+        self,
+        session: AsyncSession,
+        run: WorkflowRun,
+        node: WorkflowNodeState,
+        nodes: _Nodes,
+        error: str,
+        *,
+        permanent: bool,
+    ) -> None:
+        """See `machine.record_failure` (the backoff comes from the queue's retry policy)."""
+        step = machine.record_failure(
+            run_snapshot(run),
+            self._nodes(nodes),
+            node.node_key,
+            error=error,
+            permanent=permanent,
+            retry_delay=self.queue.retry.delay(node.attempts),
+            now=utcnow(),
+        )
+        await self._apply(session, run, nodes, step)
 
     async def fail_node(
         self,
         session: AsyncSession,
         run: WorkflowRun,
         node: WorkflowNodeState,
-        nodes: Sequence[WorkflowNodeState],
+        nodes: _Nodes,
         error: str,
     ) -> None:
         """Fail the node and with it the run."""
-        node.status = "failed"
-        node.error = error
-        node.completed_at = utcnow()
-        await self._node_event(
-            session, run, node, "workflow.node.failed", {"error": error, "attempts": node.attempts}
+        step = machine.fail_node(
+            run_snapshot(run), self._nodes(nodes), node.node_key, error=error, now=utcnow()
         )
-        await self.fail_run(session, run, nodes, f"node {node.node_key} failed: {error}", node)
+        await self._apply(session, run, nodes, step)
 
-    async def fail_run(
-        self,
-        session: AsyncSession,
-        run: WorkflowRun,
-        nodes: Sequence[WorkflowNodeState],
-        error: str,
-        failed: WorkflowNodeState | None = None,
-    ) -> None:
-        """End the run as failed: unfinished nodes are skipped, child runs cancelled."""
-        downstream = _downstream(run.graph, failed.node_key) if failed else set()
-        for other in nodes:
-            if other.status not in FINISHED_NODE_STATUSES:
-                reason = (
-                    f"upstream node {failed.node_key} failed"
-                    if failed and other.node_key in downstream
-                    else "the run failed"
-                )
-                await self._skip(session, run, other, reason)
-        run.status = "failed"
-        run.error = error
-        run.completed_at = utcnow()
-        await self._run_event(
-            session,
-            run,
-            "workflow.run.failed",
-            {"error": error},
-            failed.node_key if failed else None,
-        )
-        await self._after_end(session, run)
-
-    async def cancel_run(
-        self,
-        session: AsyncSession,
-        run: WorkflowRun,
-        nodes: Sequence[WorkflowNodeState],
-        reason: str | None,
-    ) -> None:
-        """Stop the run: unfinished nodes are skipped, queued work is withdrawn, a running
-        node's result will be discarded, and child runs are cancelled in turn."""
-        for node in nodes:
-            if node.status not in FINISHED_NODE_STATUSES:
-                await self._skip(session, run, node, "the run was cancelled")
-        await self.queue.cancel_pending(session, RUN_START_KIND, run.id)
-        run.status = "cancelled"
-        run.completed_at = utcnow()
-        await self._run_event(session, run, "workflow.run.cancelled", {"reason": reason})
-        await self._after_end(session, run)
-
-    # -- internals ---------------------------------------------------------------------------
-
-    async def _advance(
-        self, session: AsyncSession, run: WorkflowRun, nodes: Sequence[WorkflowNodeState]
-    ) -> None:
-        """Ready every pending node whose dependencies completed (unless the run is paused);
-        complete a finished run."""
-        by_key = {node.node_key: node for node in nodes}
-        if run.status != "paused":  # a paused run dispatches nothing until `resume_run`
-            for spec in run.graph:
-                node = by_key[spec["key"]]
-                if node.status == "pending" and all(
-                    by_key[dep].status == "completed" for dep in spec["depends_on"]
-                ):
-                    node.status = "ready"
-                    await self._node_event(
-                        session, run, node, "workflow.node.ready", {"operation": node.operation}
-                    )
-                    await self._enqueue_node(session, run, node)
-        if all(node.status == "completed" for node in nodes):
-            upstream = {dep for spec in run.graph for dep in spec["depends_on"]}
-            run.output = {n.node_key: n.output for n in nodes if n.node_key not in upstream}
-            run.status = "completed"
-            run.completed_at = utcnow()
-            await self._run_event(session, run, "workflow.run.completed", {"output": run.output})
-            await self._after_end(session, run)
-
-    async def _skip(
-        self, session: AsyncSession, run: WorkflowRun, node: WorkflowNodeState, reason: str
-    ) -> None:
-        node.status = "skipped"
-        node.completed_at = utcnow()
-        await self._node_event(session, run, node, "workflow.node.skipped", {"reason": reason})
-        await self.queue.cancel_pending(session, NODE_WORK_KIND, node.id)
-        await self.queue.cancel_pending(session, NODE_TIMEOUT_KIND, node.id)
-
-    async def _after_end(self, session: AsyncSession, run: WorkflowRun) -> None:
-        """A run ended: cancel its unfinished children, wake the parent node waiting on it.
-
-        Both go through the queue, so this transaction never locks a second run.
-        """
-        children = await session.scalars(
-            select(WorkflowRun.id).where(
-                WorkflowRun.parent_run_id == run.id,
-                WorkflowRun.status.not_in(TERMINAL_RUN_STATUSES),
-            )
-        )
-        for child_id in children:
-            await self.queue.enqueue(
-                session,
-                RUN_CANCEL_KIND,
-                ref_id=child_id,
-                organization_id=run.organization_id,
-                priority=run.priority,
-                max_attempts=WORK_ATTEMPTS,
-            )
-        if run.parent_run_id and run.parent_node_key:
-            node_id = await repository.node_state_id(
-                session, run.parent_run_id, run.parent_node_key
-            )
-            if node_id is not None:
-                await self.queue.enqueue(
-                    session,
-                    NODE_WORK_KIND,
-                    ref_id=node_id,
-                    organization_id=run.organization_id,
-                    payload={"run_id": run.parent_run_id},
-                    priority=run.priority,
-                    max_attempts=WORK_ATTEMPTS,
-                )
-
-    async def _enqueue_node(
-        self, session: AsyncSession, run: WorkflowRun, node: WorkflowNodeState, delay: float = 0
-    ) -> None:
-        await self.queue.enqueue(
-            session,
-            NODE_WORK_KIND,
-            ref_id=node.id,
-            organization_id=run.organization_id,
-            payload={"run_id": run.id},
-            priority=run.priority,
-            max_attempts=WORK_ATTEMPTS,
-            delay_seconds=delay,
-        )
-
-    async def _run_event(
-        self,
-        session: AsyncSession,
-        run: WorkflowRun,
-        kind: str,
-        payload: dict[str, Any],
-        node_key: str | None = None,
-    ) -> None:
-        await record_run_event(self.events, session, run, kind, payload, node_key)
-
-    async def _node_event(
+    async def wait_for_input(
         self,
         session: AsyncSession,
         run: WorkflowRun,
         node: WorkflowNodeState,
-        kind: str,
-        payload: dict[str, Any],
+        nodes: _Nodes,
+        prompt: str | None,
+        timeout_seconds: float | None = None,
     ) -> None:
-        await self._run_event(session, run, kind, payload, node.node_key)
+        """See `machine.wait_for_input`."""
+        step = machine.wait_for_input(
+            run_snapshot(run),
+            self._nodes(nodes),
+            node.node_key,
+            prompt=prompt,
+            timeout_seconds=timeout_seconds,
+            now=utcnow(),
+        )
+        await self._apply(session, run, nodes, step)
 
+    async def rearm_timeout(
+        self,
+        session: AsyncSession,
+        run: WorkflowRun,
+        node: WorkflowNodeState,
+        nodes: _Nodes,
+        seconds: float,
+    ) -> None:
+        step = machine.rearm_timeout(
+            run_snapshot(run), self._nodes(nodes), node.node_key, seconds=seconds, now=utcnow()
+        )
+        await self._apply(session, run, nodes, step)
 
-def _downstream(graph: Sequence[Mapping[str, Any]], key: str) -> set[str]:
-    """Every node that depends on `key`, directly or through others."""
-    found: set[str] = set()
-    frontier = {key}
-    while frontier:
-        frontier = {
-            node["key"]
-            for node in graph
-            if node["key"] not in found and frontier & set(node["depends_on"])
-        }
-        found |= frontier
-    return found
+    async def resume(
+        self,
+        session: AsyncSession,
+        run: WorkflowRun,
+        node: WorkflowNodeState,
+        nodes: _Nodes,
+        data: dict[str, Any],
+    ) -> None:
+        """Complete a waiting node with `data`; the run runs again once nothing waits.
+
+        Raises BindingError (changing nothing) when `data` lacks a field the node binds.
+        """
+        step = machine.resume_node(
+            run_snapshot(run), self._nodes(nodes), node.node_key, data, now=utcnow()
+        )
+        await self._apply(session, run, nodes, step)
+
+    async def time_out(
+        self,
+        session: AsyncSession,
+        run: WorkflowRun,
+        node: WorkflowNodeState,
+        nodes: _Nodes,
+        decision: dict[str, Any] | str,
+    ) -> None:
+        """See `machine.time_out`."""
+        step = machine.time_out(
+            run_snapshot(run), self._nodes(nodes), node.node_key, decision=decision, now=utcnow()
+        )
+        await self._apply(session, run, nodes, step)
+
+    async def sleep(
+        self,
+        session: AsyncSession,
+        run: WorkflowRun,
+        node: WorkflowNodeState,
+        nodes: _Nodes,
+        seconds: float,
+    ) -> None:
+        """Stay `running` and wake after `seconds` through a work item due then."""
+        step = machine.sleep(
+            run_snapshot(run), self._nodes(nodes), node.node_key, seconds=seconds, now=utcnow()
+        )
+        await self._apply(session, run, nodes, step)
+
+    async def keep_sleeping(
+        self,
+        session: AsyncSession,
+        run: WorkflowRun,
+        node: WorkflowNodeState,
+        nodes: _Nodes,
+        seconds: float,
+    ) -> None:
+        step = machine.keep_sleeping(
+            run_snapshot(run), self._nodes(nodes), node.node_key, seconds=seconds, now=utcnow()
+        )
+        await self._apply(session, run, nodes, step)
+
+    async def spawn_children(
+        self,
+        session: AsyncSession,
+        run: WorkflowRun,
+        node: WorkflowNodeState,
+        nodes: _Nodes,
+        spawn: SpawnChildren,
+    ) -> None:
+        """Start the child runs `spawn` asks for; the node waits for them. Fails the node
+        when the definition is not found in the run's organization, or nesting is too deep."""
+        definition_id = await self._definition_id(session, run.organization_id, spawn)
+        step = machine.spawn_children(
+            run_snapshot(run),
+            self._nodes(nodes),
+            node.node_key,
+            definition_id=definition_id,
+            wanted=spawn.definition_id or spawn.definition_name,
+            contexts=spawn.contexts,
+            child_ids=[new_id() for _ in spawn.contexts],
+            now=utcnow(),
+        )
+        await self._apply(session, run, nodes, step)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _nodes(self, nodes: _Nodes) -> list[NodeSnapshot]:
+        return self.writer.node_snapshots(nodes)
+
+    async def _apply(
+        self, session: AsyncSession, run: WorkflowRun, nodes: _Nodes, step: Step
+    ) -> None:
+        spawn = functools.partial(self._start_children, run)
+        await self.writer.apply(session, run, nodes, step, spawn)
+
+    async def _start_children(
+        self, parent: WorkflowRun, session: AsyncSession, effect: StartChildRuns
+    ) -> None:
+        definition = await repository.get_definition(session, effect.definition_id)
+        assert definition is not None  # found in this transaction, just before
+        children = zip(effect.run_ids, effect.contexts, strict=True)
+        for index, (child_id, context) in enumerate(children):
+            child = await self.launcher.create_run(
+                session,
+                definition,
+                context=context,
+                created_by=parent.created_by,
+                priority=parent.priority,
+                parent=(parent, effect.node_key, index),
+                run_id=child_id,
+            )
+            await self.launcher.queue_run(session, child)
+
+    async def _definition_id(
+        self, session: AsyncSession, org_id: str, spawn: SpawnChildren
+    ) -> str | None:
+        if spawn.definition_id:
+            found = await repository.get_definition(session, spawn.definition_id)
+            return found.id if found is not None and found.organization_id == org_id else None
+        if spawn.definition_name:
+            found = await repository.definition_by_name(session, org_id, spawn.definition_name)
+            return found.id if found is not None else None
+        return None

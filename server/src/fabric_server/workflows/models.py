@@ -5,11 +5,56 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
 
 from fabric_server.db.models import Base, Timestamped
-from fabric_server.db.types import JSONType, new_id
+from fabric_server.db.types import JSONType, StatusType, new_id
+from fabric_server.workflows.node_state import Idle, NodeState, dump_state, parse_state
+from fabric_server.workflows.run_graph import RunGraph
+from fabric_server.workflows.status import NodeStatus, RunStatus
+
+
+class _JSONColumn(TypeDecorator[Any]):
+    """JSON on SQLite, JSONB on PostgreSQL (the DDL of `JSONType`)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+
+class GraphType(_JSONColumn):
+    """A run's graph: stored as the list of node objects, read back as a `RunGraph`."""
+
+    def process_bind_param(self, value: RunGraph | None, dialect: Dialect) -> Any:
+        return None if value is None else value.dump()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> RunGraph | None:
+        return None if value is None else RunGraph.parse(value)
+
+
+class NodeStateType(_JSONColumn):
+    """A node's `NodeState`, stored in the JSON shape of `node_state.dump_state`."""
+
+    def process_bind_param(self, value: NodeState | None, dialect: Dialect) -> Any:
+        return None if value is None else dump_state(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> NodeState | None:
+        return None if value is None else parse_state(value)
 
 
 class WorkflowDefinition(Timestamped, Base):
@@ -45,8 +90,8 @@ class WorkflowRun(Timestamped, Base):
     workflow_definition_id: Mapped[str] = mapped_column(ForeignKey("workflow_definitions.id"))
     workflow_name: Mapped[str] = mapped_column(String(200))
     definition_version: Mapped[int] = mapped_column(Integer)
-    graph: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    graph: Mapped[RunGraph] = mapped_column(GraphType)
+    status: Mapped[RunStatus] = mapped_column(StatusType(RunStatus), default=RunStatus.PENDING)
     context: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     output: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[str | None] = mapped_column(Text)
@@ -68,7 +113,7 @@ class WorkflowRun(Timestamped, Base):
 
 class WorkflowNodeState(Timestamped, Base):
     """Where one node of one run stands. `state` keeps what a node needs between executions
-    (the wake-up time of a delay, the child runs it waits for)."""
+    (the wake-up time of a delay, the child runs it waits for, the prompt it waits with)."""
 
     __tablename__ = "workflow_node_states"
     __table_args__ = (UniqueConstraint("run_id", "node_key"),)
@@ -77,11 +122,11 @@ class WorkflowNodeState(Timestamped, Base):
     node_key: Mapped[str] = mapped_column(String(200))
     operation: Mapped[str] = mapped_column(String(64))
     position: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[NodeStatus] = mapped_column(StatusType(NodeStatus), default=NodeStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     input: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     output: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[str | None] = mapped_column(Text)
-    state: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    state: Mapped[NodeState] = mapped_column(NodeStateType, default=Idle())
     started_at: Mapped[dt.datetime | None] = mapped_column()
     completed_at: Mapped[dt.datetime | None] = mapped_column()

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.models import Event
 from fabric_server.workflows.models import WorkflowDefinition, WorkflowNodeState, WorkflowRun
+from fabric_server.workflows.status import TERMINAL_RUN_STATUSES, RunStatus
 
 _FRESH = {"populate_existing": True}
 
@@ -73,7 +74,7 @@ async def page_runs(
     *,
     limit: int,
     after_id: str | None,
-    status: str | None = None,
+    status: RunStatus | None = None,
     definition_id: str | None = None,
 ) -> list[WorkflowRun]:
     """Newest first, keyset-paginated on the time-ordered id."""
@@ -102,6 +103,17 @@ async def children_of(session: AsyncSession, run_id: str) -> list[WorkflowRun]:
         first_seen.setdefault(row.parent_node_key, (row.created_at, row.id))
     rows.sort(key=lambda r: (first_seen[r.parent_node_key], r.parent_index or 0))
     return rows
+
+
+async def unfinished_children(session: AsyncSession, run_id: str) -> list[str]:
+    """The ids of the child runs of `run_id` that have not ended."""
+    rows = await session.scalars(
+        select(WorkflowRun.id).where(
+            WorkflowRun.parent_run_id == run_id,
+            WorkflowRun.status.not_in(TERMINAL_RUN_STATUSES),
+        )
+    )
+    return list(rows)
 
 
 async def nodes_of(session: AsyncSession, run_id: str) -> list[WorkflowNodeState]:

@@ -21,7 +21,8 @@ from fabric_server.workflows.bindings import BindingError
 from fabric_server.workflows.launch import RunLauncher
 from fabric_server.workflows.lifecycle import RunLifecycle
 from fabric_server.workflows.models import WorkflowNodeState, WorkflowRun
-from fabric_server.workflows.schemas import TERMINAL_RUN_STATUSES, RunCreate
+from fabric_server.workflows.schemas import RunCreate
+from fabric_server.workflows.status import NodeStatus, RunStatus
 
 LOG_EVENT_LIMIT = 5000
 
@@ -86,7 +87,7 @@ class RunService:
         """Queue the run for the workers. Starting a run that already started changes
         nothing (so a retried create-and-start is safe); a cancelled run cannot start."""
         run = await self._locked(session, principal, run_id, "workflow.run")
-        if run.queued_at is None and run.status in TERMINAL_RUN_STATUSES:
+        if run.queued_at is None and run.status.is_terminal:
             raise Conflict(
                 f"Run {run_id} is {run.status} and cannot be started.",
                 details={"status": run.status},
@@ -99,7 +100,7 @@ class RunService:
     ) -> WorkflowRun:
         """Cancel an unfinished run (also in an archived organization: it only stops work)."""
         run = await self._locked(session, principal, run_id, "workflow.run", when_archived="allow")
-        if run.status in TERMINAL_RUN_STATUSES:
+        if run.status.is_terminal:
             raise Conflict(
                 f"Run {run_id} already {run.status}; only unfinished runs can be cancelled.",
                 details={"status": run.status},
@@ -114,12 +115,12 @@ class RunService:
         """Stop dispatching the run's nodes (see `RunLifecycle.pause_run`); pausing a paused
         run changes nothing."""
         run = await self._locked(session, principal, run_id, "workflow.run")
-        if run.status in TERMINAL_RUN_STATUSES:
+        if run.status.is_terminal:
             raise Conflict(
                 f"Run {run_id} already {run.status}; only unfinished runs can be paused.",
                 details={"status": run.status},
             )
-        if run.status != "paused":
+        if run.status != RunStatus.PAUSED:
             await self.lifecycle.pause_run(session, run, reason)
         return run
 
@@ -129,12 +130,12 @@ class RunService:
         """Dispatch a paused run's nodes again; resuming a run that is not paused changes
         nothing."""
         run = await self._locked(session, principal, run_id, "workflow.run")
-        if run.status in TERMINAL_RUN_STATUSES:
+        if run.status.is_terminal:
             raise Conflict(
                 f"Run {run_id} already {run.status}; only unfinished runs can be resumed.",
                 details={"status": run.status},
             )
-        if run.status == "paused":
+        if run.status == RunStatus.PAUSED:
             nodes = await repository.nodes_of(session, run.id)
             await self.lifecycle.resume_run(session, run, nodes)
         return run
@@ -179,7 +180,7 @@ class RunService:
         node = next((n for n in nodes if n.node_key == node_key), None)
         if node is None:
             raise NotFound(f"Run {run_id} has no node {node_key!r}.")
-        if node.status != "waiting" or run.status in TERMINAL_RUN_STATUSES:
+        if node.status != NodeStatus.WAITING or run.status.is_terminal:
             raise Conflict(
                 f"Node {node_key!r} is {node.status}, not waiting for input.",
                 details={"status": node.status, "run_status": run.status},
@@ -215,7 +216,7 @@ class RunService:
             org_ids,
             limit=page.limit + 1,
             after_id=page.after_id,
-            status=status,
+            status=RunStatus(status) if status is not None else None,
             definition_id=definition_id,
         )
         return split_page(rows, page.limit)

@@ -19,7 +19,6 @@ from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
 from fabric_server.events.repository import EventFilter
 from fabric_server.events.waiting import wait_for_event
 from fabric_server.workflows.schemas import (
-    TERMINAL_RUN_STATUSES,
     BulkCancel,
     BulkCancelResult,
     RunCancel,
@@ -119,7 +118,7 @@ async def get_run(
         async def ended() -> bool:
             async with services.db.read() as session:
                 run = await services.workflows.runs.get(session, principal, run_id)
-                return run.status in TERMINAL_RUN_STATUSES
+                return run.status.is_terminal
 
         where = EventFilter(run_id=run_id, kinds=RUN_TERMINAL_KINDS, include_internal=True)
         gone = partial(client_gone, request)

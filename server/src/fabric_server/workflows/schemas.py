@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 RunStatus = Literal["pending", "running", "waiting", "paused", "completed", "failed", "cancelled"]
 NodeStatus = Literal["pending", "ready", "running", "completed", "failed", "skipped", "waiting"]
-TERMINAL_RUN_STATUSES = ("completed", "failed", "cancelled")
 MAX_NODES = 500
 
 

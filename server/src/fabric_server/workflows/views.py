@@ -10,8 +10,9 @@ from fabric_server.events.hub import LogEvent
 from fabric_server.events.sse import event_to_dict
 from fabric_server.workflows.models import WorkflowDefinition, WorkflowNodeState, WorkflowRun
 from fabric_server.workflows.schemas import DefinitionOut, RunLog, RunOut
+from fabric_server.workflows.status import NodeStatus
 
-_DONE_NODE_STATUSES = ("completed", "skipped", "failed")
+_CURRENT_NODE_STATUSES = (NodeStatus.RUNNING, NodeStatus.WAITING)
 
 
 def definition_out(definition: WorkflowDefinition) -> dict[str, Any]:
@@ -28,14 +29,14 @@ def run_out(run: WorkflowRun, nodes: Sequence[WorkflowNodeState]) -> dict[str, A
 
 
 def node_states_out(run: WorkflowRun, nodes: Sequence[WorkflowNodeState]) -> list[dict[str, Any]]:
-    depends = {spec["key"]: spec["depends_on"] for spec in run.graph}
+    graph = run.graph
     return [
         {
             "node_key": node.node_key,
             "operation": node.operation,
             "status": node.status,
             "attempts": node.attempts,
-            "depends_on": depends.get(node.node_key, []),
+            "depends_on": list(graph[node.node_key].depends_on) if node.node_key in graph else [],
             "input": node.input,
             "output": node.output,
             "error": node.error,
@@ -60,8 +61,8 @@ def run_log_out(
 
 def _progress(nodes: Sequence[WorkflowNodeState]) -> dict[str, Any]:
     total = len(nodes)
-    done = sum(1 for node in nodes if node.status in _DONE_NODE_STATUSES)
-    current = next((n.node_key for n in nodes if n.status in ("running", "waiting")), None)
+    done = sum(1 for node in nodes if node.status.is_finished)
+    current = next((n.node_key for n in nodes if n.status in _CURRENT_NODE_STATUSES), None)
     return {
         "total_tasks": total,
         "completed_tasks": done,

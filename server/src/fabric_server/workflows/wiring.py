@@ -13,22 +13,23 @@ from fabric_server.events.outbox import EventRecorder
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
 from fabric_server.workflows.definitions import DefinitionService
+from fabric_server.workflows.effects import (
+    NODE_TIMEOUT_KIND,
+    NODE_WORK_KIND,
+    RUN_CANCEL_KIND,
+    RUN_START_KIND,
+)
 from fabric_server.workflows.executor import (
     NodeHandler,
     NodeTimeoutHandler,
     RunCancelHandler,
     RunStartHandler,
 )
-from fabric_server.workflows.launch import (
-    NODE_TIMEOUT_KIND,
-    NODE_WORK_KIND,
-    RUN_CANCEL_KIND,
-    RUN_START_KIND,
-    RunLauncher,
-)
+from fabric_server.workflows.launch import RunLauncher
 from fabric_server.workflows.lifecycle import RunLifecycle
 from fabric_server.workflows.nodes import OperationRegistry, build_operations
 from fabric_server.workflows.runs import RunService
+from fabric_server.workflows.writer import StepWriter
 
 
 @dataclass
@@ -49,10 +50,9 @@ def build_workflows(
     budgets: BudgetService,
 ) -> Workflows:
     operations = build_operations(providers, settings, db, budgets)
-    launcher = RunLauncher(
-        queue, events, operations, default_timeout=settings.workflow_node_timeout_seconds
-    )
-    lifecycle = RunLifecycle(queue, events, operations, launcher)
+    writer = StepWriter(queue, events, operations)
+    launcher = RunLauncher(writer, default_timeout=settings.workflow_node_timeout_seconds)
+    lifecycle = RunLifecycle(queue, writer, launcher)
     nodes = NodeHandler(
         db,
         queue,

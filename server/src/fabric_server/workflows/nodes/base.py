@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from fabric_server.db.models import UsageRecord
+from fabric_server.workflows.node_state import Sleeping
+from fabric_server.workflows.status import RunStatus
 from fabric_server.workflows.templating import TemplateError, render_value
 
 
@@ -109,7 +111,7 @@ Outcome = Completed | WaitForInput | Sleep | SpawnChildren
 @dataclass(frozen=True)
 class ChildRun:
     id: str
-    status: str
+    status: RunStatus
     output: dict[str, Any] | None
     context: dict[str, Any]
     error: str | None
@@ -133,7 +135,7 @@ class Operation(abc.ABC):
     @abc.abstractmethod
     async def run(self, node: NodeRun) -> Outcome: ...
 
-    def wake(self, node: NodeRun, state: Mapping[str, Any]) -> Outcome:
+    def wake(self, node: NodeRun, state: Sleeping) -> Outcome:
         """Finish a node that slept (only for operations that return `Sleep`)."""
         raise TypeError(f"{self.name} never sleeps, so it has nothing to wake")
 

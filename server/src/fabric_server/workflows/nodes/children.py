@@ -17,8 +17,10 @@ from fabric_server.workflows.nodes.base import (
     SpawnChildren,
     check_types,
 )
+from fabric_server.workflows.status import RunStatus
 
 _TARGET_KEYS = ("workflow_definition_id", "workflow_name")
+_UNSUCCESSFUL = (RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 def _check_target(config: Mapping[str, Any], keys: tuple[str, ...]) -> list[str]:
@@ -34,7 +36,7 @@ def _target(config: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 
 def _failure(child: ChildRun, what: str) -> NodeError:
-    if child.status == "cancelled":
+    if child.status == RunStatus.CANCELLED:
         return NodeError(f"{what} (run {child.id}) was cancelled")
     return NodeError(f"{what} (run {child.id}) failed: {child.error or 'no error recorded'}")
 
@@ -56,9 +58,9 @@ class Subworkflow(Operation):
 
     def collect(self, node: NodeRun, children: Sequence[ChildRun]) -> Outcome | None:
         child = children[0]
-        if child.status in ("failed", "cancelled"):
+        if child.status in _UNSUCCESSFUL:
             raise _failure(child, "the sub-workflow")
-        if child.status != "completed":
+        if child.status != RunStatus.COMPLETED:
             return None
         return Completed(
             {
@@ -103,9 +105,9 @@ class FanOut(Operation):
 
     def collect(self, node: NodeRun, children: Sequence[ChildRun]) -> Outcome | None:
         for index, child in enumerate(children):
-            if child.status in ("failed", "cancelled"):
+            if child.status in _UNSUCCESSFUL:
                 raise _failure(child, f"branch {index}")
-        if any(child.status != "completed" for child in children):
+        if any(child.status != RunStatus.COMPLETED for child in children):
             return None
         return Completed(
             {

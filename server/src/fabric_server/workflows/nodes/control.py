@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from fabric_server.workflows.node_state import Sleeping
 from fabric_server.workflows.nodes.base import (
     Completed,
     NodeError,
@@ -54,8 +54,8 @@ class Delay(Operation):
             raise NodeError(f"workflow.delay seconds must be between 0 and {MAX_DELAY_SECONDS}")
         return Sleep(float(seconds))
 
-    def wake(self, node: NodeRun, state: Mapping[str, Any]) -> Outcome:
-        return Completed({"waited_seconds": state.get("sleep_seconds", 0.0)})
+    def wake(self, node: NodeRun, state: Sleeping) -> Outcome:
+        return Completed({"waited_seconds": state.seconds})
 
 
 class Approval(Operation):
