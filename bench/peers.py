@@ -44,9 +44,9 @@ from typing import Any
 
 import asyncpg
 import httpx
-from _cpu import children, command_line, cpu_seconds, environment, tree
 from _harness import dialects, server
 from _load import Unit, measure
+from _proc import cpu_seconds, fabric_server, tree
 
 from fabric_platform import FabricClient, FabricWaitTimeout
 from fabric_server.testing import free_port
@@ -153,21 +153,14 @@ async def _backend_pids(url: str) -> list[int]:
         await conn.close()
 
 
-def fabric_server_pid() -> int:
-    for pid in children(os.getpid()):
-        if "fabric_server" in command_line(pid):
-            return pid
-    raise RuntimeError("the Fabric server process was not found")
-
-
 def run_fabric(dialect: str, name: str, args: argparse.Namespace) -> Row:
     make_client, make_unit, size = FABRIC_VARIANTS[name]
     print(f"  … fabric {dialect}: {name}", file=sys.stderr, flush=True)
     with server(dialect, FABRIC_WORKER_CONCURRENCY=str(args.concurrency)) as base:
-        pid = fabric_server_pid()
+        pid, database_url = fabric_server()
         clients = [make_client(base) for _ in range(args.submitters)]
         try:
-            cpu = ServerCpu([pid], environment(pid).get("FABRIC_DATABASE_URL"))
+            cpu = ServerCpu([pid], database_url)
             result = measure([make_unit(c) for c in clients], args.jobs, args.samples, size)
             result["cpu_seconds"] = cpu.spent()
         finally:

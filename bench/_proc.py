@@ -1,5 +1,6 @@
-"""CPU time of a process tree, read from /proc (Linux), so a benchmark can say what one job
-cost the server side in CPU, not only in wall-clock time."""
+"""What /proc (Linux) says about the processes a benchmark started: their CPU time, so a
+benchmark can say what one job cost the server side in CPU and not only in wall-clock time, and
+the Fabric server `_harness.server` started, with the database it was given."""
 
 from __future__ import annotations
 
@@ -64,3 +65,12 @@ def environment(pid: int) -> dict[str, str]:
         return {}
     pairs = (item.decode(errors="replace").split("=", 1) for item in raw.split(b"\0") if item)
     return {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
+
+
+def fabric_server() -> tuple[int, str]:
+    """The pid of the `fabric-server serve` process this process started (`_harness.server`),
+    and its database URL."""
+    for pid in children(os.getpid()):
+        if "fabric_server" in command_line(pid):
+            return pid, environment(pid)["FABRIC_DATABASE_URL"]
+    raise RuntimeError("the Fabric server process was not found")
