@@ -8,7 +8,8 @@ size the script measures, against the running server (medians of interleaved rou
 * the first page (`limit=50`);
 * a page deep in the list: the cursor a client holds after paging 90 % of the way down (the
   server's own cursor encoding of the id at that depth), so no thousands of requests first;
-* the first page of `status=failed` (rare rows: the scan the status filter needs);
+* the first page of `status=failed` (one job in a thousand: the scan a status filter needs);
+* `status=started`, which no job has (the whole list is walked to find that out);
 * `GET /v1/health`, the noise floor of the machine at that moment;
 
 then prints the ratio of the largest size to the smallest, and the database's plan for each
@@ -76,6 +77,7 @@ def measure(client: httpx.Client, table: JobsTable, size: int, rounds: int) -> T
         "first page": ("/v1/jobs", {"limit": LIMIT}),
         "deep page": ("/v1/jobs", {"limit": LIMIT, "cursor": encode_cursor(deep_id)}),
         "failed, first page": ("/v1/jobs", {"limit": LIMIT, "status": "failed"}),
+        "started, none": ("/v1/jobs", {"limit": LIMIT, "status": "started"}),
         "health": ("/v1/health", {}),
     }
     samples: dict[str, list[float]] = {name: [] for name in requests}
@@ -91,6 +93,7 @@ def measure(client: httpx.Client, table: JobsTable, size: int, rounds: int) -> T
         "first page": list_query(),
         "deep page": list_query(after_id=deep_id),
         "failed, first page": list_query(status="failed"),
+        "started, none": list_query(status="started"),
     }
     for name, query in plans.items():
         plan = table.explain(compile_sql(query, table.dialect))
