@@ -294,6 +294,8 @@ def main() -> None:
         for dialect in dialects():
             for name in FABRIC_VARIANTS:
                 rows.append(run_fabric(dialect, name, args))
+    if not rows:
+        return
     baselines = {row["peer"]: row for row in rows if row["system"].startswith("celery")}
     print_table(rows, baselines)
     print(
