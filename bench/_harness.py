@@ -57,7 +57,8 @@ def server(dialect: str, **env: str) -> Iterator[str]:
 
 
 def _wait_healthy(base: str) -> None:
-    deadline = time.monotonic() + 30
+    # Generous: on a shared 2-core machine the server's imports alone can take over 10 s.
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
