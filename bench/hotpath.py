@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sys
 import tempfile
 import time
@@ -35,7 +36,7 @@ from sqlalchemy.engine import Engine
 from fabric_server.app import create_app
 from fabric_server.services import build_services
 from fabric_server.settings import Settings
-from fabric_server.testing import TestDatabases, free_port
+from fabric_server.testing import TestDatabases
 
 CLIENT = Path(__file__).with_name("_hotpath_client.py")
 
@@ -120,12 +121,12 @@ async def bench(url: str, data_dir: Path, args: argparse.Namespace) -> None:
     if services.db.is_sqlite:
         counter.attach(services.db.sync_engine())  # the group-commit writer and hot reads
     app = create_app(services=services)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+    # Listening before the server starts: the client's first connection simply waits in the
+    # backlog until the server is up.
+    listening = socket.create_server(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
     base = f"http://127.0.0.1:{port}"
     await run_client(base, "warmup", args)
     for phase in args.phases.split(","):

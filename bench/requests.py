@@ -44,7 +44,7 @@ def main() -> None:
             def create() -> object:
                 return http.post("/v1/jobs", json=JOB).raise_for_status()
 
-            def read() -> object:
+            def read(job_id: str = job_id) -> object:
                 return http.get(f"/v1/jobs/{job_id}").raise_for_status()
 
             calls = {"health": health, "create": create, "read": read}

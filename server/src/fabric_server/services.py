@@ -130,7 +130,9 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         hub,
         max_attempts=settings.job_max_attempts,
     )
-    workflows = build_workflows(settings, db, queue, events, access, providers, budgets)
+    workflows = build_workflows(
+        settings, db, queue, events, access, providers, budgets, writer, hub
+    )
     schedules = build_schedules(settings, db, events, access, workflows, broadcaster)
     handlers: dict[str, Handler] = {
         JOB_WORK_KIND: JobHandler(db, writer, queue, events, providers, budgets, jobs)

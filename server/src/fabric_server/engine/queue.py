@@ -9,6 +9,7 @@ keeps a reclaimed item from completing twice.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,39 @@ class Lease:
     owner: str
     hand_over: Callable[[WorkItem], None]
     cancel: Callable[[], None]
+
+
+class LeasePool:
+    """Places in this process's worker reserved (on the event loop) before a group-commit
+    unit is queued, for the items the unit may create. A unit may run more than once (its
+    batch failed), so a lease counts as used only once its item was handed over; `settle`,
+    once the write is over, gives back every other."""
+
+    def __init__(self, leases: Sequence[Lease | None]) -> None:
+        self._free = [lease for lease in leases if lease is not None]
+        self._taken: list[Lease] = []
+        self._used: set[int] = set()
+
+    def take(self) -> Lease | None:
+        if not self._free:
+            return None
+        lease = self._free.pop()
+        self._taken.append(lease)
+        index = len(self._taken) - 1
+
+        def hand_over(item: WorkItem) -> None:
+            self._used.add(index)
+            lease.hand_over(item)
+
+        return Lease(lease.owner, hand_over, lease.cancel)
+
+    def settle(self) -> None:
+        for index, lease in enumerate(self._taken):
+            if index not in self._used:
+                lease.cancel()
+        for lease in self._free:
+            lease.cancel()
+        self._taken, self._free = [], []
 
 
 class LocalWorker(Protocol):
@@ -77,6 +111,11 @@ class WorkQueue:
         """Hand new work to `worker` (this process's) in memory instead of through claims."""
         self._local = worker
 
+    def reserve(self, kind: str, count: int) -> LeasePool:
+        """Up to `count` places in this process's worker for items of `kind` a unit may
+        create (on the event loop, before the unit is queued; `settle` the pool after)."""
+        return LeasePool([self.lease_locally(kind) for _ in range(count)])
+
     def lease_locally(self, kind: str) -> Lease | None:
         """A lease in this process's worker for an item of `kind` about to be created (None:
         no local worker takes it now; the item is queued for any worker to claim). Cancel
@@ -93,37 +132,101 @@ class WorkQueue:
         payload: dict[str, Any] | None = None,
         priority: int = 0,
         max_attempts: int = 3,
+        delay_seconds: float = 0.0,
         lease: Lease | None = None,
     ) -> WorkItem:
         """Create a work item in a group-commit unit: leased to a local worker (handed over
-        after commit, no claim needed) when `lease` is given, else queued for any worker."""
+        after commit, no claim needed) when `lease` is given, else queued for any worker,
+        due after `delay_seconds`."""
+        (item,) = self.insert_many_in(
+            tx,
+            kind,
+            [(ref_id, payload or {}, lease)],
+            organization_id=organization_id,
+            priority=priority,
+            max_attempts=max_attempts,
+            delay_seconds=delay_seconds,
+        )
+        return item
+
+    def insert_many_in(
+        self,
+        tx: Tx,
+        kind: str,
+        refs: Sequence[tuple[str | None, dict[str, Any], Lease | None]],
+        *,
+        organization_id: str | None,
+        priority: int,
+        max_attempts: int,
+        delay_seconds: float = 0.0,
+    ) -> list[WorkItem]:
+        """`insert_in` for several items of one kind, in one statement: `refs` gives each
+        item's reference, payload and lease (None: queued)."""
         now = self.clock()
-        values: dict[str, Any] = {
-            "id": new_id(),
-            "kind": kind,
-            "ref_id": ref_id,
-            "organization_id": organization_id,
-            "payload": payload or {},
-            "priority": priority,
-            "status": WorkStatus.RUNNING if lease else WorkStatus.QUEUED,
-            "available_at": now,
-            "attempts": 1 if lease else 0,
-            "max_attempts": max_attempts,
-            "lease_owner": lease.owner if lease else None,
-            "lease_expires_at": now + dt.timedelta(seconds=self.lease_seconds) if lease else None,
-            "last_error": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        tx.conn.execute(_INSERT_ITEM, values)
-        item = WorkItem(**values)
-        if lease is not None:
-            tx.after_commit(lambda: lease.hand_over(item))
-        else:
+        due = now + dt.timedelta(seconds=delay_seconds)
+        expires = now + dt.timedelta(seconds=self.lease_seconds)
+        rows = []
+        for ref_id, payload, lease in refs:
+            leased = lease is not None and not delay_seconds
+            rows.append(
+                {
+                    "id": new_id(),
+                    "kind": kind,
+                    "ref_id": ref_id,
+                    "organization_id": organization_id,
+                    "payload": payload,
+                    "priority": priority,
+                    "status": WorkStatus.RUNNING if leased else WorkStatus.QUEUED,
+                    "available_at": due,
+                    "attempts": 1 if leased else 0,
+                    "max_attempts": max_attempts,
+                    "lease_owner": lease.owner if leased and lease else None,
+                    "lease_expires_at": expires if leased else None,
+                    "last_error": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        tx.conn.execute(_INSERT_ITEM, rows)
+        items = [WorkItem(**row) for row in rows]
+        queued = False
+        for (_, _, lease), item in zip(refs, items, strict=True):
+            if lease is not None and item.status == WorkStatus.RUNNING:
+                tx.after_commit(functools.partial(lease.hand_over, item))
+            else:
+                queued = True  # (a lease not used here is given back by its pool)
+        if queued:
             tx.after_commit(self._wake_all)
             if not tx.is_sqlite:
                 tx.once(WORK_CHANNEL, _notify_work)
-        return item
+        return items
+
+    def cancel_in(self, tx: Tx, kind: str, ref_id: str) -> None:
+        """`cancel_pending` in a group-commit unit."""
+        tx.conn.execute(
+            update(_ITEMS)
+            .where(
+                _ITEMS.c.kind == kind,
+                _ITEMS.c.ref_id == ref_id,
+                _ITEMS.c.status == WorkStatus.QUEUED,
+            )
+            .values(
+                status=_moved((WorkStatus.QUEUED,), WorkStatus.CANCELLED), updated_at=self.clock()
+            )
+        )
+
+    def has_queued_in(self, tx: Tx, kind: str, ref_id: str) -> bool:
+        """Whether an item of `kind` for `ref_id` waits in the queue (not yet claimed)."""
+        found = tx.conn.scalar(
+            select(_ITEMS.c.id)
+            .where(
+                _ITEMS.c.kind == kind,
+                _ITEMS.c.ref_id == ref_id,
+                _ITEMS.c.status == WorkStatus.QUEUED,
+            )
+            .limit(1)
+        )
+        return found is not None
 
     def finish_in(self, tx: Tx, item: WorkItem, *, status: WorkStatus = WorkStatus.DONE) -> None:
         """Finish the item in a group-commit unit; raises LeaseLost if it is not ours."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, insert, text
@@ -42,6 +42,10 @@ _COLUMNS = (
 )
 # Built once: SQLAlchemy compiles it once and reuses the compiled form (hot path).
 _INSERT = insert(table_of(Event)).returning(table_of(Event).c.seq)
+# Several rows at once; the sequence numbers come back in the order of the rows.
+_INSERT_MANY = insert(table_of(Event)).returning(
+    table_of(Event).c.seq, sort_by_parameter_order=True
+)
 CommitListener = Callable[[list[LogEvent]], None]
 _EVENTS = "fabric_recorded_events"
 
@@ -125,6 +129,38 @@ class EventRecorder:
         event = dataclasses.replace(event, seq=seq)
         tx.after_commit(lambda: self.committed([event]))
         return event
+
+    def record_many_in(
+        self,
+        tx: Tx,
+        events: Sequence[tuple[str, str | None, str | None, str | None, dict[str, Any]]],
+    ) -> list[LogEvent]:
+        """Add several events (kind, organization, run, node key, payload) to a unit, in one
+        multi-row statement, in the order given."""
+        if not events:
+            return []
+        if not tx.is_sqlite:
+            tx.once("event-order", _lock_and_notify)
+        now = utcnow()
+        made = [
+            LogEvent(
+                seq=0,
+                id=new_id(),
+                kind=kind,
+                organization_id=organization_id,
+                job_id=None,
+                run_id=run_id,
+                node_key=node_key,
+                payload=payload,
+                created_at=now,
+            )
+            for kind, organization_id, run_id, node_key, payload in events
+        ]
+        rows = [{name: getattr(event, name) for name in _COLUMNS} for event in made]
+        seqs = tx.conn.execute(_INSERT_MANY, rows).scalars().all()
+        made = [dataclasses.replace(e, seq=seq) for e, seq in zip(made, seqs, strict=True)]
+        tx.after_commit(lambda: self.committed(list(made)))
+        return made
 
     def committed(self, events: list[LogEvent]) -> None:
         """Events of this process just committed: tell the listeners, wake the waiters."""

@@ -40,6 +40,8 @@ class _JSONColumn(TypeDecorator[Any]):
 class GraphType(_JSONColumn):
     """A run's graph: stored as the list of node objects, read back as a `RunGraph`."""
 
+    cache_ok = True
+
     def process_bind_param(self, value: RunGraph | None, dialect: Dialect) -> Any:
         return None if value is None else value.dump()
 
@@ -49,6 +51,8 @@ class GraphType(_JSONColumn):
 
 class NodeStateType(_JSONColumn):
     """A node's `NodeState`, stored in the JSON shape of `node_state.dump_state`."""
+
+    cache_ok = True
 
     def process_bind_param(self, value: NodeState | None, dialect: Dialect) -> Any:
         return None if value is None else dump_state(value)

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from fabric_server.access.service import Access
 from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
+from fabric_server.db.writer import Writer
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.engine.worker import Handler
+from fabric_server.events.hub import EventHub
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
+from fabric_server.workflows.core_steps import CoreSteps
 from fabric_server.workflows.definitions import DefinitionService
 from fabric_server.workflows.effects import (
     NODE_TIMEOUT_KIND,
@@ -24,6 +27,7 @@ from fabric_server.workflows.executor import (
     NodeTimeoutHandler,
     RunCancelHandler,
     RunStartHandler,
+    Steps,
 )
 from fabric_server.workflows.launch import RunLauncher
 from fabric_server.workflows.lifecycle import RunLifecycle
@@ -48,27 +52,26 @@ def build_workflows(
     access: Access,
     providers: ProviderRegistry,
     budgets: BudgetService,
+    writer: Writer,
+    hub: EventHub,
 ) -> Workflows:
     operations = build_operations(providers, settings, db, budgets)
-    writer = StepWriter(queue, events, operations)
-    launcher = RunLauncher(writer, default_timeout=settings.workflow_node_timeout_seconds)
-    lifecycle = RunLifecycle(queue, writer, launcher)
-    nodes = NodeHandler(
-        db,
-        queue,
-        lifecycle,
-        operations,
-        budgets,
-        watch_interval=settings.worker_poll_interval,
+    step_writer = StepWriter(queue, events, operations)
+    launcher = RunLauncher(step_writer, default_timeout=settings.workflow_node_timeout_seconds)
+    lifecycle = RunLifecycle(queue, step_writer, launcher)
+    core = CoreSteps(
+        queue, events, operations, default_timeout=settings.workflow_node_timeout_seconds
     )
+    steps = Steps(writer, queue, core)
+    nodes = NodeHandler(db, queue, lifecycle, operations, budgets, steps, hub)
     return Workflows(
         operations=operations,
         definitions=DefinitionService(access, operations),
         runs=RunService(access, launcher, lifecycle),
         handlers={
             NODE_WORK_KIND: nodes,
-            RUN_START_KIND: RunStartHandler(db, queue, lifecycle),
-            RUN_CANCEL_KIND: RunCancelHandler(db, queue, lifecycle),
+            RUN_START_KIND: RunStartHandler(db, queue, lifecycle, steps),
+            RUN_CANCEL_KIND: RunCancelHandler(db, queue, lifecycle, steps),
             NODE_TIMEOUT_KIND: NodeTimeoutHandler(db, queue, lifecycle, operations),
         },
     )

@@ -127,6 +127,9 @@ class Operation(abc.ABC):
     #: Config fields holding templates: checked when the definition is saved, rendered with
     #: `NodeRun.render_config` when the node runs.
     templated: ClassVar[tuple[str, ...]] = ()
+    #: `run` computes its outcome without waiting on anything (no I/O, no sleep): the node
+    #: can begin and finish in one transaction (`run_instantly`).
+    instant: ClassVar[bool] = False
 
     def check(self, node: NodeSpec) -> list[str]:
         """Problems with the node's config, as messages; empty when it is fine."""
@@ -183,3 +186,16 @@ def _describe(types: type | tuple[type, ...]) -> str:
     if set(options) == {int, float}:
         return "a number"
     return " or ".join(_NAMES.get(t, t.__name__) for t in options)
+
+
+def run_instantly(operation: Operation, node: NodeRun) -> Outcome:
+    """The outcome of an `instant` operation, computed without an event loop (its `run`
+    never suspends). Raises what `run` raises."""
+    coroutine = operation.run(node)
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        outcome: Outcome = done.value
+        return outcome
+    coroutine.close()
+    raise RuntimeError(f"{operation.name} is marked instant but waited on something")

@@ -47,6 +47,7 @@ class Subworkflow(Operation):
     `output` and `context` of the child once it completes; its failure fails the node."""
 
     name = "workflow.subworkflow"
+    instant = True
     max_retries = 0
 
     def check(self, node: NodeSpec) -> list[str]:
@@ -79,6 +80,7 @@ class FanOut(Operation):
     output), `count`, `run_ids`. The first failed branch fails the node."""
 
     name = "workflow.fan_out"
+    instant = True
     max_retries = 0
 
     def __init__(self, *, max_items: int) -> None:
@@ -126,6 +128,7 @@ class FanIn(Operation):
     `items` and `count`. `mode: merge`: objects are deep-merged into `merged`."""
 
     name = "workflow.fan_in"
+    instant = True
     max_retries = 0
 
     def check(self, node: NodeSpec) -> list[str]:

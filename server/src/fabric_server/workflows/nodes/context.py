@@ -24,6 +24,7 @@ class Noop(Operation):
     """Does nothing; its output is its inputs (a pass-through for joins and renames)."""
 
     name = "workflow.noop"
+    instant = True
     max_retries = 0
     writes_output = False
 
@@ -35,6 +36,7 @@ class MergeContext(Operation):
     """Config `values` (an object) is deep-merged into the context; the output is `values`."""
 
     name = "workflow.merge_context"
+    instant = True
     max_retries = 0
     writes_output = False
 
@@ -53,6 +55,7 @@ class ValidateContext(Operation):
     context. A violation fails the node with every problem listed."""
 
     name = "workflow.validate_context"
+    instant = True
     max_retries = 0
     writes_output = False
 

@@ -34,6 +34,7 @@ class Delay(Operation):
     work item due in the future, so it survives restarts and holds no worker meanwhile."""
 
     name = "workflow.delay"
+    instant = True
     max_retries = 0
     writes_output = False
 
@@ -65,6 +66,7 @@ class Approval(Operation):
     `approve` / `reject` complete it with `default_data` plus `approved` and `timed_out`."""
 
     name = "workflow.approval"
+    instant = True
     aliases = ("workflow.wait_for_input",)
     max_retries = 0
     templated = ("prompt",)

@@ -33,6 +33,7 @@ class TextTransform(Operation):
     `items`, `count`); `join` (input `items`, config `separator`, default "" → `text`)."""
 
     name = "text.transform_basic"
+    instant = True
     max_retries = 0
     templated = ("template",)
 

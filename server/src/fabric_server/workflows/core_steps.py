@@ -1,0 +1,373 @@
+"""The run state machine's decisions applied with SQLAlchemy Core, in units of the
+group-commit writer: the hot path of runs (starting them, executing and completing nodes,
+waking and collecting, starting child runs).
+
+A unit loads the run (row-locked on PostgreSQL; SQLite's writer is alone anyway) and its
+nodes as snapshots, lets `machine` decide, and writes back only what changed, then performs
+the effects: events, work items — leased to this process's worker from a pool reserved
+before the unit was queued, handed over after commit — cancellations, child runs. Row
+changes are written before the first event, so row locks always precede the event-order
+lock. The ORM shell (`StepWriter`) applies the same decisions for the API's transactions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.sql import Executable
+
+from fabric_server.db.models import table_of
+from fabric_server.db.types import new_id, utcnow
+from fabric_server.db.writer import Tx
+from fabric_server.engine.queue import LeasePool, WorkQueue
+from fabric_server.events.outbox import EventRecorder
+from fabric_server.workflows.effects import (
+    NODE_WORK_KIND,
+    RUN_CANCEL_KIND,
+    RUN_START_KIND,
+    WORK_ATTEMPTS,
+    CancelChildRuns,
+    CancelQueued,
+    Enqueue,
+    RecordEvent,
+    StartChildRuns,
+    WakeParentNode,
+)
+from fabric_server.workflows.graph import effective_node
+from fabric_server.workflows.models import WorkflowDefinition, WorkflowNodeState, WorkflowRun
+from fabric_server.workflows.node_state import Idle
+from fabric_server.workflows.nodes import OperationRegistry
+from fabric_server.workflows.run_graph import RunGraph
+from fabric_server.workflows.snapshots import NodeSnapshot, RunSnapshot, Step
+from fabric_server.workflows.status import TERMINAL_RUN_STATUSES, NodeStatus, RunStatus
+
+RUNS = table_of(WorkflowRun)
+NODES = table_of(WorkflowNodeState)
+DEFINITIONS = table_of(WorkflowDefinition)
+
+_RUN_FIELDS = ("status", "context", "output", "error", "priority")
+_RUN_TIMES = ("queued_at", "started_at", "completed_at")
+_NODE_FIELDS = ("status", "attempts", "state", "input", "output", "error")
+_NODE_TIMES = ("started_at", "completed_at")
+# Graphs never change once a run exists: parsed once per process, not at every load.
+_GRAPHS_KEPT = 10_000
+
+_RUN_COLUMNS = [c for c in RUNS.c if c.name != "graph"]
+_LOAD_RUN = select(*_RUN_COLUMNS).where(RUNS.c.id == bindparam("b_id")).with_for_update()
+_LOAD_GRAPH = select(RUNS.c.graph).where(RUNS.c.id == bindparam("b_id"))
+_LOAD_NODES = select(NODES).where(NODES.c.run_id == bindparam("b_id")).order_by(NODES.c.position)
+_INSERT_RUN = insert(RUNS)
+_INSERT_NODE = insert(NODES)
+
+
+@dataclass
+class Loaded:
+    """A run and its nodes as one unit read them, under the run's lock."""
+
+    run: RunSnapshot
+    nodes: list[NodeSnapshot]
+    created_by: str | None
+    node_ids: dict[str, str] = field(default_factory=dict)  # key -> row id
+
+    def node_by_id(self, node_id: str) -> NodeSnapshot | None:
+        return next((n for n in self.nodes if n.id == node_id), None)
+
+
+class CoreSteps:
+    def __init__(
+        self,
+        queue: WorkQueue,
+        events: EventRecorder,
+        operations: OperationRegistry,
+        *,
+        default_timeout: float,
+    ) -> None:
+        self.queue = queue
+        self.events = events
+        self.operations = operations
+        self.default_timeout = default_timeout
+        self._graphs: OrderedDict[str, RunGraph] = OrderedDict()
+        self._updates: dict[tuple[str, frozenset[str]], Executable] = {}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def load(self, tx: Tx, run_id: str) -> Loaded | None:
+        row = tx.conn.execute(_LOAD_RUN, {"b_id": run_id}).mappings().first()
+        if row is None:
+            return None
+        graph = self._graph(tx.conn, run_id)
+        run = RunSnapshot(
+            id=row["id"],
+            organization_id=row["organization_id"],
+            status=row["status"],
+            graph=graph,
+            context=row["context"],
+            priority=row["priority"],
+            depth=row["depth"],
+            parent_run_id=row["parent_run_id"],
+            parent_node_key=row["parent_node_key"],
+            output=row["output"],
+            error=row["error"],
+            queued_at=row["queued_at"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+        )
+        nodes = [
+            NodeSnapshot(
+                id=n["id"],
+                key=n["node_key"],
+                operation=n["operation"],
+                status=n["status"],
+                attempts=n["attempts"],
+                state=n["state"],
+                input=n["input"],
+                output=n["output"],
+                error=n["error"],
+                started_at=n["started_at"],
+                completed_at=n["completed_at"],
+                writes_output=self.operations.get(n["operation"]).writes_output,
+            )
+            for n in tx.conn.execute(_LOAD_NODES, {"b_id": run_id}).mappings()
+        ]
+        return Loaded(run, nodes, row["created_by"], {n.key: n.id for n in nodes})
+
+    def _graph(self, conn: Connection, run_id: str) -> RunGraph:
+        graph = self._graphs.get(run_id)
+        if graph is None:
+            graph = conn.execute(_LOAD_GRAPH, {"b_id": run_id}).scalar_one()
+            self._graphs[run_id] = graph
+            if len(self._graphs) > _GRAPHS_KEPT:
+                self._graphs.popitem(last=False)
+        return graph
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def apply(self, tx: Tx, loaded: Loaded, steps: Sequence[Step], leases: LeasePool) -> None:
+        """Write the rows the steps changed, then perform every step's effects in order."""
+        if not steps:
+            return
+        now = utcnow()
+        final = steps[-1]
+        run_changes = _changes(loaded.run, final.run, _RUN_FIELDS + _RUN_TIMES)
+        if run_changes:
+            self._update(tx.conn, RUNS, loaded.run.id, {**run_changes, "updated_at": now})
+        before = {node.id: node for node in loaded.nodes}
+        for node in final.nodes:
+            node_changes = _changes(before[node.id], node, _NODE_FIELDS + _NODE_TIMES)
+            if node_changes:
+                self._update(tx.conn, NODES, node.id, {**node_changes, "updated_at": now})
+        for step in steps:
+            for effect in step.effects:
+                self._perform(tx, loaded, effect, leases, now)
+
+    def _perform(
+        self, tx: Tx, loaded: Loaded, effect: Any, leases: LeasePool, now: dt.datetime
+    ) -> None:
+        match effect:
+            case RecordEvent(kind, organization_id, run_id, node_key, payload):
+                self.events.record_in(
+                    tx,
+                    kind,
+                    organization_id=organization_id,
+                    run_id=run_id,
+                    node_key=node_key,
+                    payload=payload,
+                )
+            case Enqueue():
+                immediate = effect.kind == NODE_WORK_KIND and not effect.delay_seconds
+                lease = leases.take() if immediate else None
+                self.queue.insert_in(
+                    tx,
+                    effect.kind,
+                    ref_id=effect.ref_id,
+                    organization_id=effect.organization_id,
+                    payload=effect.payload,
+                    priority=effect.priority,
+                    max_attempts=effect.max_attempts,
+                    delay_seconds=effect.delay_seconds,
+                    lease=lease,
+                )
+            case CancelQueued(kind, ref_id):
+                self.queue.cancel_in(tx, kind, ref_id)
+            case CancelChildRuns(run_id, organization_id, priority):
+                unfinished = tx.conn.scalars(
+                    select(RUNS.c.id).where(
+                        RUNS.c.parent_run_id == run_id,
+                        RUNS.c.status.not_in(TERMINAL_RUN_STATUSES),
+                    )
+                )
+                for child_id in unfinished:
+                    self.queue.insert_in(
+                        tx,
+                        RUN_CANCEL_KIND,
+                        ref_id=child_id,
+                        organization_id=organization_id,
+                        priority=priority,
+                        max_attempts=WORK_ATTEMPTS,
+                    )
+            case WakeParentNode(parent_run_id, parent_node_key, organization_id, priority):
+                self._wake_parent(tx, parent_run_id, parent_node_key, organization_id, priority)
+            case StartChildRuns():
+                self._start_children(tx, loaded, effect, leases, now)
+
+    def _wake_parent(
+        self, tx: Tx, run_id: str, node_key: str, organization_id: str, priority: int
+    ) -> None:
+        node_id = tx.conn.scalar(
+            select(NODES.c.id).where(NODES.c.run_id == run_id, NODES.c.node_key == node_key)
+        )
+        if node_id is None:
+            return
+        # Children ending together wake their parent once: a wake-up already waiting will see
+        # them all.
+        if self.queue.has_queued_in(tx, NODE_WORK_KIND, node_id):
+            return
+        self.queue.insert_in(
+            tx,
+            NODE_WORK_KIND,
+            ref_id=node_id,
+            organization_id=organization_id,
+            payload={"run_id": run_id},
+            priority=priority,
+            max_attempts=WORK_ATTEMPTS,
+        )
+
+    def _start_children(
+        self, tx: Tx, parent: Loaded, effect: StartChildRuns, leases: LeasePool, now: dt.datetime
+    ) -> None:
+        """Create and queue the child runs, in a few multi-row statements."""
+        found = (
+            tx.conn.execute(select(DEFINITIONS).where(DEFINITIONS.c.id == effect.definition_id))
+            .mappings()
+            .first()
+        )
+        assert found is not None  # looked up just before, in this organization
+        graph = RunGraph.parse(
+            [
+                effective_node(node, found["defaults"], self.operations, self.default_timeout)
+                for node in found["nodes"]
+            ]
+        )
+        run_rows, node_rows, events, starts = [], [], [], []
+        for index, (child_id, context) in enumerate(
+            zip(effect.run_ids, effect.contexts, strict=True)
+        ):
+            self._graphs[child_id] = graph
+            run_rows.append(
+                {
+                    "id": child_id,
+                    "organization_id": found["organization_id"],
+                    "workflow_definition_id": found["id"],
+                    "workflow_name": found["name"],
+                    "definition_version": found["version"],
+                    "graph": graph,
+                    "status": RunStatus.PENDING,
+                    "context": context,
+                    "output": None,
+                    "error": None,
+                    "priority": parent.run.priority,
+                    "metadata": None,
+                    "environment": None,
+                    "parent_run_id": parent.run.id,
+                    "parent_node_key": effect.node_key,
+                    "parent_index": index,
+                    "depth": parent.run.depth + 1,
+                    "created_by": parent.created_by,
+                    "idempotency_key": None,
+                    "request_hash": None,
+                    "queued_at": now,
+                    "started_at": None,
+                    "completed_at": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            for position, spec in enumerate(graph):
+                node_rows.append(
+                    {
+                        "id": new_id(),
+                        "run_id": child_id,
+                        "node_key": spec.key,
+                        "operation": spec.operation,
+                        "position": position,
+                        "status": NodeStatus.PENDING,
+                        "attempts": 0,
+                        "input": None,
+                        "output": None,
+                        "error": None,
+                        "state": Idle(),
+                        "started_at": None,
+                        "completed_at": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            events.append(
+                RecordEvent(
+                    "workflow.run.created",
+                    found["organization_id"],
+                    child_id,
+                    None,
+                    {
+                        "workflow_definition_id": found["id"],
+                        "workflow_name": found["name"],
+                        "parent_run_id": parent.run.id,
+                        "status": RunStatus.PENDING.value,
+                    },
+                )
+            )
+            events.append(
+                RecordEvent(
+                    "workflow.run.queued",
+                    found["organization_id"],
+                    child_id,
+                    None,
+                    {"priority": parent.run.priority},
+                )
+            )
+            starts.append(child_id)
+        tx.conn.execute(_INSERT_RUN, run_rows)
+        tx.conn.execute(_INSERT_NODE, node_rows)
+        self.events.record_many_in(
+            tx,
+            [(e.kind, e.organization_id, e.run_id, e.node_key, e.payload) for e in events],
+        )
+        self.queue.insert_many_in(
+            tx,
+            RUN_START_KIND,
+            [(child_id, {}, leases.take()) for child_id in starts],
+            organization_id=found["organization_id"],
+            priority=parent.run.priority,
+            max_attempts=WORK_ATTEMPTS,
+        )
+
+    def _update(self, conn: Connection, table: Any, row_id: str, values: dict[str, Any]) -> None:
+        """UPDATE the row's changed columns, with a statement built once per column set."""
+        names = frozenset(values)
+        key = (table.name, names)
+        statement = self._updates.get(key)
+        if statement is None:
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("b_id"))
+                .values({name: bindparam(f"v_{name}") for name in names})
+            )
+            self._updates[key] = statement
+        params = {f"v_{name}": value for name, value in values.items()}
+        params["b_id"] = row_id
+        conn.execute(statement, params)
+
+
+def _changes(before: Any, after: Any, names: Sequence[str]) -> dict[str, Any]:
+    """The fields a step changed: the machine replaces a value it changes, so identity
+    tells (as in the ORM shell)."""
+    return {
+        name: getattr(after, name)
+        for name in names
+        if getattr(after, name) is not getattr(before, name)
+    }
