@@ -12,7 +12,14 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.auth.deps import auth_out, client_info, limit_key, rate_limit, user_out
+from fabric_server.auth.deps import (
+    auth_out,
+    bearer_token,
+    client_info,
+    limit_key,
+    rate_limit,
+    user_out,
+)
 from fabric_server.auth.passwords import lookup_email
 from fabric_server.auth.schemas import (
     AuthResponse,
@@ -76,8 +83,9 @@ async def magic_link_follow(
 
 async def _finish_magic_link(token: str, request: Request, services: ServicesDep) -> JSONResponse:
     async with services.db.write() as session:
+        holder = await services.auth.sessions.holder_of(session, bearer_token(request))
         issued = await services.auth.recovery.finish_magic_link(
-            session, token, client_info(request)
+            session, token, client_info(request), holder
         )
         data = auth_out(issued)
     return ok(request, data)
@@ -127,8 +135,9 @@ async def reset_password(
     body: ResetPasswordRequest, request: Request, services: ServicesDep
 ) -> JSONResponse:
     async with services.db.write() as session:
+        holder = await services.auth.sessions.holder_of(session, bearer_token(request))
         await services.auth.recovery.reset_password(
-            session, body.recovery_token, body.new_password, client_info(request)
+            session, body.recovery_token, body.new_password, client_info(request), holder
         )
     return ok(request, {"message": "Your password was changed and every session signed out."})
 
@@ -157,7 +166,8 @@ async def verify_email_follow(
 
 async def _verify(token: str, request: Request, services: ServicesDep) -> JSONResponse:
     async with services.db.write() as session:
-        user = await services.auth.recovery.verify_email(session, token)
+        holder = await services.auth.sessions.holder_of(session, bearer_token(request))
+        user = await services.auth.recovery.verify_email(session, token, holder)
         data = user_out(user)
     return ok(request, data)
 
