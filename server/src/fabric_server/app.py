@@ -13,6 +13,7 @@ from fabric_server.access import key_routes as api_key_routes
 from fabric_server.access import me_routes
 from fabric_server.access import routes as access_routes
 from fabric_server.api import system
+from fabric_server.api.body_guard import JsonBodyGuard
 from fabric_server.api.handlers import install_error_handlers
 from fabric_server.api.middleware import RequestContextMiddleware
 from fabric_server.audit import routes as audit_routes
@@ -86,6 +87,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     app.state.services = services
     install_error_handlers(app)
+    # Added first, so it runs inside the request context (ids, the error net).
+    app.add_middleware(JsonBodyGuard, max_depth=settings.json_max_depth)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(system.router)
     app.include_router(auth_routes.router)

@@ -289,6 +289,15 @@ class Settings(BaseSettings):
         "finished; 0 keeps them forever. Pending and retrying deliveries are always kept.",
     )
 
+    # Request hardening (fabric_server.api.body_guard).
+    json_max_depth: int = Field(
+        default=64,
+        ge=2,
+        le=200,
+        description="Deepest nesting of objects and arrays accepted in a JSON request body "
+        "(contexts, inputs, payloads); deeper is 400 validation_failed.",
+    )
+
     @field_validator("webhook_allowed_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
