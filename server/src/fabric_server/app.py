@@ -25,6 +25,7 @@ from fabric_server.events import routes as event_routes
 from fabric_server.galleries import routes as gallery_routes
 from fabric_server.galleries.seed import seed_sample_galleries
 from fabric_server.jobs import routes as job_routes
+from fabric_server.mail import require_mail_delivery
 from fabric_server.orgs import invitation_routes
 from fabric_server.orgs import routes as org_routes
 from fabric_server.orgs.repository import seed_dev
@@ -34,6 +35,7 @@ from fabric_server.schedules import routes as schedule_routes
 from fabric_server.secrets import routes as secret_routes
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
+from fabric_server.storage import prepare_sqlite
 from fabric_server.usage import routes as usage_routes
 from fabric_server.webhooks import routes as webhook_routes
 from fabric_server.workflows import definitions_routes as workflow_definition_routes
@@ -46,7 +48,7 @@ async def start(services: Services) -> None:
     """Prepare the database: migrations, and the dev seed in dev mode."""
     settings = services.settings
     if services.db.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite(services.db.url)
     # The master key first: migrations may seal values that were stored in clear before.
     cipher = services.master_key.load()
     await migrate(services.db, cipher=cipher)
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        require_mail_delivery(settings)
         await start(services)
         background = Background(services, run_workers=settings.run_workers)
         await background.start()

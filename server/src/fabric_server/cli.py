@@ -19,6 +19,7 @@ from fabric_server.secrets.rotation import (
 )
 from fabric_server.services import build_services
 from fabric_server.settings import Settings
+from fabric_server.storage import prepare_sqlite
 
 log = logging.getLogger("fabric_server")
 
@@ -137,7 +138,7 @@ async def _worker(settings: Settings) -> int:
 async def _migrate(settings: Settings) -> int:
     services = build_services(settings)
     if services.db.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite(services.db.url)
     await migrate(services.db, cipher=services.master_key.load())
     await services.db.dispose()
     print("migrations applied")

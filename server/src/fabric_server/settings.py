@@ -289,7 +289,14 @@ class Settings(BaseSettings):
         "finished; 0 keeps them forever. Pending and retrying deliveries are always kept.",
     )
 
-    # Request hardening (fabric_server.api.body_guard).
+    # Security hardening: mail outside dev mode (fabric_server.mail), request shape
+    # (fabric_server.api.body_guard).
+    dev_outbox: bool | None = Field(
+        default=None,
+        description="Without SMTP, keep mail (sign-in, reset and invitation links, in clear "
+        "text) in the dev outbox: the database and <data_dir>/outbox. Default: in dev mode "
+        "only; outside it the API refuses to start without SMTP unless this is true.",
+    )
     json_max_depth: int = Field(
         default=64,
         ge=2,
@@ -338,6 +345,11 @@ class Settings(BaseSettings):
         if self.dev_mode is not None:
             return self.dev_mode
         return self.env != "production" and _is_loopback(self.host)
+
+    @property
+    def dev_outbox_allowed(self) -> bool:
+        """Whether mail may go to the dev outbox (when no SMTP host is set)."""
+        return self.is_dev if self.dev_outbox is None else self.dev_outbox
 
     @property
     def http_private_allowed(self) -> bool:
