@@ -11,7 +11,7 @@ import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.auth import repository
+from fabric_server.auth import repository, throttle
 from fabric_server.auth.claim import AddressProof
 from fabric_server.auth.core import (
     PURPOSE_MAGIC_LINK,
@@ -59,6 +59,7 @@ class Recovery:
     ) -> IssuedTokens:
         user = await self.mailed.consume(session, token, PURPOSE_MAGIC_LINK)
         await self.proof.proven(session, user, "magic_link", holder=holder)
+        await throttle.unlock_everywhere(session, user.email)
         return await self.sessions.signed_in(session, user, "magic_link", client)
 
     # --- password recovery -----------------------------------------------------------------
@@ -92,6 +93,7 @@ class Recovery:
         user.password_hash = await self.core.passwords.hash(new_password)
         user.failed_logins = 0
         user.locked_until = None
+        await throttle.unlock_everywhere(session, user.email)
         revoked = await self.sessions.revoke_all(session, user.id, "password_reset")
         await self.core.events.record(
             session,
