@@ -2,9 +2,9 @@
 
 A key acts as its creator inside its one organization, with at most its scopes (RBAC action
 strings; none means the creator's role there, evaluated at each use). Only someone with at
-least the key's power manages it (`key_rules`). It stops working when
-it is disabled, deleted, rotated away or expired, and when its creator is no longer an
-active member of the organization.
+least the key's power manages it (`key_rules`). It stops working when it is disabled,
+deleted, rotated away or expired, and when its creator is no longer an active member of the
+organization.
 """
 
 from __future__ import annotations
