@@ -211,13 +211,19 @@ class Fixture:
 
 
 def mailed(run: DocRun, to: str, pattern: str) -> re.Match[str]:
-    """The first match of `pattern` in the newest mail to `to` that has one (dev outbox)."""
-    outbox = httpx.get(f"{run.server.base_url}/v1/dev/outbox", params={"to": to})
-    for mail in outbox.json()["data"]:  # newest first
-        match = re.search(pattern, mail["body"])
-        if match:
-            return match
-    raise AssertionError(f"no mail to {to} matches {pattern}")
+    """The first match of `pattern` in the newest mail to `to` that has one (dev outbox).
+
+    Mailing endpoints answer first and mail right after: the outbox is polled a little."""
+    deadline = time.monotonic() + 10
+    while True:
+        outbox = httpx.get(f"{run.server.base_url}/v1/dev/outbox", params={"to": to})
+        for mail in outbox.json()["data"]:  # newest first
+            match = re.search(pattern, mail["body"])
+            if match:
+                return match
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no mail to {to} matches {pattern}")
+        time.sleep(0.02)
 
 
 def reset_token(run: DocRun) -> tuple[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import unquote
 
 import httpx
@@ -13,12 +14,17 @@ from fabric_server.testing import LiveServer
 
 
 def mailed_token(server: LiveServer, to: str, page: str) -> str:
-    mails = httpx.get(f"{server.base_url}/v1/dev/outbox", params={"to": to}).json()["data"]
-    for mail in mails:  # newest first
-        match = re.search(rf"/{page}\?token=(\S+)", mail["body"])
-        if match:
-            return unquote(match.group(1))
-    raise AssertionError(f"no {page} link mailed to {to}")
+    # Mailing endpoints answer first and mail right after: poll the outbox a little.
+    deadline = time.monotonic() + 10
+    while True:
+        mails = httpx.get(f"{server.base_url}/v1/dev/outbox", params={"to": to}).json()["data"]
+        for mail in mails:  # newest first
+            match = re.search(rf"/{page}\?token=(\S+)", mail["body"])
+            if match:
+                return unquote(match.group(1))
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {page} link mailed to {to}")
+        time.sleep(0.02)
 
 
 def test_spec_authentication_snippet(server: LiveServer) -> None:

@@ -21,11 +21,14 @@ class User:
 
 
 async def verified_user(client: httpx.AsyncClient, services: Services, email: str) -> User:
-    """Sign up `email` and confirm it with the mailed link."""
+    """Sign up `email` and confirm it with the mailed link, signed in (which keeps the
+    password and the session: without one the link would claim the account)."""
     tokens = await signup(client, email)
     mail = (await outbox(services, email))[0]["body"]
     response = await client.post(
-        "/v1/auth/verify", json={"token": token_in(mail, "/v1/auth/verify")}
+        "/v1/auth/verify",
+        json={"token": token_in(mail, "/v1/auth/verify")},
+        headers=bearer(tokens),
     )
     assert response.status_code == 200, response.text
     return User(tokens["user"]["id"], email, bearer(tokens))

@@ -206,6 +206,19 @@ def test_production_names_the_missing_secrets(tmp_path: Path) -> None:
         assert "FABRIC_SIGNING_SECRET" not in line
 
 
+def test_production_without_smtp_names_the_mail_settings(tmp_path: Path) -> None:
+    env = cli_env(
+        tmp_path / "data",
+        FABRIC_ENV="production",
+        FABRIC_SIGNING_SECRET="s" * 32,
+        FABRIC_SECRETS_MASTER_KEY="k" * 32,
+    )
+    line = assert_config_error(
+        run_cli("serve", env=env, cwd=tmp_path), "FABRIC_SMTP_HOST", "FABRIC_DEV_OUTBOX=true"
+    )
+    assert "clear text" in line
+
+
 def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     env = cli_env(tmp_path / "unused")
     del env["FABRIC_DATA_DIR"]

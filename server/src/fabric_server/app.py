@@ -13,6 +13,7 @@ from fabric_server.access import key_routes as api_key_routes
 from fabric_server.access import me_routes
 from fabric_server.access import routes as access_routes
 from fabric_server.api import system
+from fabric_server.api.body_guard import JsonBodyGuard
 from fabric_server.api.docs import install_docs
 from fabric_server.api.handlers import install_error_handlers
 from fabric_server.api.middleware import RequestContextMiddleware
@@ -26,6 +27,7 @@ from fabric_server.events import routes as event_routes
 from fabric_server.galleries import routes as gallery_routes
 from fabric_server.galleries.seed import seed_sample_galleries
 from fabric_server.jobs import routes as job_routes
+from fabric_server.mail import require_mail_delivery
 from fabric_server.orgs import invitation_routes
 from fabric_server.orgs import routes as org_routes
 from fabric_server.orgs.repository import seed_dev
@@ -35,6 +37,7 @@ from fabric_server.schedules import routes as schedule_routes
 from fabric_server.secrets import routes as secret_routes
 from fabric_server.services import Services, build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
+from fabric_server.storage import prepare_sqlite
 from fabric_server.usage import routes as usage_routes
 from fabric_server.webhooks import routes as webhook_routes
 from fabric_server.workflows import definitions_routes as workflow_definition_routes
@@ -47,7 +50,7 @@ async def start(services: Services) -> None:
     """Prepare the database: migrations, and the dev seed in dev mode."""
     settings = services.settings
     if services.db.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite(services.db.url)
     # The master key first: migrations may seal values that were stored in clear before.
     cipher = services.master_key.load()
     await migrate(services.db, cipher=cipher)
@@ -112,6 +115,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        require_mail_delivery(settings)
         await start(services)
         if settings.is_dev and not settings.on_loopback:
             _warn_dev_mode_on_network(settings)
@@ -138,6 +142,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     app.state.services = services
     install_error_handlers(app)
+    # Added first, so it runs inside the request context (ids, the error net).
+    app.add_middleware(JsonBodyGuard, max_depth=settings.json_max_depth)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(system.router)
     app.include_router(auth_routes.router)

@@ -27,6 +27,7 @@ from fabric_server.preflight import (
     check_data_dir,
     check_database,
     check_dev_mode_exposure,
+    check_mail,
     check_secrets,
     database_label,
     load_settings,
@@ -167,6 +168,7 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     host_label = _host_label(args)
     check_dev_mode_exposure(settings, host_label=host_label)
     _prepare(settings, args)
+    check_mail(settings)
     port_label = "--port" if args.port else "FABRIC_PORT"
     sock = bind_socket(settings.host, settings.port, host_label=host_label, port_label=port_label)
     try:

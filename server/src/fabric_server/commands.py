@@ -23,6 +23,7 @@ from fabric_server.secrets.rotation import Census, KeyRotation, RotationRefused
 from fabric_server.services import build_services
 from fabric_server.serving import FabricServer, ProbeListener
 from fabric_server.settings import Settings
+from fabric_server.storage import prepare_sqlite
 
 log = logging.getLogger("fabric_server")
 
@@ -79,6 +80,8 @@ def apply_migrations(settings: Settings) -> int:
 
 async def _migrate(settings: Settings) -> int:
     services = build_services(settings)
+    if services.db.is_sqlite:
+        prepare_sqlite(services.db.url)  # created private (0600), before SQLite creates it
     try:
         await migrate(services.db, cipher=services.master_key.load())
     finally:

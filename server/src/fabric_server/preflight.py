@@ -90,6 +90,13 @@ def check_dev_mode_exposure(settings: Settings, *, host_label: str) -> None:
     )
 
 
+def check_mail(settings: Settings) -> None:
+    """An API outside dev mode needs a safe way to mail sign-in and invitation links."""
+    problem = settings.mail_delivery_problem
+    if problem is not None:
+        raise ConfigError(problem)
+
+
 def check_secrets(settings: Settings, *, host_label: str) -> None:
     """Outside dev mode the server needs its production secrets."""
     if settings.is_dev:
@@ -137,7 +144,7 @@ def _writable_directory(path: Path, label: str, *, create: bool) -> None:
         if not create:
             raise ConfigError(f"{label} ({path}) does not exist: create it or fix the path")
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise ConfigError(
                 f"cannot create {label} ({path}): {exc.strerror}; create it, or choose a "

@@ -13,6 +13,7 @@ from fabric_server.auth.retention import (
     prune_mailed_tokens,
     prune_refresh_tokens,
     prune_sessions,
+    prune_sign_in_throttles,
 )
 from fabric_server.db.database import PROCESS_TOKEN
 from fabric_server.engine.queue import WORK_CHANNEL
@@ -45,6 +46,11 @@ def retention_rules(services: Services) -> list[RetentionRule]:
             "mailed tokens", settings.auth_retention_days, partial(prune_mailed_tokens, db)
         ),
         RetentionRule("invitations", settings.auth_retention_days, partial(prune_invitations, db)),
+        RetentionRule(
+            "sign-in throttles",
+            settings.auth_retention_days,
+            partial(prune_sign_in_throttles, db),
+        ),
     ]
     return [rule for rule in rules if rule.days > 0]
 

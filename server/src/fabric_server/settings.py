@@ -310,6 +310,22 @@ class Settings(BaseSettings):
         "finished; 0 keeps them forever. Pending and retrying deliveries are always kept.",
     )
 
+    # Security hardening: mail outside dev mode (fabric_server.mail), request shape
+    # (fabric_server.api.body_guard).
+    dev_outbox: bool | None = Field(
+        default=None,
+        description="Without SMTP, keep mail (sign-in, reset and invitation links, in clear "
+        "text) in the dev outbox: the database and <data_dir>/outbox. Default: in dev mode "
+        "only; outside it the API refuses to start without SMTP unless this is true.",
+    )
+    json_max_depth: int = Field(
+        default=64,
+        ge=2,
+        le=200,
+        description="Deepest nesting of objects and arrays accepted in a JSON request body "
+        "(contexts, inputs, payloads); deeper is 400 validation_failed.",
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _log_level(cls, value: object) -> object:
@@ -368,6 +384,22 @@ class Settings(BaseSettings):
     def on_loopback(self) -> bool:
         """Whether the API is bound to a loopback address (reachable from this machine only)."""
         return is_loopback(self.host)
+
+    @property
+    def dev_outbox_allowed(self) -> bool:
+        """Whether mail may go to the dev outbox (when no SMTP host is set)."""
+        return self.is_dev if self.dev_outbox is None else self.dev_outbox
+
+    @property
+    def mail_delivery_problem(self) -> str | None:
+        """Why this configuration cannot deliver mail safely, or None."""
+        if self.smtp_host or self.dev_outbox_allowed:
+            return None
+        return (
+            "outside dev mode the server needs FABRIC_SMTP_HOST to deliver sign-in, reset and "
+            "invitation links; FABRIC_DEV_OUTBOX=true keeps them in clear text in the database "
+            "and the data dir instead (for trials only)"
+        )
 
     @property
     def http_private_allowed(self) -> bool:

@@ -46,6 +46,8 @@ def fast_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "argon2_memory_kib": 8,
         "argon2_parallelism": 1,
         "auth_rate_limit": 0,
+        # Mail goes to the outbox, where tests read it, in production mode too.
+        "dev_outbox": True,
         # No real model provider, whatever the environment says: tests never leave the machine.
         "openai_api_key": None,
         "openai_base_url": None,

@@ -1,9 +1,10 @@
 """API keys: `fab_live_<random>`, shown once, stored as a SHA-256 digest and a display prefix.
 
 A key acts as its creator inside its one organization, with at most its scopes (RBAC action
-strings; none means the creator's role there, evaluated at each use). It stops working when
-it is disabled, deleted, rotated away or expired, and when its creator is no longer an
-active member of the organization.
+strings; none means the creator's role there, evaluated at each use). Only someone with at
+least the key's power manages it (`key_rules`). It stops working when it is disabled,
+deleted, rotated away or expired, and when its creator is no longer an active member of the
+organization.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access import repository
+from fabric_server.access.key_rules import check_manageable, may_manage, scopes_for_new_key
 from fabric_server.access.models import ApiKey
 from fabric_server.access.policy import ALL_ACTIONS, canonical_action, is_known_action
 from fabric_server.access.service import Access, WhenArchived
@@ -115,11 +117,12 @@ class ApiKeyService:
         expires_at: dt.datetime | None = None,
     ) -> tuple[ApiKey, str]:
         """A new key and its secret (returned only here). 403 for scopes beyond the
-        creator's own actions in the organization."""
+        creator's own actions in the organization, or beyond the scopes of the credential
+        making it (which a key made without scopes inherits)."""
         await self.access.authorize(session, principal, org_id, "api_key.manage")
         if await orgs.member_role(session, org_id, principal.id) is None:
             raise Forbidden("API keys are made by members of the organization.")
-        wanted = normalize_scopes(scopes)
+        wanted = scopes_for_new_key(principal, normalize_scopes(scopes))
         _, allowed = await self.access.effective_actions(session, principal, org_id)
         beyond = [s for s in wanted if s != ALL_ACTIONS and s not in allowed]
         if beyond:
@@ -146,16 +149,24 @@ class ApiKeyService:
     async def list(
         self, session: AsyncSession, principal: Principal, org_id: str | None
     ) -> list[ApiKey]:
-        """Keys of `org_id`, else of every organization where the caller manages keys."""
+        """Keys of `org_id`, else of every organization where the caller manages keys —
+        those the caller may manage (see `key_rules`)."""
+        roles: dict[str, str] = {}
         if org_id is not None:
-            await self.access.authorize(session, principal, org_id, "api_key.manage")
-            return await repository.list_keys(session, [org_id])
-        managed = [
-            org
-            for org in await self.access.visible_org_ids(session, principal)
-            if (await self.access.decide(session, principal, org, "api_key.manage")).allowed
+            roles[org_id] = await self.access.authorize(
+                session, principal, org_id, "api_key.manage"
+            )
+        else:
+            for org in await self.access.visible_org_ids(session, principal):
+                decision = await self.access.decide(session, principal, org, "api_key.manage")
+                if decision.allowed and decision.role is not None:
+                    roles[org] = decision.role
+        keys = await repository.list_keys(session, list(roles))
+        return [
+            key
+            for key in keys
+            if await may_manage(session, principal, roles[key.organization_id], key)
         ]
-        return await repository.list_keys(session, managed)
 
     async def get(
         self,
@@ -169,7 +180,7 @@ class ApiKeyService:
         if key is None:
             raise NotFound(f"API key {key_id} was not found.")
         try:
-            await self.access.authorize(
+            role = await self.access.authorize(
                 session,
                 principal,
                 key.organization_id,
@@ -178,6 +189,7 @@ class ApiKeyService:
             )
         except NotFound:
             raise NotFound(f"API key {key_id} was not found.") from None
+        await check_manageable(session, principal, role, key)
         return key
 
     async def rotate(

@@ -99,6 +99,17 @@ async def live_keys_of(session: AsyncSession, org_id: str, creator_id: str) -> l
     return list(rows)
 
 
+async def live_keys_by(session: AsyncSession, creator_id: str) -> list[ApiKey]:
+    """The enabled keys the principal made, in every organization, row-locked until commit."""
+    rows = await session.scalars(
+        select(ApiKey)
+        .where(ApiKey.created_by == creator_id, ApiKey.disabled.is_(False))
+        .order_by(ApiKey.id)
+        .with_for_update()
+    )
+    return list(rows)
+
+
 async def delete_key(session: AsyncSession, key_id: str) -> None:
     await session.execute(delete(ApiKey).where(ApiKey.id == key_id))
 

@@ -49,11 +49,13 @@ async def _check(
 ) -> dict[str, Any]:
     resource = Resource(body.resource_type, body.resource_id) if body.resource_type else None
     decision = await access.check(session, principal, body.action, resource, body.organization_id)
+    # What the caller cannot see stays unnamed: only the organization it asked about is echoed.
+    visible = decision.reason != "not_found"
     return AuthzResult(
         action=body.action,
         resource_type=body.resource_type,
         resource_id=body.resource_id,
-        organization_id=decision.organization_id,
+        organization_id=decision.organization_id if visible else body.organization_id,
         allowed=decision.allowed,
         reason=decision.reason,
         role=decision.role,

@@ -29,6 +29,7 @@ from fabric_server.access.policy import (
     role_allows,
 )
 from fabric_server.api.auth import Principal
+from fabric_server.audit.context import note_organization
 from fabric_server.db.database import is_write_transaction
 from fabric_server.db.versions import ACCESS, VersionedCache, Versions
 from fabric_server.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -233,6 +234,7 @@ class Access:
         if decision.archived and refuses_when_archived(session, when_archived):
             raise OrganizationArchived(org_id)
         assert decision.role is not None
+        note_organization(org_id)  # the audit row's organization, if the change names none
         return decision.role
 
     async def effective_actions(

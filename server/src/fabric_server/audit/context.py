@@ -23,6 +23,9 @@ class RequestAudit:
     request_id: str
     task: asyncio.Task[Any] | None = field(default_factory=asyncio.current_task)
     recorded: bool = False
+    # The first organization the request was authorized in: where a change that carries no
+    # organization of its own (a gallery item, a bulk update) happened.
+    organization_id: str | None = None
 
     @property
     def method(self) -> str:
@@ -41,6 +44,13 @@ class RequestAudit:
 current_request: contextvars.ContextVar[RequestAudit | None] = contextvars.ContextVar(
     "fabric_request_audit", default=None
 )
+
+
+def note_organization(org_id: str) -> None:
+    """Remember that the current request was authorized in `org_id` (the first one wins)."""
+    audit = current_request.get()
+    if audit is not None and audit.organization_id is None:
+        audit.organization_id = org_id
 
 
 def continue_in_this_task(audit: RequestAudit | None) -> contextvars.Token[RequestAudit | None]:

@@ -168,6 +168,9 @@ def _organization(params: dict[str, Any], changed: Any, principal: Principal | N
         return str(org)
     if changed is not None and type(changed).__name__ == "Organization":
         return str(changed.id)
+    audit = current_request.get()
+    if audit is not None and audit.organization_id is not None:
+        return audit.organization_id  # where the request was authorized
     return principal.organization_id if principal else None
 
 

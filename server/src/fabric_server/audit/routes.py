@@ -71,8 +71,8 @@ async def get_org_audit_logs(
         actor_id=actor_id,
         resource_type=resource_type,
         resource_id=resource_id,
-        since=since,
-        until=until,
+        since=as_utc(since),
+        until=as_utc(until),
     )
     async with services.db.read() as session:
         await services.access.authorize(session, principal, org_id, "audit.read")
@@ -94,10 +94,19 @@ async def get_audit_logs(
     action: Text = None,
 ) -> JSONResponse:
     page = page_request(limit, cursor)
-    where = AuditFilter(actor_id=principal.id, action=action)
+    # An API key sees its creator's actions in the key's own organization only.
+    bound = [principal.organization_id] if principal.organization_id else None
+    where = AuditFilter(actor_id=principal.id, action=action, organization_ids=bound)
     async with services.db.read() as session:
         rows = await repository.page(session, where, limit=limit + 1, after_id=page.after_id)
     return ok(request, _page(rows, limit))
+
+
+def as_utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """A filter time without a zone is read as UTC (the log's own zone)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=dt.UTC)
 
 
 def _page(rows: list[AuditLog], limit: int) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 1. An identity already linked by (provider, provider_user_id) wins.
 2. Else an account with the same email, but only when the provider vouches for the email.
    If that account had never proven its address, it may have been registered by someone
-   waiting for the real owner: its password is removed and its sessions revoked before
-   linking (the owner can set a password through recovery).
+   waiting for the real owner: its password, sessions and API keys are taken away before
+   linking (`AddressProof`; the owner can set a password through recovery).
 3. Else a new account (with a personal organization, like sign-up).
 """
 
@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.auth import repository
+from fabric_server.auth.claim import AddressProof
 from fabric_server.auth.core import AuthCore, ClientInfo, IssuedTokens
 from fabric_server.auth.mailed import MailedTokens
 from fabric_server.auth.models import SocialIdentity
@@ -24,10 +25,13 @@ from fabric_server.errors import Conflict, Unauthorized
 
 
 class SocialLinker:
-    def __init__(self, core: AuthCore, sessions: Sessions, mailed: MailedTokens) -> None:
+    def __init__(
+        self, core: AuthCore, sessions: Sessions, mailed: MailedTokens, proof: AddressProof
+    ) -> None:
         self.core = core
         self.sessions = sessions
         self.mailed = mailed
+        self.proof = proof
 
     async def sign_in(
         self, session: AsyncSession, profile: SocialProfile, client: ClientInfo
@@ -79,10 +83,7 @@ class SocialLinker:
                     "An account with this email exists, and the provider did not verify the "
                     "address: sign in to that account another way."
                 )
-            if not existing.email_verified:
-                existing.password_hash = None
-                existing.email_verified = True
-                await self.sessions.revoke_all(session, existing.id, "email_claimed")
+            await self.proof.proven(session, existing, method)
             return existing
         user = await self.core.accounts.create(
             session,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fabric_server.db.models import Base
@@ -72,3 +72,18 @@ class SocialIdentity(Base):
     avatar_url: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins for one account (by the digest of its email, whether or not an account
+    exists) from one client address: enough of them lock that pair, never the account for
+    everyone, and unknown addresses are treated exactly like known ones."""
+
+    __tablename__ = "sign_in_throttles"
+    account_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[dt.datetime] = mapped_column()
+    locked_until: Mapped[dt.datetime | None] = mapped_column()
+    # Indexed for retention, which deletes pairs some days after their last failure.
+    updated_at: Mapped[dt.datetime] = mapped_column(index=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from fabric_server.api.auth import Principal
+from fabric_server.auth.claim import AddressProof
 from fabric_server.auth.core import AuthCore
 from fabric_server.auth.linking import SocialLinker
 from fabric_server.auth.mailed import MailedTokens
@@ -43,11 +44,12 @@ def build_auth(settings: Settings, db: Database, events: EventRecorder, mailer: 
     core = AuthCore(settings, db, events, mailer)
     sessions = Sessions(core)
     mailed = MailedTokens(core)
+    proof = AddressProof(core, sessions)
     return Auth(
         core=core,
         service=AuthService(core, sessions, mailed),
         sessions=sessions,
-        recovery=Recovery(core, sessions, mailed),
+        recovery=Recovery(core, sessions, mailed, proof),
         oauth=OAuthFlow(settings),
-        linker=SocialLinker(core, sessions, mailed),
+        linker=SocialLinker(core, sessions, mailed, proof),
     )

@@ -11,7 +11,8 @@ import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.auth import repository
+from fabric_server.auth import repository, throttle
+from fabric_server.auth.claim import AddressProof
 from fabric_server.auth.core import (
     PURPOSE_MAGIC_LINK,
     PURPOSE_RESET,
@@ -27,11 +28,18 @@ from fabric_server.db.models import User
 
 
 class Recovery:
-    def __init__(self, core: AuthCore, sessions: Sessions, mailed: MailedTokens) -> None:
+    """Each mailed link proves control of the mailbox: on an account that had not proven it
+    yet, following one ends whatever was set up before (see `AddressProof`). `holder` is the
+    user of the live session a request came with, if any."""
+
+    def __init__(
+        self, core: AuthCore, sessions: Sessions, mailed: MailedTokens, proof: AddressProof
+    ) -> None:
         self.core = core
         self.settings = core.settings
         self.sessions = sessions
         self.mailed = mailed
+        self.proof = proof
 
     async def _account(self, session: AsyncSession, email: str) -> User | None:
         return await repository.user_by_email(session, lookup_email(email))
@@ -47,10 +55,11 @@ class Recovery:
         await self.core.mail.magic_link(session, user.email, token, ttl)
 
     async def finish_magic_link(
-        self, session: AsyncSession, token: str, client: ClientInfo
+        self, session: AsyncSession, token: str, client: ClientInfo, holder: str | None = None
     ) -> IssuedTokens:
         user = await self.mailed.consume(session, token, PURPOSE_MAGIC_LINK)
-        user.email_verified = True  # the link reached the mailbox
+        await self.proof.proven(session, user, "magic_link", holder=holder)
+        await throttle.unlock_everywhere(session, user.email)
         return await self.sessions.signed_in(session, user, "magic_link", client)
 
     # --- password recovery -----------------------------------------------------------------
@@ -68,17 +77,23 @@ class Recovery:
         return await self.mailed.peek(session, token, PURPOSE_RESET)
 
     async def reset_password(
-        self, session: AsyncSession, token: str, new_password: str, client: ClientInfo
+        self,
+        session: AsyncSession,
+        token: str,
+        new_password: str,
+        client: ClientInfo,
+        holder: str | None = None,
     ) -> int:
         """Set a new password with a mailed token; every session is signed out. Returns how
         many sessions were revoked."""
         # Policy first: a rejected password must not use the token up.
         self.core.passwords.check_policy(new_password, "new_password")
         user = await self.mailed.consume(session, token, PURPOSE_RESET)
+        await self.proof.proven(session, user, "password_reset", holder=holder)
         user.password_hash = await self.core.passwords.hash(new_password)
         user.failed_logins = 0
         user.locked_until = None
-        user.email_verified = True
+        await throttle.unlock_everywhere(session, user.email)
         revoked = await self.sessions.revoke_all(session, user.id, "password_reset")
         await self.core.events.record(
             session,
@@ -90,10 +105,12 @@ class Recovery:
 
     # --- email verification ----------------------------------------------------------------
 
-    async def verify_email(self, session: AsyncSession, token: str) -> User:
+    async def verify_email(
+        self, session: AsyncSession, token: str, holder: str | None = None
+    ) -> User:
         user = await self.mailed.consume(session, token, PURPOSE_VERIFY)
         if not user.email_verified:
-            user.email_verified = True
+            await self.proof.proven(session, user, "verification", holder=holder)
             await self.core.events.record(
                 session, "auth.email.verified", organization_id=None, payload={"user_id": user.id}
             )

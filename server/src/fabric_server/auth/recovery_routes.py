@@ -1,18 +1,31 @@
 """HTTP routes for mailed links: magic links, password recovery, email verification.
 
-Mailing endpoints answer 202 with the same body whether or not the account exists.
+Mailing endpoints answer 202 with the same body whether or not the account exists — and in
+the same time: the answer leaves before anything depends on the account (finding it, making
+a token, mailing), which runs right after it.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTask
 
 from fabric_server.api.deps import ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.auth.deps import auth_out, client_info, limit_key, rate_limit, user_out
+from fabric_server.auth.deps import (
+    auth_out,
+    bearer_token,
+    client_info,
+    limit_key,
+    rate_limit,
+    user_out,
+)
 from fabric_server.auth.passwords import lookup_email
 from fabric_server.auth.schemas import (
     AuthResponse,
@@ -25,9 +38,27 @@ from fabric_server.auth.schemas import (
 )
 
 router = APIRouter(responses=ERROR_RESPONSES)
+log = logging.getLogger("fabric_server.auth")
 
 TokenQuery = Annotated[str, Query(min_length=1, max_length=4096, description="The mailed token")]
 SENT = "If an account exists for this address, we sent it an email."
+
+
+def _sent_then(
+    request: Request, services: ServicesDep, work: Callable[[AsyncSession], Awaitable[None]]
+) -> JSONResponse:
+    """The 202 answer, with `work` done in a write transaction once it has been sent."""
+
+    async def after_the_answer() -> None:
+        try:
+            async with services.db.write() as session:
+                await work(session)
+        except Exception:  # the answer is gone: the failure can only be logged
+            log.exception("mailing a link failed")
+
+    response = ok(request, {"message": SENT}, 202)
+    response.background = BackgroundTask(after_the_answer)
+    return response
 
 
 def _limit_address(request: Request, email: str) -> None:
@@ -45,9 +76,8 @@ def _limit_address(request: Request, email: str) -> None:
 )
 async def magic_link(body: EmailRequest, request: Request, services: ServicesDep) -> JSONResponse:
     _limit_address(request, body.email)
-    async with services.db.write() as session:
-        await services.auth.recovery.request_magic_link(session, body.email)
-    return ok(request, {"message": SENT}, 202)
+    recovery = services.auth.recovery
+    return _sent_then(request, services, lambda s: recovery.request_magic_link(s, body.email))
 
 
 @router.post(
@@ -76,8 +106,9 @@ async def magic_link_follow(
 
 async def _finish_magic_link(token: str, request: Request, services: ServicesDep) -> JSONResponse:
     async with services.db.write() as session:
+        holder = await services.auth.sessions.holder_of(session, bearer_token(request))
         issued = await services.auth.recovery.finish_magic_link(
-            session, token, client_info(request)
+            session, token, client_info(request), holder
         )
         data = auth_out(issued)
     return ok(request, data)
@@ -94,9 +125,8 @@ async def forgot_password(
     body: EmailRequest, request: Request, services: ServicesDep
 ) -> JSONResponse:
     _limit_address(request, body.email)
-    async with services.db.write() as session:
-        await services.auth.recovery.forgot_password(session, body.email)
-    return ok(request, {"message": SENT}, 202)
+    recovery = services.auth.recovery
+    return _sent_then(request, services, lambda s: recovery.forgot_password(s, body.email))
 
 
 @router.get(
@@ -127,8 +157,9 @@ async def reset_password(
     body: ResetPasswordRequest, request: Request, services: ServicesDep
 ) -> JSONResponse:
     async with services.db.write() as session:
+        holder = await services.auth.sessions.holder_of(session, bearer_token(request))
         await services.auth.recovery.reset_password(
-            session, body.recovery_token, body.new_password, client_info(request)
+            session, body.recovery_token, body.new_password, client_info(request), holder
         )
     return ok(request, {"message": "Your password was changed and every session signed out."})
 
@@ -157,7 +188,8 @@ async def verify_email_follow(
 
 async def _verify(token: str, request: Request, services: ServicesDep) -> JSONResponse:
     async with services.db.write() as session:
-        user = await services.auth.recovery.verify_email(session, token)
+        holder = await services.auth.sessions.holder_of(session, bearer_token(request))
+        user = await services.auth.recovery.verify_email(session, token, holder)
         data = user_out(user)
     return ok(request, data)
 
@@ -173,6 +205,5 @@ async def resend_verification(
     body: EmailRequest, request: Request, services: ServicesDep
 ) -> JSONResponse:
     _limit_address(request, body.email)
-    async with services.db.write() as session:
-        await services.auth.recovery.resend_verification(session, body.email)
-    return ok(request, {"message": SENT}, 202)
+    recovery = services.auth.recovery
+    return _sent_then(request, services, lambda s: recovery.resend_verification(s, body.email))

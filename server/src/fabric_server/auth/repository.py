@@ -5,10 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CursorResult, Delete, delete, or_, select, update
+from sqlalchemy import CursorResult, Delete, delete, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.auth.models import AuthSession, OneTimeToken, RefreshToken, SocialIdentity
+from fabric_server.auth.models import (
+    AuthSession,
+    OneTimeToken,
+    RefreshToken,
+    SignInThrottle,
+    SocialIdentity,
+)
 from fabric_server.db.models import User
 
 # --- users ---------------------------------------------------------------------------------
@@ -242,3 +249,63 @@ async def _deleted(session: AsyncSession, stmt: Delete) -> int:
         stmt.execution_options(synchronize_session=False)
     )
     return int(result.rowcount)
+
+
+# --- sign-in throttles ---------------------------------------------------------------------
+
+
+async def throttle_for_update(
+    session: AsyncSession, account_key: str, address: str, now: dt.datetime
+) -> SignInThrottle:
+    """The (account, address) pair's row, created when missing, locked until commit."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    await session.execute(
+        insert(SignInThrottle)
+        .values(
+            account_key=account_key,
+            address=address,
+            failures=0,
+            window_started_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["account_key", "address"])
+    )
+    row = await session.get(
+        SignInThrottle, (account_key, address), with_for_update=True, populate_existing=True
+    )
+    assert row is not None
+    return row
+
+
+async def throttle_locked_until(
+    session: AsyncSession, account_key: str, address: str
+) -> dt.datetime | None:
+    return await session.scalar(
+        select(SignInThrottle.locked_until).where(
+            SignInThrottle.account_key == account_key, SignInThrottle.address == address
+        )
+    )
+
+
+async def clear_throttles(
+    session: AsyncSession, account_key: str, address: str | None = None
+) -> None:
+    """Forget the failures of one (account, address) pair, or of every address."""
+    stmt = delete(SignInThrottle).where(SignInThrottle.account_key == account_key)
+    if address is not None:
+        stmt = stmt.where(SignInThrottle.address == address)
+    await session.execute(stmt.execution_options(synchronize_session=False))
+
+
+async def delete_stale_throttles(session: AsyncSession, older_than: dt.datetime, limit: int) -> int:
+    """Pairs whose last failure and lock both ended before `older_than`."""
+    pair = tuple_(SignInThrottle.account_key, SignInThrottle.address)
+    stale = (
+        select(SignInThrottle.account_key, SignInThrottle.address)
+        .where(
+            SignInThrottle.updated_at < older_than,
+            or_(SignInThrottle.locked_until.is_(None), SignInThrottle.locked_until < older_than),
+        )
+        .limit(limit)
+    )
+    return await _deleted(session, delete(SignInThrottle).where(pair.in_(stale)))

@@ -29,6 +29,14 @@ async def prune_refresh_tokens(db: Database, older_than: dt.datetime, *, batch: 
     return await delete_in_batches(db, repository.delete_expired_refresh_tokens, older_than, batch)
 
 
+async def prune_sign_in_throttles(
+    db: Database, older_than: dt.datetime, *, batch: int = BATCH
+) -> int:
+    """Delete failed-sign-in counters whose last failure and lock ended before `older_than`;
+    returns how many were deleted."""
+    return await delete_in_batches(db, repository.delete_stale_throttles, older_than, batch)
+
+
 async def prune_mailed_tokens(db: Database, older_than: dt.datetime, *, batch: int = BATCH) -> int:
     """Delete verification, magic-link and password-reset tokens that expired or were used
     before `older_than`; returns how many were deleted."""

@@ -1,5 +1,8 @@
 """Email-and-password accounts: sign-up, sign-in with lockout, password change.
 
+The lockout counts failures per account and client address (`throttle`): it stops guessing
+from one place without locking the owner out, and treats unknown accounts like known ones.
+
 Failures that must still be recorded (a failed sign-in counts towards the lockout) are
 *returned* as a `DomainError` rather than raised, so the caller commits the transaction
 first and raises afterwards.
@@ -13,7 +16,7 @@ import math
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.api.auth import Principal
-from fabric_server.auth import repository
+from fabric_server.auth import repository, throttle
 from fabric_server.auth.accounts import email_taken
 from fabric_server.auth.core import AuthCore, ClientInfo, IssuedTokens
 from fabric_server.auth.mailed import MailedTokens
@@ -60,18 +63,23 @@ class AuthService:
     async def login(
         self, session: AsyncSession, email: str, password: str, client: ClientInfo
     ) -> IssuedTokens | DomainError:
+        """Sign in with a password. Unknown accounts take the same path and time as known
+        ones, and meet the same lock (per account and client address)."""
         user = await repository.user_by_email(session, lookup_email(email))
         now = self.core.clock()
-        if user is not None and user.locked_until is not None and user.locked_until > now:
-            await self._failed(session, user.id, "locked", client)
-            return _locked(user.locked_until - now)
+        pair = throttle.account_key(email), throttle.address_of(client.ip)
+        remaining = await throttle.lock_remaining(session, *pair, now)
+        if remaining is not None:
+            await self._failed(session, user.id if user else None, "locked", client)
+            return _locked(remaining)
         passwords = self.core.passwords
         # Unknown accounts are checked against a dummy hash: both take the same time.
         matched = await passwords.verify(user.password_hash if user else None, password)
         if user is None or user.password_hash is None or not matched:
-            return await self._wrong_password(session, user, client)
+            return await self._wrong_password(session, user, pair, client)
         if passwords.needs_rehash(user.password_hash):
             user.password_hash = await passwords.hash(password)
+        await throttle.succeeded(session, *pair)
         return await self.sessions.signed_in(session, user, "password", client)
 
     async def change_password(
@@ -86,13 +94,14 @@ class AuthService:
         fresh one for the caller."""
         user = await self.sessions.user_of(session, principal)
         self.core.passwords.check_policy(new, "new_password")
-        now = self.core.clock()
-        if user.locked_until is not None and user.locked_until > now:
-            return _locked(user.locked_until - now)
+        pair = throttle.account_key(user.email or user.id), throttle.address_of(client.ip)
+        remaining = await throttle.lock_remaining(session, *pair, self.core.clock())
+        if remaining is not None:
+            return _locked(remaining)
         if user.password_hash is None:
             raise Conflict("This account has no password yet: use forgot-password to set one.")
         if not await self.core.passwords.verify(user.password_hash, current):
-            return await self._wrong_password(session, user, client)
+            return await self._wrong_password(session, user, pair, client)
         user.password_hash = await self.core.passwords.hash(new)
         revoked = await self.sessions.revoke_all(session, user.id, "password_changed")
         await self.core.events.record(
@@ -104,25 +113,27 @@ class AuthService:
         return await self.sessions.open(session, user, "password", client)
 
     async def _wrong_password(
-        self, session: AsyncSession, user: User | None, client: ClientInfo
+        self,
+        session: AsyncSession,
+        user: User | None,
+        pair: tuple[str, str],
+        client: ClientInfo,
     ) -> DomainError:
-        if user is None:
-            # The attempted address is not recorded: people type passwords into it.
-            await self._failed(session, None, "unknown_account", client)
+        # The attempted address of an unknown account is not recorded: people type
+        # passwords into it.
+        user_id = user.id if user else None
+        await self._failed(
+            session, user_id, "wrong_password" if user else "unknown_account", client
+        )
+        now = self.core.clock()
+        lock = await throttle.count_failure(session, self.core.settings, *pair, now)
+        if lock is None:
             return Unauthorized(WRONG_CREDENTIALS)
-        failures = await repository.count_failed_login(session, user.id)
-        await self._failed(session, user.id, "wrong_password", client)
-        settings = self.core.settings
-        if failures < settings.login_max_failures:
-            return Unauthorized(WRONG_CREDENTIALS)
-        lock = dt.timedelta(seconds=settings.login_lock_seconds)
-        until = self.core.clock() + lock
-        await repository.set_sign_in_state(session, user.id, locked_until=until, failed_logins=0)
         await self.core.events.record(
             session,
             "auth.locked",
             organization_id=None,
-            payload={"user_id": user.id, "until": until.isoformat(), "ip": client.ip},
+            payload={"user_id": user_id, "until": (now + lock).isoformat(), "ip": client.ip},
         )
         return _locked(lock)
 
@@ -140,6 +151,7 @@ class AuthService:
 def _locked(remaining: dt.timedelta) -> RateLimited:
     seconds = max(1, math.ceil(remaining.total_seconds()))
     return RateLimited(
-        f"Too many failed sign-ins: this account is locked for {seconds} more seconds.",
+        f"Too many failed sign-ins with this email from your address: signing in from here "
+        f"is locked for {seconds} more seconds (a magic link or a password reset lifts it).",
         retry_after=seconds,
     )

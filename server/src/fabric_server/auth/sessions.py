@@ -149,6 +149,20 @@ class Sessions:
         )
         return count
 
+    async def holder_of(self, session: AsyncSession, access_token: str | None) -> str | None:
+        """The user whose live session issued `access_token` (even an expired token: its
+        signature still proves it came from that session), else None."""
+        if not access_token or access_token.startswith("fab_"):
+            return None
+        now = self.core.clock()
+        claims = self.core.signer.read_access(access_token, now=now, allow_expired=True)
+        if claims is None:
+            return None
+        row = await repository.get_session(session, claims.session_id)
+        if row is None or row.revoked_at is not None or row.expires_at <= now:
+            return None
+        return row.user_id if row.user_id == claims.user_id else None
+
     async def revoke_all(self, session: AsyncSession, user_id: str, reason: str) -> int:
         return await repository.revoke_user_sessions(session, user_id, self.core.clock(), reason)
 

@@ -16,6 +16,7 @@ from typing import Any
 import jwt
 
 from fabric_server.settings import Settings
+from fabric_server.storage import private_dir
 
 log = logging.getLogger("fabric_server.auth")
 
@@ -56,7 +57,7 @@ def load_signing_secret(settings: Settings) -> str:
 
 
 def _create_secret_file(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

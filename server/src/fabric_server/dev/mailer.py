@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.models import Mail
+from fabric_server.storage import private_dir, private_file
 
 log = logging.getLogger("fabric_server.mail")
 
@@ -23,8 +24,7 @@ class OutboxMailer:
         mail = Mail(to_address=to, subject=subject, body=body)
         session.add(mail)
         await session.flush()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"{mail.id}.eml"
+        path = private_file(private_dir(self.directory) / f"{mail.id}.eml")
         path.write_text(f"To: {to}\nSubject: {subject}\n\n{body}\n", encoding="utf-8")
         log.info("mail to %s (%r) written to the dev outbox: %s", to, subject, path)
         return mail

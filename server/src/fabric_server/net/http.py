@@ -5,6 +5,9 @@ to a checked address — never re-resolved — so DNS rebinding cannot slip a pr
 between check and connect. TLS still verifies the certificate for (and sends SNI of) the host
 name in the URL. Redirects are never followed, proxies from the environment are ignored, and
 only the first `max_body` bytes of an answer are read.
+
+`PinnedTransport` gives httpx clients the same guarantee (provider calls to endpoints an
+organization chose).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpcore
+import httpx
 
 from fabric_server.net.guard import AddressGuard, BlockedAddress, IPAddress
 
@@ -85,6 +89,24 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
     if not addresses:
         raise httpcore.ConnectError(f"cannot resolve {host}: no addresses")
     return addresses
+
+
+class PinnedTransport(httpx.AsyncHTTPTransport):
+    """An httpx transport that connects only to addresses `guard` allows: each host name is
+    resolved, every address checked, and the connection made to a checked address (never
+    re-resolved). Proxies from the environment are never used; `BlockedAddress` is raised
+    for a refused target."""
+
+    def __init__(self, guard: AddressGuard, *, limits: httpx.Limits | None = None) -> None:
+        limits = limits or httpx.Limits()
+        super().__init__(trust_env=False, limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(guard),
+        )
 
 
 class OutboundClient:

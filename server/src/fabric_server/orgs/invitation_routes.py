@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ErrorEnvelope, ok
 from fabric_server.errors import DomainError
-from fabric_server.orgs.invitations import Accepted
+from fabric_server.orgs.invitations import Accepted, EmailNotVerified
 from fabric_server.orgs.out import invitation_out, membership_fields
 from fabric_server.orgs.schemas import AcceptedInvitation, InvitationCreate, InvitationOut
 
@@ -111,9 +111,17 @@ async def accept_invitation_link(
 ) -> Response:
     redirect = services.settings.invite_redirect_url
     try:
-        async with services.db.write() as session:
-            accepted = await services.invitations.accept_with_token(session, invitation_id, token)
-            data = _accepted(accepted)
+        try:
+            async with services.db.write() as session:
+                accepted = await services.invitations.accept_with_token(
+                    session, invitation_id, token
+                )
+                data = _accepted(accepted)
+        except EmailNotVerified as exc:
+            # The account's own verification link is what proves the address: mail it.
+            async with services.db.write() as session:
+                await services.auth.recovery.resend_verification(session, exc.email)
+            raise
     except DomainError as exc:
         if redirect is None:
             raise

@@ -2,8 +2,10 @@
 
 Two ways to accept (wire-spec §9.8): signed in (`POST …/accept`, the account's verified
 email must be the invited one), or with the mailed token (`GET …/accept?token=`), which
-proves control of the mailbox — an account is made for the address if it has none. The
-token is stored as its SHA-256 only.
+proves control of the mailbox — an account is made for the address if it has none. An
+account that exists but never proved its address is not verified by an invitation (it was
+not mailed to that account: anyone may have registered the address); its owner proves it
+first with the account's own verification link. The token is stored as its SHA-256 only.
 
 Dev mode convenience: a dev principal (no credentials, or `X-Principal-Id`) may accept any
 invitation, so the whole flow can be tried without mail or sign-in.
@@ -41,6 +43,19 @@ from fabric_server.settings import Settings
 
 class InvitationAlreadyAccepted(Conflict):
     code = "invitation_already_accepted"
+
+
+class EmailNotVerified(Forbidden):
+    """The invited address has an account that never proved it owns the address."""
+
+    code = "email_not_verified"
+
+    def __init__(self, email: str) -> None:
+        super().__init__(
+            "An account for this address exists but has not confirmed it: confirm it with "
+            "the verification link just mailed to it, then open the invitation again."
+        )
+        self.email = email
 
 
 class Gone(DomainError):
@@ -220,7 +235,8 @@ class InvitationService:
 
     async def accept_with_token(self, session: AsyncSession, inv_id: str, token: str) -> Accepted:
         """Accept with the mailed token: the invited address's account joins (an account is
-        made for it when there is none; the mailbox is proven, so it counts as verified)."""
+        made for it when there is none; the mailbox is proven, so it counts as verified).
+        403 `email_not_verified` when the address has an account that never proved it."""
         invitation = await repository.get_invitation(session, inv_id)
         if invitation is None or not hmac.compare_digest(
             invitation.token_hash, token_digest(token)
@@ -238,7 +254,7 @@ class InvitationService:
                 method="invitation",
             )
         elif not user.email_verified:
-            await users.set_sign_in_state(session, user.id, email_verified=True)
+            raise EmailNotVerified(invitation.email)
         return await self._accept(session, invitation, user.id)
 
     async def _accept(

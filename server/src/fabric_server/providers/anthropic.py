@@ -77,7 +77,7 @@ class AnthropicProvider:
     def unavailable_reason(self, credentials: Credentials) -> str | None:
         if credentials.is_organization_value(BASE_URL):
             if credentials.is_organization_value(KEY):
-                return None
+                return credentials.endpoint_unapproved(BASE_URL, KEY)
             return f"set the {KEY} secret (the organization's {BASE_URL} needs its own key)"
         if credentials.get(KEY):
             return None
@@ -163,7 +163,7 @@ class AnthropicProvider:
         if credentials.is_organization_value(BASE_URL):
             base = check_url_syntax(base, BASE_URL)
             if not self.allow_private_urls:
-                await check_public_url(base, BASE_URL)
+                check_public_url(base, BASE_URL)
         return base, {
             "x-api-key": key,
             "anthropic-version": self.version,

@@ -57,12 +57,24 @@ class Credentials:
 
     values: Mapping[str, str] = field(default_factory=dict, repr=False)
     from_organization: frozenset[str] = frozenset()
+    # Endpoint secrets (`OPENAI_BASE_URL`…) the organization's key may not be sent to: set
+    # by someone other than the key's author who is not an owner (see `CredentialResolver`).
+    unapproved_endpoints: frozenset[str] = frozenset()
 
     def get(self, name: str) -> str | None:
         return self.values.get(name) or None
 
     def is_organization_value(self, name: str) -> bool:
         return name in self.from_organization and bool(self.values.get(name))
+
+    def endpoint_unapproved(self, endpoint_name: str, key_name: str) -> str | None:
+        """Why the organization's `key_name` may not go to its `endpoint_name`, or None."""
+        if endpoint_name not in self.unapproved_endpoints:
+            return None
+        return (
+            f"the organization's {key_name} was set by someone else than its {endpoint_name}, "
+            f"and an owner must set {endpoint_name} (again) before the key is sent there"
+        )
 
 
 NO_CREDENTIALS = Credentials()

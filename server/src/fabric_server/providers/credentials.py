@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.providers.base import Credentials
 from fabric_server.settings import Settings
 
+# Endpoint secrets and the key secret each one receives.
+ENDPOINT_KEYS = {"OPENAI_BASE_URL": "OPENAI_API_KEY", "ANTHROPIC_BASE_URL": "ANTHROPIC_API_KEY"}
+
 
 class CredentialSource(Protocol):
     async def get(self, session: AsyncSession, org_id: str, name: str) -> str | None: ...
@@ -28,6 +31,15 @@ class BatchCredentialSource(Protocol):
     async def get_many(
         self, session: AsyncSession, org_id: str, names: Collection[str]
     ) -> dict[str, str]: ...
+
+
+@runtime_checkable
+class EndpointApprovals(Protocol):
+    """A source that knows whether an organization's key may go to its chosen endpoint."""
+
+    async def endpoint_approved(
+        self, session: AsyncSession, org_id: str, endpoint_name: str, key_name: str
+    ) -> bool: ...
 
 
 class SettingsCredentials:
@@ -87,4 +99,20 @@ class CredentialResolver:
                 value = self.server.lookup(name)
             if value:
                 values[name] = value
-        return Credentials(values, frozenset(from_org))
+        unapproved = await self._unapproved(session, org_id, from_org)
+        return Credentials(values, frozenset(from_org), unapproved)
+
+    async def _unapproved(
+        self, session: AsyncSession, org_id: str | None, from_org: set[str]
+    ) -> frozenset[str]:
+        """Endpoint secrets whose key (also the organization's) may not be sent there."""
+        if org_id is None or not isinstance(self.org_secrets, EndpointApprovals):
+            return frozenset()
+        refused = set()
+        for endpoint, key in ENDPOINT_KEYS.items():
+            both = endpoint in from_org and key in from_org
+            if both and not await self.org_secrets.endpoint_approved(
+                session, org_id, endpoint, key
+            ):
+                refused.add(endpoint)
+        return frozenset(refused)

@@ -10,6 +10,11 @@
 Streaming calls (`stream_post`) get the same treatment up to the response headers; once
 the body is flowing, nothing is retried: part of the answer has already been passed on.
 
+Endpoints the operator configured (`trusted_origins`) are called directly. Any other — one an
+organization chose — goes through `guard` with connection pinning: its name is resolved and
+every address checked right before connecting, to the checked address, so a name cannot
+point inside the server's network, not even by changing between check and connect.
+
 Request headers (credentials) are never logged or put in an error.
 """
 
@@ -26,9 +31,12 @@ from typing import Any
 
 import httpx
 
+from fabric_server.net.guard import AddressGuard, BlockedAddress
+from fabric_server.net.http import PinnedTransport
 from fabric_server.providers.errors import (
     ProviderAuthFailed,
     ProviderError,
+    ProviderNotConfigured,
     ProviderRateLimited,
     ProviderRejected,
     UpstreamError,
@@ -76,7 +84,11 @@ class UpstreamClient:
     retry_base: float = 0.5
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: Callable[[], float] = field(default=random.random, repr=False)
+    # Without a guard every endpoint is called directly (adapters check literal addresses).
+    guard: AddressGuard | None = None
+    trusted_origins: frozenset[str] = frozenset()
     _client: httpx.AsyncClient | None = field(default=None, repr=False)
+    _pinned: httpx.AsyncClient | None = field(default=None, repr=False)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -86,10 +98,24 @@ class UpstreamClient:
             self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
         return self._client
 
+    def client_for(self, url: str) -> httpx.AsyncClient:
+        """The direct client for a trusted endpoint, else the guarded, pinned one."""
+        if self.guard is None or origin_of(url) in self.trusted_origins:
+            return self.client
+        if self._pinned is None:
+            self._pinned = httpx.AsyncClient(
+                timeout=self.timeout,
+                follow_redirects=False,
+                trust_env=False,
+                transport=PinnedTransport(self.guard),
+            )
+        return self._pinned
+
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for client in (self._client, self._pinned):
+            if client is not None:
+                await client.aclose()
+        self._client = self._pinned = None
 
     async def post_json(
         self, upstream: Upstream, url: str, headers: Mapping[str, str], body: dict[str, Any]
@@ -147,11 +173,12 @@ class UpstreamClient:
         """`content` holds httpx's body arguments (`json`, or `data` and `files`); they are
         sent again, unchanged, on every retry."""
         budget = self.max_retries if retries is None else retries
+        client = self.client_for(url)
         attempt = 0
         while True:
             try:
-                request = self.client.build_request(method, url, headers=headers, **content)
-                response = await self.client.send(request, stream=stream)
+                request = client.build_request(method, url, headers=headers, **content)
+                response = await client.send(request, stream=stream)
                 if stream and not response.is_success:
                     try:
                         await response.aread()  # the error body explains the failure
@@ -163,6 +190,13 @@ class UpstreamClient:
                     provider_id=upstream.provider_id,
                 )
                 delay = None
+            except BlockedAddress as exc:
+                raise ProviderNotConfigured(
+                    f"The {upstream.label} endpoint an organization set points at a private "
+                    f"or reserved address ({exc}), which this server refuses (the operator "
+                    "can allow it with FABRIC_ALLOW_PRIVATE_PROVIDER_URLS).",
+                    provider_id=upstream.provider_id,
+                ) from None
             except httpx.TimeoutException as exc:
                 raise UpstreamTimeout(
                     f"The {upstream.label} API did not answer within {self.timeout:g} s.",
@@ -203,6 +237,13 @@ class UpstreamClient:
             return float(retry_after)
         ceiling = min(_BACKOFF_CAP_SECONDS, self.retry_base * 2.0 ** (attempt - 1))
         return self.rng() * ceiling
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host:port` of a URL (the port spelled out), for comparing endpoints."""
+    parsed = httpx.URL(url)
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme, 0)
+    return f"{parsed.scheme}://{parsed.host}:{port}"
 
 
 def _json_object(upstream: Upstream, response: httpx.Response) -> dict[str, Any]:

@@ -115,6 +115,9 @@ class OpenAIProvider:
         return request.model or self.default_model(request.modality)
 
     def unavailable_reason(self, credentials: Credentials) -> str | None:
+        unapproved = credentials.endpoint_unapproved(BASE_URL, KEY)
+        if unapproved is not None:
+            return unapproved
         if credentials.get(KEY) or credentials.get(BASE_URL):
             return None
         return f"set the {KEY} secret (or FABRIC_OPENAI_API_KEY on the server)"
@@ -213,7 +216,7 @@ class OpenAIProvider:
         chosen_by_org = credentials.is_organization_value(BASE_URL)
         base = check_url_syntax(self.endpoint(credentials), BASE_URL)
         if chosen_by_org and not self.allow_private_urls:
-            await check_public_url(base, BASE_URL)
+            check_public_url(base, BASE_URL)
         key = credentials.get(KEY)
         if chosen_by_org and not credentials.is_organization_value(KEY):
             key = None  # the server's own key only ever goes to the server's endpoint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fabric_server.net.guard import AddressGuard
 from fabric_server.providers.anthropic import AnthropicProvider
 from fabric_server.providers.credentials import (
     CredentialResolver,
@@ -10,7 +11,7 @@ from fabric_server.providers.credentials import (
 )
 from fabric_server.providers.echo import EchoProvider
 from fabric_server.providers.health import CircuitBreaker
-from fabric_server.providers.http import UpstreamClient
+from fabric_server.providers.http import UpstreamClient, origin_of
 from fabric_server.providers.openai import OpenAIProvider
 from fabric_server.providers.openai_media import MediaModels
 from fabric_server.providers.pricing import PriceTable
@@ -23,6 +24,12 @@ def names(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def trusted_origins(settings: Settings) -> frozenset[str]:
+    """The endpoints the operator configured: called directly, private addresses included."""
+    urls = (settings.openai_base_url, settings.openai_default_base_url, settings.anthropic_base_url)
+    return frozenset(origin_of(url) for url in urls if url)
+
+
 def build_registry(
     settings: Settings, org_secrets: CredentialSource | None = None
 ) -> ProviderRegistry:
@@ -31,6 +38,9 @@ def build_registry(
         timeout=settings.provider_timeout_seconds,
         max_retries=settings.provider_max_retries,
         retry_base=settings.provider_retry_base_seconds,
+        # Endpoints an organization chose are reached only through the address guard.
+        guard=AddressGuard(allow_private=settings.allow_private_provider_urls),
+        trusted_origins=trusted_origins(settings),
     )
     openai = OpenAIProvider(
         http,

@@ -1,18 +1,23 @@
-"""Checks on endpoints chosen by an organization (its `OPENAI_BASE_URL` secret).
+"""Checks on endpoints chosen by an organization (its `OPENAI_BASE_URL` / `ANTHROPIC_BASE_URL`
+secret).
 
 The server calls such an endpoint from inside its own network, so unless the operator allows
 it, the address must be public: not loopback, private, link-local (cloud metadata), or
-otherwise reserved. Endpoints set by the operator in settings are trusted and not checked.
+otherwise reserved — in any spelling (`[::127.0.0.1]`, NAT64 `[64:ff9b::7f00:1]`, 6to4
+`[2002:7f00:1::]`, `127.1`…). Here the URL as written is checked (the shared
+`net.guard.AddressGuard`); a host name is resolved and checked when connecting, on the
+connection itself (`UpstreamClient` pins it). Endpoints set by the operator in settings are
+trusted and not checked.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 from urllib.parse import urlsplit
 
+from fabric_server.net.guard import AddressGuard, BlockedAddress
 from fabric_server.providers.errors import ProviderNotConfigured
+
+_PUBLIC_ONLY = AddressGuard(allow_private=False)
 
 
 def check_url_syntax(url: str, secret_name: str) -> str:
@@ -28,24 +33,13 @@ def check_url_syntax(url: str, secret_name: str) -> str:
     return url.rstrip("/")
 
 
-async def check_public_url(url: str, secret_name: str) -> None:
-    """Raise `ProviderNotConfigured` unless every address of the URL's host is public."""
-    host = urlsplit(url).hostname or ""
+def check_public_url(url: str, secret_name: str) -> None:
+    """Raise `ProviderNotConfigured` unless the URL, as written, names a public target."""
     try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise ProviderNotConfigured(
-                f"The host of the {secret_name} secret ({host}) does not resolve."
-            ) from exc
-        # A scoped IPv6 address (fe80::1%eth0) carries its zone after a percent sign.
-        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-    if not addresses or any(not address.is_global for address in addresses):
+        _PUBLIC_ONLY.check_url(url)
+    except BlockedAddress as exc:
         raise ProviderNotConfigured(
-            f"The {secret_name} secret points at a private or reserved address, which this "
-            "server refuses (the operator can allow it with "
+            f"The {secret_name} secret points at a private or reserved address ({exc}), "
+            "which this server refuses (the operator can allow it with "
             "FABRIC_ALLOW_PRIVATE_PROVIDER_URLS)."
-        )
+        ) from None

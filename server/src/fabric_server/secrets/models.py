@@ -27,5 +27,8 @@ class OrgSecret(Base):
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     key_id: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str | None] = mapped_column(String(36))
+    # Who set the current value (the value's author decides, for a provider endpoint,
+    # whether the organization's key may be sent there).
+    updated_by: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -17,6 +17,7 @@ from fabric_server.api.auth import Principal
 from fabric_server.db.types import utcnow
 from fabric_server.errors import NotFound
 from fabric_server.events.outbox import EventRecorder
+from fabric_server.orgs import repository as orgs
 from fabric_server.secrets import repository
 from fabric_server.secrets.crypto import MasterKey, SecretCipher
 from fabric_server.secrets.models import OrgSecret
@@ -55,6 +56,7 @@ class SecretStore:
                             ciphertext=sealed,
                             key_id=self.cipher.key_id,
                             created_by=principal.id,
+                            updated_by=principal.id,
                         ),
                     )
             except IntegrityError:  # set concurrently: replace that one instead
@@ -62,7 +64,7 @@ class SecretStore:
                 assert row is not None
         if not created:
             row.nonce, row.ciphertext, row.key_id = nonce, sealed, self.cipher.key_id
-            row.updated_at = utcnow()
+            row.updated_at, row.updated_by = utcnow(), principal.id
             await session.flush()
         await self.events.record(
             session,
@@ -102,6 +104,23 @@ class SecretStore:
         if row is None:
             return None
         return self.cipher.open(org_id, name, row.nonce, row.ciphertext, row.key_id)
+
+    async def endpoint_approved(
+        self, session: AsyncSession, org_id: str, endpoint_name: str, key_name: str
+    ) -> bool:
+        """Whether the organization's `key_name` may be sent to the endpoint its
+        `endpoint_name` secret names: true when whoever set the endpoint also set the key
+        (they know it), or is an owner now (owners decide where keys go). An admin who may
+        manage secrets but never read them cannot point a key set by someone else at a
+        server of their choosing."""
+        rows = await repository.get_many(session, org_id, [endpoint_name, key_name])
+        authors = {row.name: row.updated_by or row.created_by for row in rows}
+        endpoint_by, key_by = authors.get(endpoint_name), authors.get(key_name)
+        if endpoint_name not in authors or key_name not in authors or endpoint_by == key_by:
+            return True
+        if endpoint_by is None:
+            return False
+        return await orgs.member_role(session, org_id, endpoint_by) == "owner"
 
     async def get_many(
         self, session: AsyncSession, org_id: str, names: Collection[str]

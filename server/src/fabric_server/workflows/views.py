@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from fabric_server.api.json_limits import render
 from fabric_server.db.models import Event
 from fabric_server.events.hub import LogEvent
 from fabric_server.events.sse import event_to_dict
@@ -17,7 +18,7 @@ _CURRENT_NODE_STATUSES = (NodeStatus.RUNNING, NodeStatus.WAITING)
 
 def definition_out(definition: WorkflowDefinition) -> dict[str, Any]:
     data = {name: getattr(definition, name) for name in DefinitionOut.model_fields}
-    return DefinitionOut.model_validate(data).model_dump(mode="json")
+    return render(DefinitionOut, data)
 
 
 def run_out(run: WorkflowRun, nodes: Sequence[WorkflowNodeState]) -> dict[str, Any]:
@@ -25,7 +26,7 @@ def run_out(run: WorkflowRun, nodes: Sequence[WorkflowNodeState]) -> dict[str, A
     data["metadata"] = run.run_metadata
     data["progress"] = _progress(nodes)
     data["nodes"] = node_states_out(run, nodes)
-    return RunOut.model_validate(data).model_dump(mode="json")
+    return render(RunOut, data)
 
 
 def node_states_out(run: WorkflowRun, nodes: Sequence[WorkflowNodeState]) -> list[dict[str, Any]]:
@@ -56,7 +57,7 @@ def run_log_out(
         "nodes": node_states_out(run, nodes),
         "events": [event_to_dict(LogEvent.of(event)) for event in events],
     }
-    return RunLog.model_validate(data).model_dump(mode="json")
+    return render(RunLog, data)
 
 
 def _progress(nodes: Sequence[WorkflowNodeState]) -> dict[str, Any]:
