@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, help="port (FABRIC_PORT, default 3001)")
     serve.add_argument("--no-workers", action="store_true", help="API only; run workers apart")
     serve.add_argument(
+        "--workers",
+        type=_processes,
+        dest="api_processes",
+        help="API processes sharing the port (FABRIC_API_PROCESSES, default 1); each also runs "
+        "workers unless --no-workers",
+    )
+    serve.add_argument(
         "--dev-on-network",
         action="store_true",
         help="dev mode on a non-loopback address (FABRIC_DEV_MODE_ON_NETWORK=true): every "
@@ -132,8 +139,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "dev_mode_on_network": True if getattr(args, "dev_on_network", False) else None,
         "worker_health_port": getattr(args, "health_port", None),
         "worker_health_host": getattr(args, "health_host", None),
+        "api_processes": getattr(args, "api_processes", None),
     }
     return {name: value for name, value in flags.items() if value is not None}
+
+
+def _processes(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of processes from 1 to 64, got {text!r}"
+        )
+    return int(text)
 
 
 def _port(text: str) -> int:

@@ -10,9 +10,14 @@ import asyncio
 import contextlib
 import logging
 import math
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.process
+import os
 import signal
 import socket
 import sys
+import threading
 
 import uvicorn
 
@@ -29,7 +34,49 @@ log = logging.getLogger("fabric_server")
 
 
 def serve(settings: Settings, sock: socket.socket) -> int:
-    """Run the API (and its background work) on `sock` until SIGINT or SIGTERM."""
+    """Run the API (and its background work) on `sock` until SIGINT or SIGTERM; in
+    `settings.api_processes` processes sharing the socket when more than one."""
+    if settings.api_processes > 1:
+        return serve_processes(settings, sock)
+    return _serve_one(settings, sock)
+
+
+def serve_processes(settings: Settings, sock: socket.socket) -> int:
+    """Run `settings.api_processes` API processes on `sock` (each with its own caches and
+    group-commit writer, kept exact through the database) and supervise them: one that dies
+    is started again; SIGINT or SIGTERM stops them all, each shutting down gracefully."""
+    context = multiprocessing.get_context("spawn")
+    stopping = threading.Event()
+
+    def start() -> multiprocessing.process.BaseProcess:
+        child = context.Process(target=_serve_one, args=(settings, sock), name="fabric-api")
+        child.start()
+        return child
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.set()
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signum)
+
+    children = [start() for _ in range(settings.api_processes)]
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+    log.info("started %d API processes", len(children))
+    while not stopping.is_set():
+        for index, child in enumerate(children):
+            if not child.is_alive() and not stopping.is_set():
+                log.warning(
+                    "API process %s exited (%s); starting another", child.pid, child.exitcode
+                )
+                children[index] = start()
+        stopping.wait(0.5)
+    for child in children:
+        child.join()
+    return 0
+
+
+def _serve_one(settings: Settings, sock: socket.socket) -> int:
     app = create_app(settings)
     config = uvicorn.Config(
         app,

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     worker_health_host: str = "127.0.0.1"
 
     run_workers: bool = True
+    api_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API processes `serve` runs on its port (each with its own caches, kept "
+        "exact through the database); more use more cores, on PostgreSQL",
+    )
     worker_concurrency: int = 4
     worker_poll_interval: float = 1.0
     lease_seconds: float = 30.0

@@ -80,6 +80,8 @@ class Job(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("organization_id", "idempotency_key"),
         Index("ix_jobs_org_id", "organization_id", "id"),
+        # Lists of one status ("my running jobs") without walking the organization's others.
+        Index("ix_jobs_org_status_id", "organization_id", "status", "id"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))

@@ -229,22 +229,24 @@ def _read_versions(conn: Connection) -> dict[str, int]:
 
 
 class VersionedCache(Generic[K, V]):
-    """Answers of one kind, each kept with the counter value it was loaded under."""
+    """Answers of one kind, each kept with the counter values it was loaded under (an answer
+    made of several kinds of data names each of their counters)."""
 
-    def __init__(self, versions: Versions, counter: str, *, max_entries: int = 10_000) -> None:
+    def __init__(self, versions: Versions, *counters: str, max_entries: int = 10_000) -> None:
         self.versions = versions
-        self.counter = counter
+        self.counters = counters
         self.max_entries = max_entries
-        self._entries: OrderedDict[K, tuple[int, V]] = OrderedDict()
+        self._entries: OrderedDict[K, tuple[tuple[int, ...], V]] = OrderedDict()
 
     async def get(
         self, session: AsyncSession | None, key: K, load: Callable[[], Awaitable[V]]
     ) -> V:
         """The cached answer for `key`, or `load()`'s (then kept). A transaction that has
         itself changed what this cache holds always loads afresh, uncached."""
-        if session is not None and self.counter in pending_bumps(session):
+        if session is not None and pending_bumps(session) & set(self.counters):
             return await load()
-        version = (await self.versions.current()).get(self.counter, 0)
+        current = await self.versions.current()
+        version = tuple(current.get(counter, 0) for counter in self.counters)
         entry = self._entries.get(key)
         if entry is not None and entry[0] == version:
             self._entries.move_to_end(key)

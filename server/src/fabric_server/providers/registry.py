@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.versions import SECRETS, VersionedCache, Versions
+from fabric_server.db.versions import ACCESS, SECRETS, VersionedCache, Versions
 from fabric_server.providers.base import (
     NO_CREDENTIALS,
     STREAMING_MODALITIES,
@@ -122,9 +122,9 @@ class ProviderRegistry:
             await self.http.aclose()
 
     def use_cache(self, versions: Versions) -> None:
-        """Keep each organization's credentials in memory, exact thanks to the `secrets`
-        version counter."""
-        self._credentials = VersionedCache(versions, SECRETS)
+        """Keep each organization's credentials in memory, exact thanks to the `secrets` and
+        `access` version counters (who may send a key to a base URL depends on roles)."""
+        self._credentials = VersionedCache(versions, SECRETS, ACCESS)
 
     async def credentials(self, session: AsyncSession, org_id: str | None) -> Credentials:
         """Everything the adapters may need for `org_id` (org secrets, then settings)."""

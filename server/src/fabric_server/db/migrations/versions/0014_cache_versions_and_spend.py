@@ -1,8 +1,9 @@
-"""cache versions and running spend: counters that make per-process caches exact, and each
-organization's spend per month kept as usage is recorded
+"""cache versions, running spend, jobs by status: counters that make per-process caches exact,
+each organization's spend per month kept as usage is recorded, and an index that lists an
+organization's jobs of one status without walking the others
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-04 21:00:00.000000
 """
 
@@ -16,8 +17,8 @@ from alembic import op
 
 import fabric_server.db.types
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
@@ -68,7 +69,12 @@ def upgrade() -> None:
             ],
         )
 
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.create_index("ix_jobs_org_status_id", ["organization_id", "status", "id"])
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_jobs_org_status_id")
     op.drop_table("organization_spend")
     op.drop_table("cache_versions")
