@@ -49,7 +49,12 @@ def api_schema(
     url = databases.create(dialect)
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
     with LiveServer(fast_settings(url, data_dir, sse_max_connection_seconds=1.0)) as server:
-        options = {**tomllib.loads(CONFIG.read_text()), **BUDGET}
+        options = tomllib.loads(CONFIG.read_text())
+        for name, value in BUDGET.items():  # the budget adds to the file's sections
+            if isinstance(value, dict):
+                options[name] = {**options.get(name, {}), **value}
+            else:
+                options[name] = value
         config = SchemathesisConfig.from_dict(options)
         yield schemathesis.openapi.from_url(f"{server.base_url}/openapi.json", config=config)
     databases.drop(url)

@@ -119,7 +119,7 @@ async def test_a_name_an_organization_chose_is_checked_on_the_connection(
         "/v1/providers/execute",
         json={"modality": "text", "input": {"prompt": "Hello"}, "model": "gpt-4o"},
     )
-    body = assert_error(response, 400, "provider_not_configured")
+    body = assert_error(response, 422, "provider_not_configured")
     assert "inside.example (127.0.0.1)" in body["error"]["message"]
     assert llm.requests == []
 
@@ -157,7 +157,7 @@ async def test_an_admins_endpoint_gets_an_owners_key_only_once_an_owner_set_it(
         # The admin points the provider at a server of their own, hoping for the key.
         await set_secret(client, admin, org, "OPENAI_BASE_URL", llm.openai_base_url)
         refused = await execute(client, admin, org)
-        body = assert_error(refused, 400, "provider_not_configured")
+        body = assert_error(refused, 422, "provider_not_configured")
         assert "an owner must set OPENAI_BASE_URL" in body["error"]["message"]
         listed = data(
             await client.get(f"/v1/providers?organization_id={org}", headers=admin.headers)

@@ -117,10 +117,14 @@ async def events_for_active_orgs(
 
 
 async def active_for_organizations(session: AsyncSession, org_ids: Sequence[str]) -> list[Webhook]:
+    """The active endpoints, share-locked until the transaction ends: a webhook being deleted
+    meanwhile is either waited for (and then not returned) or kept until the deliveries made
+    for it are written (PostgreSQL; SQLite serialises writers anyway)."""
     rows = await session.scalars(
         select(Webhook)
         .where(Webhook.active, Webhook.organization_id.in_(list(org_ids)))
         .order_by(Webhook.id)
+        .with_for_update(read=True)
     )
     return list(rows)
 
