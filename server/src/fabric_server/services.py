@@ -16,12 +16,15 @@ from fabric_server.budgets.service import BudgetService
 from fabric_server.db import versions
 from fabric_server.db.database import Database
 from fabric_server.db.writer import Writer
+from fabric_server.engine.admission import InFlightLimit
+from fabric_server.engine.lanes import CONTROL, DELIVERY, build_lanes
 from fabric_server.engine.queue import RetryPolicy, WorkQueue
 from fabric_server.engine.worker import Handler, Worker
 from fabric_server.events.broadcaster import MemoryBroadcaster
 from fabric_server.events.hub import EventHub
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.events.sse import EventStreamer
+from fabric_server.jobs import repository as jobs_repository
 from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
@@ -38,7 +41,12 @@ from fabric_server.settings import Settings
 from fabric_server.webhooks.module import Webhooks, build_webhooks
 from fabric_server.webhooks.rotation import WebhookSecretTable
 from fabric_server.workflows import repository as workflow_repository
+from fabric_server.workflows.effects import NODE_TIMEOUT_KIND, RUN_CANCEL_KIND, RUN_START_KIND
 from fabric_server.workflows.wiring import Workflows, build_workflows
+
+# Short work that must never wait behind the rest: starting and cancelling runs, time-outs.
+CONTROL_KINDS = (RUN_START_KIND, RUN_CANCEL_KIND, NODE_TIMEOUT_KIND)
+CONTROL_SLOTS = 4
 
 
 @dataclass
@@ -77,10 +85,18 @@ class Services:
 
     def new_worker(self) -> Worker:
         s = self.settings
+        lanes = build_lanes(
+            compute_slots=s.worker_concurrency,
+            delivery_slots=s.webhook_concurrency,
+            control_slots=CONTROL_SLOTS,
+        )
+        lane_of = {kind: CONTROL for kind in CONTROL_KINDS}
+        lane_of[self.webhooks.work_kind] = DELIVERY
         return Worker(
             self.queue,
             self.handlers,
-            concurrency=s.worker_concurrency,
+            lanes=lanes,
+            lane_of=lane_of,
             poll_interval=s.worker_poll_interval,
             heartbeat_interval=s.heartbeat_seconds,
             shutdown_grace=s.shutdown_grace_seconds,
@@ -129,6 +145,13 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         budgets,
         hub,
         max_attempts=settings.job_max_attempts,
+        active_jobs=InFlightLimit(
+            db,
+            what="jobs",
+            setting="FABRIC_ORG_MAX_ACTIVE_JOBS",
+            limit=settings.org_max_active_jobs,
+            count=jobs_repository.count_active,
+        ),
     )
     workflows = build_workflows(
         settings, db, queue, events, access, providers, budgets, writer, hub

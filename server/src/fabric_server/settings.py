@@ -87,7 +87,17 @@ class Settings(BaseSettings):
         description="API processes `serve` runs on its port (each with its own caches, kept "
         "exact through the database); more use more cores, on PostgreSQL",
     )
-    worker_concurrency: int = 4
+    worker_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=1000,
+        description="Jobs and workflow nodes a worker runs at once (they mostly wait on "
+        "providers); one organization runs at most half of them while others have work "
+        "waiting",
+    )
+    webhook_concurrency: int = Field(
+        default=8, ge=1, le=1000, description="Webhook deliveries a worker makes at once"
+    )
     worker_poll_interval: float = 1.0
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 10.0
@@ -101,6 +111,24 @@ class Settings(BaseSettings):
     )
     workflow_max_fan_out: int = Field(
         default=1000, ge=1, description="Most child runs one fan-out node may start."
+    )
+    workflow_max_descendants: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most runs one run may have below it, children of children included "
+        "(a node that would start more fails)",
+    )
+    org_max_active_jobs: int = Field(
+        default=10_000,
+        ge=0,
+        description="Jobs an organization may have pending or started at once (429 beyond; "
+        "0: no limit)",
+    )
+    org_max_active_runs: int = Field(
+        default=1_000,
+        ge=0,
+        description="Top-level runs an organization may have unfinished at once (429 beyond; "
+        "child runs count against their root's descendant limit instead; 0: no limit)",
     )
     http_allow_private: bool | None = Field(
         default=None,

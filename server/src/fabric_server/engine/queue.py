@@ -15,13 +15,24 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, CursorResult, bindparam, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import PROCESS_TOKEN, Database, after_commit
 from fabric_server.db.models import WorkItem, table_of
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.writer import Tx
+from fabric_server.engine.lanes import Candidate
 from fabric_server.engine.status import OPEN_WORK_STATUSES, WORK_TRANSITIONS, WorkStatus
 
 Clock = Callable[[], dt.datetime]
@@ -76,8 +87,9 @@ class LeasePool:
 
 
 class LocalWorker(Protocol):
-    def reserve(self, kind: str) -> Lease | None:
-        """A lease for an item of `kind`, if this worker takes such items and has room."""
+    def reserve(self, kind: str, organization_id: str | None = None) -> Lease | None:
+        """A lease for an item of `kind` of that organization, if this worker takes such
+        items and has room for it."""
 
 
 @dataclass(frozen=True)
@@ -111,16 +123,18 @@ class WorkQueue:
         """Hand new work to `worker` (this process's) in memory instead of through claims."""
         self._local = worker
 
-    def reserve(self, kind: str, count: int) -> LeasePool:
+    def reserve(self, kind: str, count: int, organization_id: str | None = None) -> LeasePool:
         """Up to `count` places in this process's worker for items of `kind` a unit may
         create (on the event loop, before the unit is queued; `settle` the pool after)."""
-        return LeasePool([self.lease_locally(kind) for _ in range(count)])
+        return LeasePool([self.lease_locally(kind, organization_id) for _ in range(count)])
 
-    def lease_locally(self, kind: str) -> Lease | None:
+    def lease_locally(self, kind: str, organization_id: str | None = None) -> Lease | None:
         """A lease in this process's worker for an item of `kind` about to be created (None:
         no local worker takes it now; the item is queued for any worker to claim). Cancel
         it if the item is not created after all."""
-        return self._local.reserve(kind) if self._local is not None else None
+        if self._local is None:
+            return None
+        return self._local.reserve(kind, organization_id)
 
     def insert_in(
         self,
@@ -322,6 +336,75 @@ class WorkQueue:
         async with self.db.write() as session:
             items = list((await session.scalars(stmt)).all())
         items.sort(key=lambda i: (-i.priority, i.available_at, i.id))
+        return items
+
+    async def candidates(
+        self, kinds: Sequence[str], *, per_org: int, limit: int
+    ) -> list[Candidate]:
+        """Runnable items of `kinds` (queued and due, or leased with the lease expired), at
+        most `per_org` of each organization, in turns: every organization's most urgent item
+        first (by priority, then age), then every organization's second, … A read: taking
+        them is `lease`."""
+        now = self.clock()
+        runnable = or_(
+            (_ITEMS.c.status == WorkStatus.QUEUED) & (_ITEMS.c.available_at <= now),
+            (_ITEMS.c.status == WorkStatus.RUNNING) & (_ITEMS.c.lease_expires_at < now),
+        )
+        turn = (
+            func.row_number()
+            .over(
+                partition_by=_ITEMS.c.organization_id,
+                order_by=(_ITEMS.c.priority.desc(), _ITEMS.c.available_at, _ITEMS.c.id),
+            )
+            .label("turn")
+        )
+        ranked = (
+            select(
+                _ITEMS.c.id,
+                _ITEMS.c.organization_id,
+                _ITEMS.c.priority,
+                _ITEMS.c.available_at,
+                turn,
+            )
+            .where(runnable, _ITEMS.c.kind.in_(list(kinds)))
+            .subquery()
+        )
+        query = (
+            select(ranked.c.id, ranked.c.organization_id, ranked.c.turn)
+            .where(ranked.c.turn <= per_org)
+            .order_by(ranked.c.turn, ranked.c.priority.desc(), ranked.c.available_at, ranked.c.id)
+            .limit(limit)
+        )
+        rows = await self.db.run_read(lambda conn: conn.execute(query).all())
+        return [Candidate(row.id, row.organization_id, row.turn) for row in rows]
+
+    async def lease(self, owner: str, ids: Sequence[str]) -> list[WorkItem]:
+        """Take the items `ids` under a lease, those still runnable (another worker may have
+        taken some meanwhile)."""
+        if not ids:
+            return []
+        now = self.clock()
+        runnable = or_(
+            (WorkItem.status == WorkStatus.QUEUED) & (WorkItem.available_at <= now),
+            (WorkItem.status == WorkStatus.RUNNING) & (WorkItem.lease_expires_at < now),
+        )
+        stmt = (
+            update(WorkItem)
+            .where(WorkItem.id.in_(list(ids)), runnable)
+            .values(
+                status=_moved((WorkStatus.QUEUED, WorkStatus.RUNNING), WorkStatus.RUNNING),
+                lease_owner=owner,
+                lease_expires_at=now + dt.timedelta(seconds=self.lease_seconds),
+                attempts=WorkItem.attempts + 1,
+                updated_at=now,
+            )
+            .returning(WorkItem)
+            .execution_options(synchronize_session=False)
+        )
+        async with self.db.write() as session:
+            items = list((await session.scalars(stmt)).all())
+        order = {item_id: index for index, item_id in enumerate(ids)}
+        items.sort(key=lambda item: order[item.id])
         return items
 
     async def heartbeat(self, owner: str, item_ids: Sequence[str]) -> set[str]:

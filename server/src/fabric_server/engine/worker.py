@@ -1,21 +1,22 @@
-"""The worker: claims work under a lease, runs handlers, heartbeats, shuts down gracefully."""
+"""The worker: takes work under a lease, runs handlers fairly, heartbeats, shuts down
+gracefully."""
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextvars
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db import versions
 from fabric_server.db.models import WorkItem
+from fabric_server.engine.lanes import COMPUTE, Allotment, Lane
 from fabric_server.engine.queue import Lease, LeaseLost, WorkQueue
 
 log = logging.getLogger("fabric_server.worker")
@@ -36,13 +37,13 @@ class Handler(Protocol):
 
 
 class Worker:
-    """Supervises a claim loop and a heartbeat loop over up to `concurrency` running items.
+    """Supervises a claim loop and a heartbeat loop over its lanes (`engine.lanes`).
 
     Work created in this process is handed over without a claim: the item is written already
-    leased to this worker (`reserve`), and arrives in memory once committed (`hand_over`);
-    items beyond the free slots wait in a small in-memory backlog, leased and heartbeated
-    like running ones. Claiming from the queue table is for work created elsewhere (another
-    process, a retry, a reclaimed lease).
+    leased to this worker (`reserve`), and arrives in memory once committed (`hand_over`).
+    Held items start as their lane's rules allow: fairly across organizations, one kind of
+    work never holding every slot. Claiming from the queue table is for work created
+    elsewhere (another process, a retry, a reclaimed lease).
     """
 
     def __init__(
@@ -51,22 +52,27 @@ class Worker:
         handlers: Mapping[str, Handler],
         *,
         concurrency: int = 4,
+        lanes: Sequence[Lane] = (),
+        lane_of: Mapping[str, str] | None = None,
         poll_interval: float = 1.0,
         heartbeat_interval: float = 10.0,
         shutdown_grace: float = 10.0,
     ) -> None:
         self.queue = queue
         self.handlers = dict(handlers)
-        self.concurrency = concurrency
+        # Without lanes: one lane of `concurrency` slots, no shares (tests, tools).
+        lanes = list(lanes) or [Lane(COMPUTE, concurrency, share=1.0, reserve=0)]
+        self.lanes: dict[str, Allotment[WorkItem]] = {lane.name: Allotment(lane) for lane in lanes}
+        assigned = lane_of or {}
+        self._lane_of = {
+            kind: assigned[kind] if assigned.get(kind) in self.lanes else lanes[0].name
+            for kind in self.handlers
+        }
         self.poll_interval = poll_interval
         self.heartbeat_interval = heartbeat_interval
         self.shutdown_grace = shutdown_grace
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._running: dict[str, tuple[WorkItem, asyncio.Task[None]]] = {}
-        # Handed over beyond the free slots: run in order as slots free up.
-        self._backlog: collections.deque[WorkItem] = collections.deque()
-        self._reserved = 0
-        self.handoff_limit = concurrency * 4
         self._wake = asyncio.Event()  # the queue may hold new work
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -74,32 +80,39 @@ class Worker:
         self._releases: set[asyncio.Task[None]] = set()
         queue.on_enqueue(self.wake)
 
+    @property
+    def concurrency(self) -> int:
+        return sum(allotment.lane.slots for allotment in self.lanes.values())
+
     def wake(self) -> None:
         self._wake.set()
 
-    def reserve(self, kind: str) -> Lease | None:
-        """Room for an item of `kind` being created in this process, or None."""
+    def reserve(self, kind: str, organization_id: str | None = None) -> Lease | None:
+        """Room for an item of `kind` being created in this process, or None (it is queued
+        for any worker to claim instead)."""
         if self._stopping.is_set() or self._supervisor is None or kind not in self.handlers:
             return None
-        if len(self._running) + len(self._backlog) + self._reserved >= self.handoff_limit:
+        allotment = self.lanes[self._lane_of[kind]]
+        if not allotment.reserve(organization_id):
             return None
-        self._reserved += 1
-        return Lease(self.id, self._hand_over, self._cancel_reservation)
-
-    def _cancel_reservation(self) -> None:
-        self._reserved -= 1
+        return Lease(self.id, self._hand_over, lambda: allotment.unreserve(organization_id))
 
     def _hand_over(self, item: WorkItem) -> None:
-        self._reserved -= 1
+        allotment = self.lanes[self._lane_of[item.kind]]
         if self._stopping.is_set():
+            allotment.unreserve(item.organization_id)
             # Too late to run it here: give it back to the queue for any worker.
             task = asyncio.create_task(self._release(item))
             self._releases.add(task)
             task.add_done_callback(self._releases.discard)
-        elif len(self._running) < self.concurrency:
+            return
+        allotment.arrive(item.organization_id, item)
+        self._dispatch(allotment)
+
+    def _dispatch(self, allotment: Allotment[WorkItem]) -> None:
+        """Start every held item the lane lets run now."""
+        while not self._stopping.is_set() and (item := allotment.next_to_run()) is not None:
             self._start(item)
-        else:
-            self._backlog.append(item)
 
     def _start(self, item: WorkItem) -> None:
         stale = self._running.get(item.id)
@@ -128,7 +141,8 @@ class Worker:
             await self._supervisor
 
     async def _supervise(self) -> None:
-        log.info("worker %s started (%d slots)", self.id, self.concurrency)
+        slots = ", ".join(f"{name} {a.lane.slots}" for name, a in self.lanes.items())
+        log.info("worker %s started (slots: %s)", self.id, slots)
         heartbeat = asyncio.create_task(self._heartbeat_loop())
         try:
             await self._claim_loop()
@@ -143,28 +157,52 @@ class Worker:
         # queued here or elsewhere, a retry was scheduled), after a full batch, and once per
         # poll interval (work that became due). A slot freed by finished work alone is no
         # reason to look: an empty look costs a transaction.
-        maybe_work = True
+        maybe_work = set(self.lanes)
         while not self._stopping.is_set():
             # Clear before claiming: work enqueued while we claim sets it again.
             self._wake.clear()
             self._slot_freed.clear()
-            free = self.concurrency - len(self._running) - len(self._backlog)
-            if maybe_work and free > 0:
-                claimed: list[WorkItem] = []
+            for name in list(maybe_work):
                 try:
-                    claimed = await self.queue.claim(self.id, list(self.handlers), free)
+                    full = await self._claim(self.lanes[name])
                 except Exception:
                     log.exception("claiming work failed; retrying")
-                for item in claimed:
-                    self._start(item)
-                maybe_work = len(claimed) == free  # a full batch: more may be waiting
-                if maybe_work and len(self._running) < self.concurrency:
-                    continue
+                    full = False
+                if not full:
+                    maybe_work.discard(name)  # a full batch: more may be waiting
+            if maybe_work:
+                continue
             woken = await _first_set(self._wake, self._slot_freed, self.poll_interval)
-            maybe_work = maybe_work or woken is not self._slot_freed
+            if woken is not self._slot_freed:
+                maybe_work = set(self.lanes)
+
+    async def _claim(self, allotment: Allotment[WorkItem]) -> bool:
+        """Claim what the lane has room for, fairly; True when it took a full batch."""
+        lane = allotment.lane
+        room = lane.capacity - allotment.held_total
+        kinds = [kind for kind, name in self._lane_of.items() if name == lane.name]
+        if room <= 0 or not kinds:
+            return False
+        candidates = await self.queue.candidates(kinds, per_org=lane.slots, limit=room * 2)
+        picked = allotment.pick(candidates)
+        try:
+            items = await self.queue.lease(self.id, [c.id for c in picked])
+        except BaseException:
+            for candidate in picked:
+                allotment.unreserve(candidate.organization_id)
+            raise
+        taken = {item.id for item in items}
+        for candidate in picked:
+            if candidate.id not in taken:  # another worker was quicker
+                allotment.unreserve(candidate.organization_id)
+        for item in items:
+            allotment.arrive(item.organization_id, item)
+        self._dispatch(allotment)
+        return bool(picked) and len(items) == len(picked) and len(candidates) > len(picked)
 
     async def _run(self, item: WorkItem) -> None:
         handler = self.handlers[item.kind]
+        allotment = self.lanes[self._lane_of[item.kind]]
         versions.begin_request()  # this task's own context: cached answers as of now
         try:
             if item.attempts > item.max_attempts:
@@ -181,34 +219,43 @@ class Worker:
             entry = self._running.get(item.id)
             if entry is not None and entry[1] is asyncio.current_task():
                 del self._running[item.id]
-            if self._backlog and not self._stopping.is_set():
-                self._start(self._backlog.popleft())
-            else:
-                self._slot_freed.set()
+                allotment.finished(item.organization_id)
+            self._dispatch(allotment)
+            self._slot_freed.set()
 
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
             renewing = dict(self._running)
+            waiting = [item.id for a in self.lanes.values() for item in a.all_waiting()]
             try:
-                held = [*renewing, *(item.id for item in self._backlog)]
-                lost = await self.queue.heartbeat(self.id, held)
+                lost = await self.queue.heartbeat(self.id, [*renewing, *waiting])
             except Exception:
                 log.exception("heartbeat failed")
                 continue
             if lost:
-                self._backlog = collections.deque(i for i in self._backlog if i.id not in lost)
+                self._forget_waiting(set(lost))
             for item_id in lost:
                 entry = self._running.get(item_id)
                 # Only the run the heartbeat was about: meanwhile that run may have ended
                 # (a retry requeued the item) and the item been claimed again, by a new run.
-                if entry is not None and entry is renewing[item_id]:
+                if entry is not None and entry is renewing.get(item_id):
                     log.warning("lease on %s expired; abandoning it", item_id)
                     entry[1].cancel()
 
+    def _forget_waiting(self, lost: set[str]) -> None:
+        """Waiting items whose lease was lost belong to another worker now."""
+
+        def kept(item: WorkItem) -> bool:
+            return item.id not in lost
+
+        for allotment in self.lanes.values():
+            allotment.drop(kept)
+
     async def _drain(self) -> None:
-        while self._backlog:  # never started: straight back to the queue
-            await self._release(self._backlog.popleft())
+        for allotment in self.lanes.values():
+            for item in allotment.take_waiting():  # never started: straight back
+                await self._release(item)
         if self._releases:
             await asyncio.gather(*self._releases, return_exceptions=True)
         if not self._running:

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, bindparam, insert, select, update
+from sqlalchemy import Connection, CursorResult, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.models import Job, UsageRecord, table_of
@@ -140,3 +140,16 @@ async def usage_for_job(session: AsyncSession, job_id: str) -> list[UsageRecord]
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def count_active(conn: Connection, org_id: str) -> int:
+    """Jobs of the organization not finished yet (`InFlightLimit`)."""
+    count = conn.scalar(
+        select(func.count())
+        .select_from(_JOBS)
+        .where(
+            _JOBS.c.organization_id == org_id,
+            _JOBS.c.status.in_((JobStatus.PENDING, JobStatus.STARTED)),
+        )
+    )
+    return int(count or 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from fabric_server.db.models import Job, UsageRecord
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.versions import Versions
 from fabric_server.db.writer import Tx, Writer
+from fabric_server.engine.admission import InFlightLimit
 from fabric_server.engine.queue import Lease, WorkQueue
 from fabric_server.errors import Conflict, DomainError, NotFound, Unprocessable
 from fabric_server.events.hub import EventHub
@@ -67,6 +69,7 @@ class JobService:
         hub: EventHub,
         *,
         max_attempts: int,
+        active_jobs: InFlightLimit | None = None,
     ) -> None:
         self.db = db
         self.writer = writer
@@ -78,6 +81,7 @@ class JobService:
         self.budgets = budgets
         self.hub = hub
         self.max_attempts = max_attempts
+        self.active_jobs = active_jobs
         # Jobs just handed to this process's worker, so it need not read them back, with the
         # cache counters their submission was decided under.
         self._recent: dict[str, tuple[JobRow, Mapping[str, int] | None]] = {}
@@ -116,6 +120,10 @@ class JobService:
                         await self.budgets.check(
                             session, plan.org_id, plan.request, plan.body.tier, plan.credentials
                         )
+        if self.active_jobs is not None:
+            adding = Counter(plan.org_id for plan in planned if plan.replay_of is None)
+            for org_id, count in sorted(adding.items()):
+                await self.active_jobs.admit(org_id, count)
         first = planned[0]
         audit = audit_values(
             resource_id=(first.replay_of or first.job)["id"] if single else None,
@@ -123,7 +131,7 @@ class JobService:
         )
         for plan in planned:
             if plan.replay_of is None:
-                plan.lease = self.queue.lease_locally(JOB_WORK_KIND)
+                plan.lease = self.queue.lease_locally(JOB_WORK_KIND, plan.org_id)
         known = self.versions.snapshot()
 
         def create(tx: Tx) -> list[tuple[JobRow, bool]]:

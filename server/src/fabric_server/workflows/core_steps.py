@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.sql import Executable
 
 from fabric_server.db.models import table_of
@@ -73,6 +73,12 @@ class Loaded:
     nodes: list[NodeSnapshot]
     created_by: str | None
     node_ids: dict[str, str] = field(default_factory=dict)  # key -> row id
+    root_run_id: str | None = None  # None: the run is the top of its tree
+
+    @property
+    def tree(self) -> str:
+        """The id of the top of the run's tree."""
+        return self.root_run_id or self.run.id
 
     def node_by_id(self, node_id: str) -> NodeSnapshot | None:
         return next((n for n in self.nodes if n.id == node_id), None)
@@ -134,7 +140,15 @@ class CoreSteps:
             )
             for n in tx.conn.execute(_LOAD_NODES, {"b_id": run_id}).mappings()
         ]
-        return Loaded(run, nodes, row["created_by"], {n.key: n.id for n in nodes})
+        node_ids = {n.key: n.id for n in nodes}
+        return Loaded(run, nodes, row["created_by"], node_ids, row["root_run_id"])
+
+    def tree_size(self, tx: Tx, root_run_id: str) -> int:
+        """How many runs are below the top of a tree (the limit on descendants)."""
+        count = tx.conn.scalar(
+            select(func.count()).select_from(RUNS).where(RUNS.c.root_run_id == root_run_id)
+        )
+        return int(count or 0)
 
     def _graph(self, conn: Connection, run_id: str) -> RunGraph:
         graph = self._graphs.get(run_id)
@@ -276,6 +290,7 @@ class CoreSteps:
                     "parent_run_id": parent.run.id,
                     "parent_node_key": effect.node_key,
                     "parent_index": index,
+                    "root_run_id": parent.tree,
                     "depth": parent.run.depth + 1,
                     "created_by": parent.created_by,
                     "idempotency_key": None,

@@ -95,8 +95,12 @@ class Steps:
         self.queue = queue
         self.core = core
 
-    async def write(self, unit: _Unit, leases: int = _LEASES_PER_STEP) -> _Begun | None:
-        pool = self.queue.reserve(NODE_WORK_KIND, leases)
+    async def write(
+        self, item: WorkItem, unit: _Unit, leases: int = _LEASES_PER_STEP
+    ) -> _Begun | None:
+        """Run `unit` for the run of `item`, with places reserved in the local worker for the
+        work it creates (the run's organization's)."""
+        pool = self.queue.reserve(NODE_WORK_KIND, leases, item.organization_id)
         try:
             return await self.writer.write(lambda tx: unit(tx, pool))
         finally:
@@ -136,7 +140,7 @@ class RunStartHandler(_RunHandler):
                 core.apply(tx, loaded, [step], pool)
             self.queue.finish_in(tx, item)
 
-        await self.steps.write(start)
+        await self.steps.write(item, start)
 
 
 class RunCancelHandler(_RunHandler):
@@ -153,7 +157,7 @@ class RunCancelHandler(_RunHandler):
                 core.apply(tx, loaded, [step], pool)
             self.queue.finish_in(tx, item)
 
-        await self.steps.write(cancel, leases=0)
+        await self.steps.write(item, cancel, leases=0)
 
 
 class NodeHandler(RetryingHandler):
@@ -168,8 +172,11 @@ class NodeHandler(RetryingHandler):
         budgets: BudgetService,
         steps: Steps,
         hub: EventHub,
+        *,
+        max_descendants: int,
     ) -> None:
         super().__init__(db, queue)
+        self.max_descendants = max_descendants
         self.lifecycle = lifecycle
         self.operations = operations
         self.budgets = budgets
@@ -178,7 +185,7 @@ class NodeHandler(RetryingHandler):
         self.hub = hub
 
     async def execute(self, item: WorkItem) -> None:
-        begun = await self.steps.write(lambda tx, pool: self._first(tx, item, pool))
+        begun = await self.steps.write(item, lambda tx, pool: self._first(tx, item, pool))
         if begun is None:
             return
         result = await self._execute(begun.node)
@@ -186,7 +193,9 @@ class NodeHandler(RetryingHandler):
             # Paid: the budget's running spend and alerts go with it (its row lock first).
             await self._record_paid(item, begun.attempt, result)
             return
-        await self.steps.write(lambda tx, pool: self._second(tx, item, begun.attempt, result, pool))
+        await self.steps.write(
+            item, lambda tx, pool: self._second(tx, item, begun.attempt, result, pool)
+        )
 
     def _first(self, tx: Tx, item: WorkItem, pool: LeasePool) -> _Begun | None:
         """Decide what the item does; do it all when that needs no waiting."""
@@ -210,7 +219,7 @@ class NodeHandler(RetryingHandler):
                 result = run_instantly(operation, prepared)
             except Exception as exc:
                 result = _failure(exc)
-            after = self._decide(tx, begin.run, begin.nodes, node.key, result, now)
+            after = self._decide(tx, loaded, begin.run, begin.nodes, node.key, result, now)
             self.core.apply(tx, loaded, [begin, *after], pool)
         elif work is NodeWork.WAKE or work is NodeWork.COLLECT:
             self.core.apply(tx, loaded, self._resume(tx, loaded, node, now), pool)
@@ -232,13 +241,14 @@ class NodeHandler(RetryingHandler):
             if isinstance(result, Completed):
                 for record in result.usage:  # free calls: no spend, no budget lock
                     insert_usage(tx.conn, record)
-            steps = self._decide(tx, loaded.run, loaded.nodes, node.key, result, utcnow())
+            steps = self._decide(tx, loaded, loaded.run, loaded.nodes, node.key, result, utcnow())
             self.core.apply(tx, loaded, steps, pool)
         self.queue.finish_in(tx, item)
 
     def _decide(
         self,
         tx: Tx,
+        loaded: Loaded,
         run: RunSnapshot,
         nodes: Sequence[NodeSnapshot],
         key: str,
@@ -276,6 +286,15 @@ class NodeHandler(RetryingHandler):
             case Sleep(seconds):
                 return [machine.sleep(run, nodes, key, seconds=seconds, now=now)]
             case SpawnChildren():
+                wanted = len(result.contexts)
+                below = self.core.tree_size(tx, loaded.tree)
+                if below + wanted > self.max_descendants:
+                    error = (
+                        f"starting {wanted} child runs would put {below + wanted} runs below "
+                        f"run {loaded.tree}, more than the {self.max_descendants} allowed "
+                        "(FABRIC_WORKFLOW_MAX_DESCENDANTS)"
+                    )
+                    return [machine.fail_node(run, nodes, key, error=error, now=now)]
                 definition_id = _definition_id(tx, run.organization_id, result)
                 return [
                     machine.spawn_children(
@@ -314,7 +333,7 @@ class NodeHandler(RetryingHandler):
             return [machine.fail_node(run, nodes, node.key, error=str(exc), now=now)]
         if outcome is None:
             return []
-        return self._decide(tx, run, nodes, node.key, outcome, now)
+        return self._decide(tx, loaded, run, nodes, node.key, outcome, now)
 
     async def on_failure(self, session: AsyncSession, item: WorkItem, error: str) -> None:
         """The node's work item kept failing or being interrupted: the node fails."""

@@ -60,6 +60,7 @@ class RunLauncher:
             parent_run_id=parent_run.id if parent_run else None,
             parent_node_key=parent_key,
             parent_index=parent_index,
+            root_run_id=(parent_run.root_run_id or parent_run.id) if parent_run else None,
             depth=parent_run.depth + 1 if parent_run else 0,
             created_by=created_by,
             idempotency_key=idempotency_key,

@@ -87,6 +87,8 @@ class WorkflowRun(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("organization_id", "idempotency_key"),
         Index("ix_workflow_runs_org_id", "organization_id", "id"),
+        # Unfinished runs of an organization (its limit) without walking the finished ones.
+        Index("ix_workflow_runs_org_status", "organization_id", "status"),
         Index("ix_workflow_runs_parent", "parent_run_id", "parent_index"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -106,6 +108,8 @@ class WorkflowRun(Timestamped, Base):
     parent_run_id: Mapped[str | None] = mapped_column(ForeignKey("workflow_runs.id"))
     parent_node_key: Mapped[str | None] = mapped_column(String(200))
     parent_index: Mapped[int | None] = mapped_column(Integer)
+    # The top of this run's tree (None: this run is a top-level one, or predates the column).
+    root_run_id: Mapped[str | None] = mapped_column(String(36), index=True)
     depth: Mapped[int] = mapped_column(Integer, default=0)
     created_by: Mapped[str | None] = mapped_column(String(36))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.models import Event
+from fabric_server.db.models import Event, table_of
 from fabric_server.workflows.models import WorkflowDefinition, WorkflowNodeState, WorkflowRun
 from fabric_server.workflows.status import TERMINAL_RUN_STATUSES, RunStatus
 
@@ -167,3 +167,18 @@ async def organization_of_run(session: AsyncSession, run_id: str) -> str | None:
     """Resolver for permission checks on `workflow_run:<id>`."""
     run = await get_run(session, run_id)
     return None if run is None else run.organization_id
+
+
+def count_active_top_runs(conn: Connection, org_id: str) -> int:
+    """Top-level runs of the organization that have not ended (`InFlightLimit`)."""
+    runs = table_of(WorkflowRun)
+    count = conn.scalar(
+        select(func.count())
+        .select_from(runs)
+        .where(
+            runs.c.organization_id == org_id,
+            runs.c.status.not_in(TERMINAL_RUN_STATUSES),
+            runs.c.parent_run_id.is_(None),
+        )
+    )
+    return int(count or 0)

@@ -15,6 +15,7 @@ from fabric_server.access.service import Access, WhenArchived
 from fabric_server.api.auth import Principal
 from fabric_server.api.pagination import PageRequest, split_page
 from fabric_server.db.models import Event
+from fabric_server.engine.admission import InFlightLimit
 from fabric_server.errors import Conflict, NotFound, ValidationFailed
 from fabric_server.workflows import repository
 from fabric_server.workflows.bindings import BindingError
@@ -28,10 +29,17 @@ LOG_EVENT_LIMIT = 5000
 
 
 class RunService:
-    def __init__(self, access: Access, launcher: RunLauncher, lifecycle: RunLifecycle) -> None:
+    def __init__(
+        self,
+        access: Access,
+        launcher: RunLauncher,
+        lifecycle: RunLifecycle,
+        active_runs: InFlightLimit | None = None,
+    ) -> None:
         self.access = access
         self.launcher = launcher
         self.lifecycle = lifecycle
+        self.active_runs = active_runs
 
     async def create(
         self, session: AsyncSession, principal: Principal, body: RunCreate
@@ -56,6 +64,8 @@ class RunService:
             )
             if existing is not None:
                 return _replay(existing, digest), False
+        if self.active_runs is not None:
+            await self.active_runs.admit(org_id)
         try:
             async with session.begin_nested():
                 run = await self.launcher.create_run(

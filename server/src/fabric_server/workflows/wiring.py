@@ -8,12 +8,14 @@ from fabric_server.access.service import Access
 from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
 from fabric_server.db.writer import Writer
+from fabric_server.engine.admission import InFlightLimit
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.engine.worker import Handler
 from fabric_server.events.hub import EventHub
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
+from fabric_server.workflows import repository
 from fabric_server.workflows.core_steps import CoreSteps
 from fabric_server.workflows.definitions import DefinitionService
 from fabric_server.workflows.effects import (
@@ -63,11 +65,31 @@ def build_workflows(
         queue, events, operations, default_timeout=settings.workflow_node_timeout_seconds
     )
     steps = Steps(writer, queue, core)
-    nodes = NodeHandler(db, queue, lifecycle, operations, budgets, steps, hub)
+    nodes = NodeHandler(
+        db,
+        queue,
+        lifecycle,
+        operations,
+        budgets,
+        steps,
+        hub,
+        max_descendants=settings.workflow_max_descendants,
+    )
     return Workflows(
         operations=operations,
         definitions=DefinitionService(access, operations),
-        runs=RunService(access, launcher, lifecycle),
+        runs=RunService(
+            access,
+            launcher,
+            lifecycle,
+            InFlightLimit(
+                db,
+                what="top-level runs",
+                setting="FABRIC_ORG_MAX_ACTIVE_RUNS",
+                limit=settings.org_max_active_runs,
+                count=repository.count_active_top_runs,
+            ),
+        ),
         handlers={
             NODE_WORK_KIND: nodes,
             RUN_START_KIND: RunStartHandler(db, queue, lifecycle, steps),

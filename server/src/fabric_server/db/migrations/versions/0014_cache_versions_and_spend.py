@@ -1,6 +1,6 @@
-"""cache versions, running spend, jobs by status: counters that make per-process caches exact,
-each organization's spend per month kept as usage is recorded, and an index that lists an
-organization's jobs of one status without walking the others
+"""cache versions, running spend, jobs by status, run trees: counters that make per-process
+caches exact, each organization's spend per month kept as usage is recorded, an index that
+lists an organization's jobs of one status without walking the others, and each run's root
 
 Revision ID: 0014
 Revises: 0013
@@ -71,9 +71,18 @@ def upgrade() -> None:
 
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index("ix_jobs_org_status_id", ["organization_id", "status", "id"])
+    # Counting a run tree's runs (the descendant limit) without walking it.
+    with op.batch_alter_table("workflow_runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("root_run_id", sa.String(length=36), nullable=True))
+        batch_op.create_index(batch_op.f("ix_workflow_runs_root_run_id"), ["root_run_id"])
+        batch_op.create_index("ix_workflow_runs_org_status", ["organization_id", "status"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("workflow_runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_workflow_runs_org_status")
+        batch_op.drop_index(batch_op.f("ix_workflow_runs_root_run_id"))
+        batch_op.drop_column("root_run_id")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_org_status_id")
     op.drop_table("organization_spend")
