@@ -150,6 +150,8 @@ class Database:
                 await session.commit()
             except BaseException:
                 await session.rollback()
+                for callback in session.info.pop("after_rollback", []):
+                    callback()
                 raise
             for callback in session.info.pop("after_commit", []):
                 callback()
@@ -177,6 +179,12 @@ def inside_write_transaction() -> bool:
 def is_write_transaction(session: AsyncSession) -> bool:
     """Whether `session` comes from `Database.write()` (the request or task changes data)."""
     return bool(session.info.get(_WRITES))
+
+
+def after_rollback(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` if the session's write transaction rolls back instead of committing
+    (giving back what was reserved for it)."""
+    session.info.setdefault("after_rollback", []).append(callback)
 
 
 def after_commit(session: AsyncSession, callback: AfterCommit) -> None:

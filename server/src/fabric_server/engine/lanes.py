@@ -85,12 +85,15 @@ class Allotment(Generic[T]):
         waiting = sum(len(queue) for queue in self.waiting.values())
         return sum(self.running.values()) + sum(self.reserved.values()) + waiting
 
-    def may_hold(self, org: str | None) -> bool:
-        return self.held_total < self.lane.capacity and self.held(org) < self.lane.slots
+    def may_hold(self, org: str | None, spare: int = 0) -> bool:
+        capacity, per_org = self.lane.capacity + spare, self.lane.slots + spare
+        return self.held_total < capacity and self.held(org) < per_org
 
-    def reserve(self, org: str | None) -> bool:
-        """Room for an item of `org` on its way (created here, or being claimed)."""
-        if not self.may_hold(org):
+    def reserve(self, org: str | None, *, replacing: bool = False) -> bool:
+        """Room for an item of `org` on its way (created here, or being claimed).
+        `replacing`: it follows an item of `org` that is about to finish (the next node of
+        a run), so it may use that item's place."""
+        if not self.may_hold(org, spare=1 if replacing else 0):
             return False
         self.reserved[org or ""] += 1
         return True

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.database import PROCESS_TOKEN, Database, after_commit
+from fabric_server.db.database import PROCESS_TOKEN, Database, after_commit, after_rollback
 from fabric_server.db.models import WorkItem, table_of
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.writer import Tx
@@ -87,7 +87,9 @@ class LeasePool:
 
 
 class LocalWorker(Protocol):
-    def reserve(self, kind: str, organization_id: str | None = None) -> Lease | None:
+    def reserve(
+        self, kind: str, organization_id: str | None = None, *, replacing: bool = False
+    ) -> Lease | None:
         """A lease for an item of `kind` of that organization, if this worker takes such
         items and has room for it."""
 
@@ -123,18 +125,29 @@ class WorkQueue:
         """Hand new work to `worker` (this process's) in memory instead of through claims."""
         self._local = worker
 
-    def reserve(self, kind: str, count: int, organization_id: str | None = None) -> LeasePool:
+    def reserve(
+        self, kind: str, count: int, organization_id: str | None = None, *, replacing: bool = False
+    ) -> LeasePool:
         """Up to `count` places in this process's worker for items of `kind` a unit may
-        create (on the event loop, before the unit is queued; `settle` the pool after)."""
-        return LeasePool([self.lease_locally(kind, organization_id) for _ in range(count)])
+        create (on the event loop, before the unit is queued; `settle` the pool after).
+        `replacing`: the unit finishes an item of the same organization, whose place the
+        first of them may take."""
+        return LeasePool(
+            [
+                self.lease_locally(kind, organization_id, replacing=replacing and n == 0)
+                for n in range(count)
+            ]
+        )
 
-    def lease_locally(self, kind: str, organization_id: str | None = None) -> Lease | None:
+    def lease_locally(
+        self, kind: str, organization_id: str | None = None, *, replacing: bool = False
+    ) -> Lease | None:
         """A lease in this process's worker for an item of `kind` about to be created (None:
         no local worker takes it now; the item is queued for any worker to claim). Cancel
         it if the item is not created after all."""
         if self._local is None:
             return None
-        return self._local.reserve(kind, organization_id)
+        return self._local.reserve(kind, organization_id, replacing=replacing)
 
     def insert_in(
         self,
@@ -277,7 +290,12 @@ class WorkQueue:
         priority: int = 0,
         max_attempts: int = 3,
         delay_seconds: float = 0.0,
+        local: bool = False,
     ) -> WorkItem:
+        """Add a work item to the session's transaction. With `local` (and no delay), this
+        process's worker takes it after commit without a claim when it has room."""
+        now = self.clock()
+        lease = self.lease_locally(kind, organization_id) if local and not delay_seconds else None
         item = WorkItem(
             kind=kind,
             ref_id=ref_id,
@@ -285,8 +303,17 @@ class WorkQueue:
             payload=payload or {},
             priority=priority,
             max_attempts=max_attempts,
-            available_at=self.clock() + dt.timedelta(seconds=delay_seconds),
+            available_at=now + dt.timedelta(seconds=delay_seconds),
         )
+        if lease is not None:
+            item.status = WorkStatus.RUNNING
+            item.attempts = 1
+            item.lease_owner = lease.owner
+            item.lease_expires_at = now + dt.timedelta(seconds=self.lease_seconds)
+            session.add(item)
+            after_commit(session, functools.partial(lease.hand_over, item))
+            after_rollback(session, lease.cancel)
+            return item
         session.add(item)
         after_commit(session, self._wake_all)
         if not self.db.is_sqlite and not session.info.get("work_notified"):

@@ -87,13 +87,16 @@ class Worker:
     def wake(self) -> None:
         self._wake.set()
 
-    def reserve(self, kind: str, organization_id: str | None = None) -> Lease | None:
+    def reserve(
+        self, kind: str, organization_id: str | None = None, *, replacing: bool = False
+    ) -> Lease | None:
         """Room for an item of `kind` being created in this process, or None (it is queued
-        for any worker to claim instead)."""
+        for any worker to claim instead). `replacing`: it follows an item of the same
+        organization that is about to finish, whose place it may take."""
         if self._stopping.is_set() or self._supervisor is None or kind not in self.handlers:
             return None
         allotment = self.lanes[self._lane_of[kind]]
-        if not allotment.reserve(organization_id):
+        if not allotment.reserve(organization_id, replacing=replacing):
             return None
         return Lease(self.id, self._hand_over, lambda: allotment.unreserve(organization_id))
 

@@ -100,7 +100,8 @@ class Steps:
     ) -> _Begun | None:
         """Run `unit` for the run of `item`, with places reserved in the local worker for the
         work it creates (the run's organization's)."""
-        pool = self.queue.reserve(NODE_WORK_KIND, leases, item.organization_id)
+        # The first place may be the finishing item's own (a run's next node takes over).
+        pool = self.queue.reserve(NODE_WORK_KIND, leases, item.organization_id, replacing=True)
         try:
             return await self.writer.write(lambda tx: unit(tx, pool))
         finally:

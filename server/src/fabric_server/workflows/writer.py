@@ -146,6 +146,7 @@ class StepWriter:
                     priority=effect.priority,
                     max_attempts=effect.max_attempts,
                     delay_seconds=effect.delay_seconds,
+                    local=True,  # this process's worker takes it, when it has room
                 )
             case CancelQueued(kind, ref_id):
                 await self.queue.cancel_pending(session, kind, ref_id)
