@@ -78,6 +78,8 @@ class Worker:
         self._stopping = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._releases: set[asyncio.Task[None]] = set()
+        # Lanes whose last claim left runnable items behind for lack of room.
+        self._backlogged: set[str] = set()
         queue.on_enqueue(self.wake)
 
     @property
@@ -157,9 +159,10 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         # Claim only when the queue may hold work for us: at start, when woken (new work was
-        # queued here or elsewhere, a retry was scheduled), after a full batch, and once per
-        # poll interval (work that became due). A slot freed by finished work alone is no
-        # reason to look: an empty look costs a transaction.
+        # queued here or elsewhere, a retry was scheduled), after a full batch, once per poll
+        # interval (work that became due), and — in a lane whose last look found more than
+        # it had room for — when a quarter of the lane's room is free again. A slot freed
+        # otherwise is no reason to look: an empty look costs a transaction.
         maybe_work = set(self.lanes)
         while not self._stopping.is_set():
             # Clear before claiming: work enqueued while we claim sets it again.
@@ -178,16 +181,29 @@ class Worker:
             woken = await _first_set(self._wake, self._slot_freed, self.poll_interval)
             if woken is not self._slot_freed:
                 maybe_work = set(self.lanes)
+            else:
+                maybe_work = {
+                    name
+                    for name in self._backlogged
+                    if _room(self.lanes[name]) >= max(1, self.lanes[name].lane.capacity // 4)
+                }
 
     async def _claim(self, allotment: Allotment[WorkItem]) -> bool:
         """Claim what the lane has room for, fairly; True when it took a full batch."""
         lane = allotment.lane
-        room = lane.capacity - allotment.held_total
+        room = _room(allotment)
         kinds = [kind for kind, name in self._lane_of.items() if name == lane.name]
         if room <= 0 or not kinds:
             return False
-        candidates = await self.queue.candidates(kinds, per_org=lane.slots, limit=room * 2)
+        # One more per organization than it may hold: seeing it tells that more waits.
+        per_org, limit = lane.slots + 1, room * 2
+        candidates = await self.queue.candidates(kinds, per_org=per_org, limit=limit)
         picked = allotment.pick(candidates)
+        more = len(candidates) > len(picked) or len(candidates) == limit
+        if more:
+            self._backlogged.add(lane.name)  # more waits than there is room for
+        else:
+            self._backlogged.discard(lane.name)
         try:
             items = await self.queue.lease(self.id, [c.id for c in picked])
         except BaseException:
@@ -201,7 +217,7 @@ class Worker:
         for item in items:
             allotment.arrive(item.organization_id, item)
         self._dispatch(allotment)
-        return bool(picked) and len(items) == len(picked) and len(candidates) > len(picked)
+        return bool(picked) and len(items) == len(picked) and more and _room(allotment) > 0
 
     async def _run(self, item: WorkItem) -> None:
         handler = self.handlers[item.kind]
@@ -279,6 +295,10 @@ class Worker:
             log.exception("handing %s %s back failed", item.kind, item.id)
         else:
             log.info("handed %s %s back to the queue", item.kind, item.id)
+
+
+def _room(allotment: Allotment[WorkItem]) -> int:
+    return allotment.lane.capacity - allotment.held_total
 
 
 async def _first_set(
