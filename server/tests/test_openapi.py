@@ -63,7 +63,9 @@ def api_schema(
 # Every operation through every phase: longer than the suite's per-test limit.
 @pytest.mark.timeout(900)
 # Describing a large generated body is only slow, not wrong.
-@pytest.mark.filterwarnings("ignore:Generating overly large repr:hypothesis.errors.HypothesisWarning")
+@pytest.mark.filterwarnings(
+    "ignore:Generating overly large repr:hypothesis.errors.HypothesisWarning"
+)
 def test_every_operation_keeps_the_documented_contract(api_schema: OpenApiSchema) -> None:
     failures: list[str] = []
     errors: list[str] = []
