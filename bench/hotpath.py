@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -29,11 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+import uvloop
 from _harness import PG_URL, dialects
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from fabric_server.app import create_app
+from fabric_server.preflight import bind_socket
 from fabric_server.services import build_services
 from fabric_server.settings import Settings
 from fabric_server.testing import TestDatabases
@@ -77,7 +78,6 @@ def settings_for(url: str, data_dir: Path) -> Settings:
         data_dir=data_dir,
         env="development",
         log_level="warning",
-        worker_concurrency=8,
     )
 
 
@@ -123,7 +123,8 @@ async def bench(url: str, data_dir: Path, args: argparse.Namespace) -> None:
     app = create_app(services=services)
     # Listening before the server starts: the client's first connection simply waits in the
     # backlog until the server is up.
-    listening = socket.create_server(("127.0.0.1", 0))
+    listening = bind_socket("127.0.0.1", 0, host_label="host", port_label="port")
+    listening.listen(2048)
     port = listening.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     serving = asyncio.create_task(server.serve(sockets=[listening]))
@@ -152,7 +153,7 @@ def main() -> None:
             url = dbs.create(dialect)
             print(f"{dialect} (wait: {args.wait})")
             try:
-                asyncio.run(bench(url, Path(tmp), args))
+                uvloop.run(bench(url, Path(tmp), args))  # the loop `fabric-server serve` uses
             finally:
                 dbs.drop(url)
                 dbs.close()

@@ -183,6 +183,9 @@ def bind_socket(host: str, port: int, *, host_label: str, port_label: str) -> so
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this: a response is several small writes, and Nagle's
+    # algorithm meeting the client's delayed ACK would hold the last one for ~40 ms.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind(address)
     except OSError as exc:

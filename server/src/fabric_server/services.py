@@ -115,6 +115,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         db,
         lease_seconds=settings.lease_seconds,
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
+        writer=writer,
     )
     access = Access(dev_mode=settings.is_dev, versions=cache_versions)
     platform_admins = PlatformAdmins.from_settings(settings)

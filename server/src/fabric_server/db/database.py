@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import contextvars
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -61,10 +63,12 @@ class Database:
         if self.dialect == "sqlite":
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            kwargs.update(pool_size=10, max_overflow=10)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             _install_sqlite_strategy(self.engine)
+        else:
+            _ping_idle_connections(self.engine)
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(
             self.engine.execution_options(fabric_write=True),
@@ -194,6 +198,30 @@ def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
         callbacks.append(callback)
 
 
+# A pooled PostgreSQL connection unused for longer than this is checked with a round trip
+# before it is handed out (the server may have closed it meanwhile); busy connections are not.
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    sync = engine.sync_engine
+
+    @event.listens_for(sync, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["fabric_idle_since"] = time.monotonic()
+
+    @event.listens_for(sync, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("fabric_idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= IDLE_PING_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            # The pool replaces the connection and retries the checkout.
+            raise DisconnectionError(str(exc)) from exc
+
+
 def _install_sqlite_strategy(engine: AsyncEngine | Engine) -> None:
     sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
@@ -211,4 +239,7 @@ def _install_sqlite_strategy(engine: AsyncEngine | Engine) -> None:
     @event.listens_for(sync, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("fabric_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # On the raw cursor: the statement needs no SQLAlchemy events or compilation.
+        cursor = conn.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        cursor.close()

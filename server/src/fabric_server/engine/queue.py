@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.db.database import PROCESS_TOKEN, Database, after_commit, after_rollback
 from fabric_server.db.models import WorkItem, table_of
 from fabric_server.db.types import new_id, utcnow
-from fabric_server.db.writer import Tx
+from fabric_server.db.writer import Tx, Writer
 from fabric_server.engine.lanes import Candidate
 from fabric_server.engine.status import OPEN_WORK_STATUSES, WORK_TRANSITIONS, WorkStatus
 
@@ -113,8 +113,10 @@ class WorkQueue:
         lease_seconds: float = 30.0,
         retry: RetryPolicy | None = None,
         clock: Clock = utcnow,
+        writer: Writer | None = None,
     ) -> None:
         self.db = db
+        self.writer = writer
         self.lease_seconds = lease_seconds
         self.retry = retry or RetryPolicy()
         self.clock = clock
@@ -439,19 +441,27 @@ class WorkQueue:
         if not item_ids:
             return set()
         expires = self.clock() + dt.timedelta(seconds=self.lease_seconds)
+        # Rows in id order, like every other writer that touches several items, so two
+        # transactions never wait on each other's rows in opposite orders.
         stmt = (
-            update(WorkItem)
+            update(_ITEMS)
             .where(
-                WorkItem.id.in_(list(item_ids)),
-                WorkItem.lease_owner == owner,
-                WorkItem.status == WorkStatus.RUNNING,
+                _ITEMS.c.id.in_(sorted(item_ids)),
+                _ITEMS.c.lease_owner == owner,
+                _ITEMS.c.status == WorkStatus.RUNNING,
             )
             .values(lease_expires_at=expires)
-            .returning(WorkItem.id)
-            .execution_options(synchronize_session=False)
+            .returning(_ITEMS.c.id)
         )
-        async with self.db.write() as session:
-            kept = set((await session.scalars(stmt)).all())
+
+        def extend(tx: Tx) -> set[str]:
+            return set(tx.conn.execute(stmt).scalars().all())
+
+        if self.writer is not None:
+            kept = await self.writer.write(extend)
+        else:
+            async with self.db.write() as session:
+                kept = set((await session.execute(stmt)).scalars().all())
         return set(item_ids) - kept
 
     async def complete(self, session: AsyncSession, item: WorkItem) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 MODALITIES = ("text", "image", "audio", "video", "embedding")
 TIERS = ("basic", "premium")
@@ -237,15 +238,21 @@ class ChoosesByRequest(Protocol):
         ...
 
 
+@functools.cache
+def _chooses_by_request(kind: type) -> bool:
+    # A runtime protocol check inspects every member on each call; adapters are few classes.
+    return issubclass(kind, ChoosesByRequest)
+
+
 def model_for(provider: Provider, request: ProviderRequest) -> str:
     """The model `provider` runs `request` on when the request names none."""
-    if isinstance(provider, ChoosesByRequest):
-        return provider.default_model_for(request)
+    if _chooses_by_request(type(provider)):
+        return cast(ChoosesByRequest, provider).default_model_for(request)
     return provider.default_model(request.modality)
 
 
 def price_key_for(provider: Provider, request: ProviderRequest) -> str:
     """What `request` is priced as: its model, or a finer entry the adapter names."""
-    if isinstance(provider, ChoosesByRequest):
-        return provider.price_key(request)
+    if _chooses_by_request(type(provider)):
+        return cast(ChoosesByRequest, provider).price_key(request)
     return request.model or provider.default_model(request.modality)
