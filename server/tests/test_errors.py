@@ -34,6 +34,27 @@ async def test_validation_error_names_each_field(client: httpx.AsyncClient) -> N
     assert paths == {"modality", "input"}
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/jobs", {"modality": "text", "input": {"prompt": "x"}, "priority": "5"}, "priority"),
+        ("/v1/jobs", {"modality": "text", "input": {"prompt": "x"}, "priority": True}, "priority"),
+        ("/v1/webhooks", {"url": "https://example.com/h", "active": "true"}, "active"),
+        ("/v1/webhooks", {"url": "https://example.com/h", "max_retries": "3"}, "max_retries"),
+    ],
+)
+async def test_numbers_and_booleans_are_not_read_from_strings(
+    client: httpx.AsyncClient, path: str, body: dict[str, object], field: str
+) -> None:
+    # The schema says integer or boolean: a string (or a boolean for an integer) is refused,
+    # not converted, and nothing is created.
+    before = (await client.get(path)).json()["data"]
+    response = await client.post(path, json=body)
+    answer = assert_error(response, 400, "validation_failed")
+    assert field in {e["path"].split(".")[0] for e in answer["error"]["details"]["errors"]}
+    assert (await client.get(path)).json()["data"] == before
+
+
 async def test_empty_json_post_is_an_empty_object(client: httpx.AsyncClient) -> None:
     # A body-less POST with a JSON content type is `{}`: here it fails validation on the
     # missing fields, never as malformed JSON.

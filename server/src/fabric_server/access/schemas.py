@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fabric_server.access.policy import ACTION_ALIASES, ALL_ACTIONS, ROLE_ACTIONS
 from fabric_server.api.documented import Documented
+from fabric_server.bodies import RequestBody
 
 Action = Annotated[
     str, Field(min_length=1, max_length=64, description="`<resource>.<verb>`, or `*`")
@@ -81,7 +82,7 @@ class GrantOut(BaseModel):
     created_at: dt.datetime
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(RequestBody):
     model_config = ConfigDict(
         json_schema_extra={
             "description": "At most one of `expires_in_days` and `expires_at`.",

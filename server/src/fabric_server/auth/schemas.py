@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fabric_server.auth.passwords import EMAIL_MAX_LENGTH, EMAIL_PATTERN
+from fabric_server.bodies import RequestBody
 
 # An address to look an account up by: anything that does not match simply finds none.
 Email = Annotated[
@@ -95,7 +96,7 @@ class ResetPasswordRequest(BaseModel):
         return self.token or self.access_token or ""
 
 
-class SocialLoginRequest(BaseModel):
+class SocialLoginRequest(RequestBody):
     provider: str = Field(min_length=1, max_length=64)
     provider_user_id: str = Field(min_length=1, max_length=255)
     email: NewEmail | None = None

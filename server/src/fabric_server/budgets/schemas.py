@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fabric_server.api.envelope import ErrorEnvelope
+from fabric_server.bodies import RequestBody
 
 # For the routes that start paid provider calls.
 BUDGET_EXCEEDED_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -19,7 +20,7 @@ BUDGET_EXCEEDED_RESPONSE: dict[int | str, dict[str, Any]] = {
 Threshold = Annotated[float, Field(gt=0, le=1)]
 
 
-class BudgetSet(BaseModel):
+class BudgetSet(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     monthly_limit_usd: float | None = Field(

@@ -7,13 +7,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fabric_server.bodies import RequestBody
 from fabric_server.providers.schemas import ProviderInput
 
 Modality = Literal["text", "image", "audio", "video", "embedding"]
 JobStatus = Literal["pending", "started", "completed", "failed"]
 
 
-class JobCreate(BaseModel):
+class JobCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     modality: Modality

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from fabric_server.bodies import RequestBody
+
 ConcurrencyPolicy = Literal["allow", "skip", "queue"]
 # `forbid` is the reference model's name for `skip` (wire-spec §10.4); stored as `skip`.
 ConcurrencyInput = Literal["allow", "skip", "queue", "forbid"]
@@ -31,7 +33,7 @@ def _normalise_policy(value: str | None) -> str | None:
     return "skip" if value == "forbid" else value
 
 
-class ScheduleCreate(BaseModel):
+class ScheduleCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     cron_expression: str = Field(
@@ -55,7 +57,7 @@ class ScheduleCreate(BaseModel):
     _policy = field_validator("concurrency_policy")(_normalise_policy)
 
 
-class ScheduleUpdate(BaseModel):
+class ScheduleUpdate(RequestBody):
     """Only the fields present change (all but `description` may be left out, not nulled)."""
 
     model_config = ConfigDict(extra="forbid")

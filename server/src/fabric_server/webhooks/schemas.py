@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
+from fabric_server.bodies import RequestBody
+
 EventPattern = Annotated[
     str,
     StringConstraints(
@@ -57,7 +59,7 @@ _RESOURCE = (
 )
 
 
-class _WebhookFields(BaseModel):
+class _WebhookFields(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     url: WebhookUrl
@@ -89,7 +91,7 @@ class OrgWebhookCreate(_WebhookFields):
     """`POST /v1/organizations/{org}/webhooks` (reference client B and the docs)."""
 
 
-class WebhookUpdate(BaseModel):
+class WebhookUpdate(RequestBody):
     """Any subset of the fields; `active: true` re-enables a disabled endpoint."""
 
     model_config = ConfigDict(extra="forbid")

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from fabric_server.bodies import RequestBody
+
 RunStatus = Literal["pending", "running", "waiting", "paused", "completed", "failed", "cancelled"]
 NodeStatus = Literal["pending", "ready", "running", "completed", "failed", "skipped", "waiting"]
 MAX_NODES = 500
@@ -154,7 +156,7 @@ class DefinitionOut(BaseModel):
     updated_at: dt.datetime
 
 
-class RunCreate(BaseModel):
+class RunCreate(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     workflow_definition_id: str = Field(min_length=1, max_length=64)
@@ -165,7 +167,7 @@ class RunCreate(BaseModel):
     priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs sooner")
 
 
-class RunStart(BaseModel):
+class RunStart(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     priority: int | None = Field(default=None, ge=-1000, le=1000)
