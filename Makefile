@@ -52,6 +52,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy sdk/src server/src
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format .

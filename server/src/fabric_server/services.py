@@ -8,8 +8,8 @@ from fabric_server.access.grants import GrantService
 from fabric_server.access.keys import ApiKeyService
 from fabric_server.access.me import Identity
 from fabric_server.access.platform import PlatformAdmins
+from fabric_server.access.principal import CredentialVerifier
 from fabric_server.access.service import Access
-from fabric_server.api.auth import CredentialVerifier
 from fabric_server.audit.recorder import add_audit_row
 from fabric_server.auth.module import Auth, build_auth
 from fabric_server.budgets.service import BudgetService

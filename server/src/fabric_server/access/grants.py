@@ -12,9 +12,9 @@ from fabric_server.access.policy import (
     is_known_action,
     role_at_least,
 )
+from fabric_server.access.principal import Principal
 from fabric_server.access.schemas import GrantCreate
 from fabric_server.access.service import Access
-from fabric_server.api.auth import Principal
 from fabric_server.errors import Forbidden, NotFound, ValidationFailed
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository as orgs

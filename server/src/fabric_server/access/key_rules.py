@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.models import ApiKey
 from fabric_server.access.policy import ALL_ACTIONS, ROLE_RANK
-from fabric_server.api.auth import Principal
+from fabric_server.access.principal import Principal
 from fabric_server.errors import Forbidden
 from fabric_server.orgs import repository as orgs
 

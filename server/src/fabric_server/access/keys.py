@@ -23,8 +23,8 @@ from fabric_server.access import repository
 from fabric_server.access.key_rules import check_manageable, may_manage, scopes_for_new_key
 from fabric_server.access.models import ApiKey
 from fabric_server.access.policy import ALL_ACTIONS, canonical_action, is_known_action
+from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access, WhenArchived
-from fabric_server.api.auth import Principal
 from fabric_server.db.database import Database
 from fabric_server.db.types import utcnow
 from fabric_server.db.versions import ACCESS, VersionedCache, Versions

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.platform import PlatformAdmins
+from fabric_server.access.principal import Principal
 from fabric_server.access.schemas import Me, MyPermission
 from fabric_server.access.service import Access, Resource
-from fabric_server.api.auth import Principal
 from fabric_server.auth import repository as users
 from fabric_server.db.models import Organization
 from fabric_server.orgs import repository as orgs

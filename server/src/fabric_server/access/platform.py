@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.api.auth import Principal
+from fabric_server.access.principal import Principal
 from fabric_server.auth import repository as users
 from fabric_server.auth.passwords import normalize_email
 from fabric_server.db.models import User

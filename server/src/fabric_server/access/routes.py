@@ -9,9 +9,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.models import PermissionGrant
+from fabric_server.access.principal import Principal
 from fabric_server.access.schemas import AuthzBatch, AuthzCheck, AuthzResult, GrantCreate, GrantOut
 from fabric_server.access.service import Access, Resource
-from fabric_server.api.auth import Principal
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
 

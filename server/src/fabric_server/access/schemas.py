@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fabric_server.access.policy import ACTION_ALIASES, ALL_ACTIONS, ROLE_ACTIONS
-from fabric_server.api.documented import Documented
 from fabric_server.bodies import RequestBody
+from fabric_server.documented import Documented
 
 Action = Annotated[
     str, Field(min_length=1, max_length=64, description="`<resource>.<verb>`, or `*`")

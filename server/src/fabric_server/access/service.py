@@ -28,7 +28,7 @@ from fabric_server.access.policy import (
     is_known_action,
     role_allows,
 )
-from fabric_server.api.auth import Principal
+from fabric_server.access.principal import Principal
 from fabric_server.audit.context import note_organization
 from fabric_server.db.database import is_write_transaction
 from fabric_server.db.versions import ACCESS, VersionedCache, Versions

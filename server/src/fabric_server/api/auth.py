@@ -9,30 +9,12 @@ route needs credentials. Credential verifiers (API keys, access tokens) plug in 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Literal
 
 from fastapi import Request
 
+from fabric_server.access.principal import Principal
 from fabric_server.errors import Unauthorized
 from fabric_server.settings import DEV_OWNER_ID
-
-PrincipalKind = Literal["user", "api_key", "dev"]
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The caller. `organization_id` is set when credentials bind it to one organization."""
-
-    id: str
-    kind: PrincipalKind
-    organization_id: str | None = None
-    scopes: tuple[str, ...] = field(default=())
-    api_key_id: str | None = None
-
-
-CredentialVerifier = Callable[[Request, str], Awaitable[Principal | None]]
 
 
 async def resolve_principal(request: Request) -> Principal:

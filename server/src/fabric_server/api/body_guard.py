@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fabric_server.api.envelope import error_response
-from fabric_server.api.json_limits import Problem, find_problem
+from fabric_server.json_limits import Problem, find_problem
 
 _ESCAPED_NUL = b"\\u0000"
 

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from fabric_server.api.auth import Principal, resolve_principal
+from fabric_server.access.principal import Principal
+from fabric_server.api.auth import resolve_principal
 from fabric_server.services import Services
 
 

@@ -73,3 +73,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (503, "Unavailable"),
     )
 }
+
+
+# For the routes that start paid provider calls.
+BUDGET_EXCEEDED_RESPONSE: dict[int | str, dict[str, Any]] = {
+    402: {
+        "model": ErrorEnvelope,
+        "description": "The organization's monthly budget is spent (`budget_exceeded`)",
+    }
+}

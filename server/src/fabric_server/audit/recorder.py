@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.api.auth import Principal
+from fabric_server.access.principal import Principal
 from fabric_server.audit.context import RequestAudit, current_request
 from fabric_server.audit.models import AuditLog
 from fabric_server.db.models import Event, table_of

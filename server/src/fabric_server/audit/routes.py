@@ -11,10 +11,11 @@ from pydantic import BaseModel
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.api.pagination import MAX_LIMIT, CursorQuery, encode_cursor, page_request
+from fabric_server.api.pagination import CursorQuery
 from fabric_server.audit import repository
 from fabric_server.audit.models import AuditLog
 from fabric_server.audit.repository import AuditFilter
+from fabric_server.paging import MAX_LIMIT, encode_cursor, page_request
 
 router = APIRouter(tags=["audit"], responses=ERROR_RESPONSES)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from fabric_server.api.auth import Principal
+from fabric_server.access.principal import Principal
 from fabric_server.auth.claim import AddressProof
 from fabric_server.auth.core import AuthCore
 from fabric_server.auth.linking import SocialLinker

@@ -15,7 +15,7 @@ import math
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.api.auth import Principal
+from fabric_server.access.principal import Principal
 from fabric_server.auth import repository, throttle
 from fabric_server.auth.accounts import email_taken
 from fabric_server.auth.core import AuthCore, ClientInfo, IssuedTokens

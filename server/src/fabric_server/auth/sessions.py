@@ -12,7 +12,7 @@ import datetime as dt
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.api.auth import Principal
+from fabric_server.access.principal import Principal
 from fabric_server.auth import repository
 from fabric_server.auth.core import AuthCore, ClientInfo, IssuedTokens
 from fabric_server.auth.models import AuthSession

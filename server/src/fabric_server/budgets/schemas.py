@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fabric_server.api.envelope import ErrorEnvelope
 from fabric_server.bodies import RequestBody
 
-# For the routes that start paid provider calls.
-BUDGET_EXCEEDED_RESPONSE: dict[int | str, dict[str, Any]] = {
-    402: {
-        "model": ErrorEnvelope,
-        "description": "The organization's monthly budget is spent (`budget_exceeded`)",
-    }
-}
 Threshold = Annotated[float, Field(gt=0, le=1)]
 
 

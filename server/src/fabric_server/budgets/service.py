@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
-from fabric_server.api.auth import Principal
 from fabric_server.budgets import repository
 from fabric_server.budgets.models import DEFAULT_ALERT_THRESHOLDS, OrganizationBudget
 from fabric_server.db.models import UsageRecord

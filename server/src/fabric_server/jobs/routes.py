@@ -10,10 +10,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
-from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.api.pagination import MAX_LIMIT, CursorQuery, encode_cursor, page_request
+from fabric_server.api.envelope import BUDGET_EXCEEDED_RESPONSE, ERROR_RESPONSES, Envelope, ok
+from fabric_server.api.pagination import CursorQuery
 from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
-from fabric_server.budgets.schemas import BUDGET_EXCEEDED_RESPONSE
 from fabric_server.db.models import Job, UsageRecord
 from fabric_server.events.repository import EventFilter
 from fabric_server.jobs.schemas import (
@@ -25,6 +24,7 @@ from fabric_server.jobs.schemas import (
     JobStatus,
     JobUsage,
 )
+from fabric_server.paging import MAX_LIMIT, encode_cursor, page_request
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 

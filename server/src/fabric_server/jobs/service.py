@@ -19,9 +19,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
-from fabric_server.api.auth import Principal
-from fabric_server.api.pagination import PageRequest, split_page
 from fabric_server.audit.recorder import audit_values, insert_audit_row
 from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
@@ -39,6 +38,7 @@ from fabric_server.events.waiting import wait_for_event
 from fabric_server.jobs import repository
 from fabric_server.jobs.schemas import JobCreate
 from fabric_server.jobs.status import FINISHED_JOB_STATUSES, JobStatus
+from fabric_server.paging import PageRequest, split_page
 from fabric_server.providers.base import (
     Credentials,
     ProviderInputError,

@@ -24,8 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.policy import role_at_least
+from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access, OrganizationArchived, WhenArchived
-from fabric_server.api.auth import Principal
 from fabric_server.auth import repository as users
 from fabric_server.auth.accounts import Accounts
 from fabric_server.auth.passwords import normalize_email

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access import repository as access_repository
 from fabric_server.access.policy import role_at_least
+from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
-from fabric_server.api.auth import Principal
 from fabric_server.auth import repository as users
 from fabric_server.db.models import Membership, User
 from fabric_server.errors import Conflict, Forbidden, NotFound

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access, OrganizationArchived, Resource
-from fabric_server.api.auth import Principal
 from fabric_server.db.models import Membership, Organization, User
 from fabric_server.errors import Conflict, Forbidden, NotFound
 from fabric_server.events.outbox import EventRecorder

@@ -7,17 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from fabric_server.access.principal import Principal
 from fabric_server.access.scope import caller_organization
-from fabric_server.api.auth import Principal
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import (
+    BUDGET_EXCEEDED_RESPONSE,
     ERROR_RESPONSES,
     Envelope,
     ErrorEnvelope,
     ok,
     request_id_of,
 )
-from fabric_server.budgets.schemas import BUDGET_EXCEEDED_RESPONSE
 from fabric_server.errors import Unprocessable
 from fabric_server.events.sse import SSE_HEADERS
 from fabric_server.providers.base import (

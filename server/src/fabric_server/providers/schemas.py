@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fabric_server.api.documented import Documented
+from fabric_server.documented import Documented
 from fabric_server.providers.base import INPUT_SCHEMA
 
 Modality = Literal["text", "image", "audio", "video", "embedding"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.principal import Principal
 from fabric_server.access.scope import caller_organization
 from fabric_server.access.service import Access, WhenArchived
-from fabric_server.api.auth import Principal
 from fabric_server.errors import Unprocessable
 
 # Running a provider directly is a job without a row: the same permission.

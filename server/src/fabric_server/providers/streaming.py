@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fabric_server.api.auth import Principal
+from fabric_server.access.principal import Principal
 from fabric_server.audit.context import RequestAudit, continue_in_this_task, current_request
 from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database

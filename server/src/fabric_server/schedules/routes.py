@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.api.pagination import CURSOR_PATTERN, MAX_LIMIT
+from fabric_server.paging import CURSOR_PATTERN, MAX_LIMIT
 from fabric_server.schedules.schemas import (
     FiringOut,
     ScheduleCreate,

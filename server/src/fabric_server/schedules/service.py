@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
-from fabric_server.api.auth import Principal
-from fabric_server.api.pagination import InvalidCursor
 from fabric_server.db.database import after_commit
 from fabric_server.errors import NotFound, Unprocessable, ValidationFailed
+from fabric_server.paging import InvalidCursor
 from fabric_server.schedules import repository
 from fabric_server.schedules.cron import CronError
 from fabric_server.schedules.firing import ScheduleFirer

@@ -12,8 +12,8 @@ from collections.abc import Collection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
-from fabric_server.api.auth import Principal
 from fabric_server.db.types import utcnow
 from fabric_server.errors import NotFound
 from fabric_server.events.outbox import EventRecorder

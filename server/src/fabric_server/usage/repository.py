@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.api.pagination import InvalidCursor
 from fabric_server.db.models import UsageRecord
+from fabric_server.paging import InvalidCursor
 
 
 @dataclass(frozen=True)

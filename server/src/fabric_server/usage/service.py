@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
-from fabric_server.api.auth import Principal
-from fabric_server.api.pagination import PageRequest
 from fabric_server.db.models import UsageRecord
 from fabric_server.errors import ValidationFailed
+from fabric_server.paging import PageRequest
 from fabric_server.usage import repository
 from fabric_server.usage.repository import RecordFilter
 

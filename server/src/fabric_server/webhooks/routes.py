@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.api.pagination import MAX_LIMIT, CursorQuery, encode_cursor, page_request
+from fabric_server.api.pagination import CursorQuery
+from fabric_server.paging import MAX_LIMIT, encode_cursor, page_request
 from fabric_server.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from fabric_server.webhooks.schemas import (
     DeliveryAttemptOut,

@@ -6,13 +6,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
-from fabric_server.api.auth import Principal
-from fabric_server.api.pagination import PageRequest
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.net.guard import AddressGuard, BlockedAddress
+from fabric_server.paging import PageRequest
 from fabric_server.secrets.crypto import MasterKey
 from fabric_server.webhooks import repository
 from fabric_server.webhooks.matching import normalize_patterns

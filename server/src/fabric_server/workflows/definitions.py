@@ -8,8 +8,8 @@ from jsonschema import Draft202012Validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
-from fabric_server.api.auth import Principal
 from fabric_server.errors import NotFound, Unprocessable, ValidationFailed
 from fabric_server.workflows import graph, repository
 from fabric_server.workflows.models import WorkflowDefinition

@@ -11,12 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access, WhenArchived
-from fabric_server.api.auth import Principal
-from fabric_server.api.pagination import PageRequest, split_page
 from fabric_server.db.models import Event
 from fabric_server.engine.admission import InFlightLimit
 from fabric_server.errors import Conflict, NotFound, ValidationFailed
+from fabric_server.paging import PageRequest, split_page
 from fabric_server.workflows import repository
 from fabric_server.workflows.bindings import BindingError
 from fabric_server.workflows.launch import RunLauncher

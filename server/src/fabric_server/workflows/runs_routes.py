@@ -14,10 +14,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.api.pagination import MAX_LIMIT, CursorQuery, encode_cursor, page_request
+from fabric_server.api.pagination import CursorQuery
 from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
 from fabric_server.events.repository import EventFilter
 from fabric_server.events.waiting import wait_for_event
+from fabric_server.paging import MAX_LIMIT, encode_cursor, page_request
 from fabric_server.workflows.schemas import (
     BulkCancel,
     BulkCancelResult,
