@@ -41,6 +41,7 @@ async def test_validation_error_names_each_field(client: httpx.AsyncClient) -> N
         ("/v1/jobs", {"modality": "text", "input": {"prompt": "x"}, "priority": True}, "priority"),
         ("/v1/webhooks", {"url": "https://example.com/h", "active": "true"}, "active"),
         ("/v1/webhooks", {"url": "https://example.com/h", "max_retries": "3"}, "max_retries"),
+        ("/v1/webhooks", {"url": "https://example.com/h", "max_retries": 2.5}, "max_retries"),
     ],
 )
 async def test_numbers_and_booleans_are_not_read_from_strings(
@@ -53,6 +54,13 @@ async def test_numbers_and_booleans_are_not_read_from_strings(
     answer = assert_error(response, 400, "validation_failed")
     assert field in {e["path"].split(".")[0] for e in answer["error"]["details"]["errors"]}
     assert (await client.get(path)).json()["data"] == before
+
+
+async def test_an_integer_may_be_written_with_a_zero_fraction(client: httpx.AsyncClient) -> None:
+    # 5.0 is the integer 5 to JSON Schema, so the documented contract accepts it.
+    body = {"modality": "text", "input": {"prompt": "x"}, "priority": 5.0}
+    response = await client.post("/v1/jobs", json=body)
+    assert response.status_code == 201, response.text
 
 
 async def test_empty_json_post_is_an_empty_object(client: httpx.AsyncClient) -> None:

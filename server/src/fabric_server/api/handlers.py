@@ -92,6 +92,8 @@ def _describe(err: Any) -> dict[str, Any]:
         where, rest = loc[0], loc[1:]
     else:
         where, rest = "body", loc
+    # Validator wrappers name themselves in the location of a union member's error.
+    rest = [part for part in rest if not part.startswith(("function-before[", "function-after["))]
     message = str(err.get("msg", "invalid"))
     try:
         json.dumps(message)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
 from fabric_server.db.models import UsageRecord
-from fabric_server.errors import ValidationFailed
+from fabric_server.errors import Unprocessable
 from fabric_server.paging import PageRequest
 from fabric_server.usage import repository
 from fabric_server.usage.repository import RecordFilter
@@ -37,7 +37,7 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 def _check_order(start: Any, end: Any) -> None:
     if start is not None and end is not None and start >= end:
-        raise ValidationFailed(
+        raise Unprocessable(
             "start must be before end.",
             details={"errors": [{"path": "start", "message": "must be before end"}]},
         )
@@ -129,7 +129,7 @@ async def daily(
     _check_order(first, stop)
     days = (stop - first).days
     if days > MAX_DAYS:
-        raise ValidationFailed(
+        raise Unprocessable(
             f"A daily report covers at most {MAX_DAYS} days; this one asks for {days}.",
             details={"errors": [{"path": "end", "message": f"at most {MAX_DAYS} days"}]},
         )
