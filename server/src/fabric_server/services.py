@@ -110,7 +110,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     cache_versions.install()
     writer = Writer(db)
     broadcaster = MemoryBroadcaster()
-    events = EventRecorder(broadcaster.notify)
+    events = EventRecorder(broadcaster.notify, max_payload_bytes=settings.event_payload_max_bytes)
     queue = WorkQueue(
         db,
         lease_seconds=settings.lease_seconds,

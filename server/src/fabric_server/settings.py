@@ -360,6 +360,19 @@ class Settings(BaseSettings):
         description="Deepest nesting of objects and arrays accepted in a JSON request body "
         "(contexts, inputs, payloads); deeper is 400 validation_failed.",
     )
+    max_request_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted, with or without Content-Length "
+        "(counted while it is read); larger is 413 payload_too_large.",
+    )
+    event_payload_max_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest event payload stored (and so sent on streams and to webhooks); "
+        "fields of a larger one are left out, listed under `truncated` (the job or run "
+        "holds the whole value).",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
