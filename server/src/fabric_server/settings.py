@@ -153,6 +153,18 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = 15.0
     sse_poll_seconds: float = 1.0
     sse_max_connection_seconds: float = 3600.0
+    sse_max_streams_per_principal: int = Field(
+        default=50,
+        ge=0,
+        description="Event streams one user (or dev principal) may have open at once in one "
+        "API process (429 rate_limited beyond; 0: no limit)",
+    )
+    sse_max_streams_per_organization: int = Field(
+        default=500,
+        ge=0,
+        description="Event streams open at once about one organization in one API process "
+        "(429 rate_limited beyond; 0: no limit)",
+    )
 
     event_retention_days: float = Field(
         default=30.0, description="Delete events older than this; 0 keeps them forever."

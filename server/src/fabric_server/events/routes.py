@@ -40,4 +40,6 @@ async def stream_events(
             org_ids = await services.access.visible_org_ids(session, principal)
     wanted = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None
     where = EventFilter(organization_ids=org_ids, kinds=wanted, include_internal=include_internal)
-    return await services.streamer.response(request, where, replay=False)
+    return await services.streamer.response(
+        request, where, principal_id=principal.id, organization_ids=org_ids, replay=False
+    )

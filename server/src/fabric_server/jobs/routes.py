@@ -133,9 +133,15 @@ async def stream_job_events(
     include_internal: bool = False,
 ) -> StreamingResponse:
     async with services.db.read() as session:
-        await services.jobs.get(session, principal, job_id)
+        job = await services.jobs.get(session, principal, job_id)
     where = EventFilter(job_id=job_id, include_internal=include_internal)
-    return await services.streamer.response(request, where, terminal_kinds=JOB_TERMINAL_KINDS)
+    return await services.streamer.response(
+        request,
+        where,
+        principal_id=principal.id,
+        organization_ids=[job.organization_id],
+        terminal_kinds=JOB_TERMINAL_KINDS,
+    )
 
 
 def job_out(job: Job | Mapping[str, Any]) -> dict[str, Any]:

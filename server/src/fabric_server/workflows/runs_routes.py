@@ -268,6 +268,12 @@ async def stream_run_events(
     include_internal: bool = False,
 ) -> StreamingResponse:
     async with services.db.read() as session:
-        await services.workflows.runs.get(session, principal, run_id)
+        run = await services.workflows.runs.get(session, principal, run_id)
     where = EventFilter(run_id=run_id, include_internal=include_internal)
-    return await services.streamer.response(request, where, terminal_kinds=RUN_TERMINAL_KINDS)
+    return await services.streamer.response(
+        request,
+        where,
+        principal_id=principal.id,
+        organization_ids=[run.organization_id],
+        terminal_kinds=RUN_TERMINAL_KINDS,
+    )
