@@ -70,6 +70,27 @@ class Settings(BaseSettings):
         description="On stop: how long open requests and running work items may take to "
         "finish before they are cut off (work items are handed back to the queue).",
     )
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's line and headers must arrive within this time of its first "
+        "byte (a new connection's first request: of the connection); else it is closed.",
+    )
+    http_body_idle_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest pause inside a request body before the connection is closed.",
+    )
+    http_keep_alive_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long an idle connection is kept open between requests.",
+    )
+    http_max_header_bytes: int = Field(
+        default=65536,
+        ge=4096,
+        description="Largest request line plus headers (431 beyond).",
+    )
     worker_health_port: int | None = Field(
         default=None,
         ge=1,

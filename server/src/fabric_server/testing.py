@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from fabric_server.app import begin_shutdown, create_app
 from fabric_server.db.database import Database
 from fabric_server.db.migrate import migrate
-from fabric_server.serving import FabricServer
+from fabric_server.serving import FabricServer, connection_options
 from fabric_server.settings import Settings, to_async_url
 
 
@@ -171,6 +171,7 @@ class LiveServer:
             lifespan="on",
             loop="asyncio",
             timeout_graceful_shutdown=5,
+            **connection_options(settings),
         )
         app = self.app
         self._server = FabricServer(config, on_shutdown=lambda: begin_shutdown(app))
