@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         description="Accept dev mode on a non-loopback address (a trusted network only): "
         "every caller that reaches the port acts as the dev owner and a platform admin.",
     )
+    dev_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names dev mode on a loopback address answers besides localhost and "
+        "loopback addresses (requests naming another host are refused, as DNS rebinding "
+        "would send them), and accepts as the Origin of changes.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=3001, ge=1, le=65535)
     data_dir: Path = Path(".fabric")

@@ -61,6 +61,8 @@ def fast_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "webhook_retry_schedule": [0.05, 0.1, 0.2],
         "webhook_dispatch_poll_seconds": 0.05,
         "webhook_timeout_seconds": 5.0,
+        # The host name of the in-process test clients.
+        "dev_allowed_hosts": ["fabric.test"],
     }
     values.update(overrides)
     return Settings(**values)
