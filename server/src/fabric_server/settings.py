@@ -145,6 +145,24 @@ class Settings(BaseSettings):
         description="Most runs one run may have below it, children of children included "
         "(a node that would start more fails)",
     )
+    workflow_max_rendered_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Most bytes one templated config field of a node may render to; counted "
+        "while rendering, which stops at the limit (the node fails: template_output_too_large)",
+    )
+    workflow_max_node_output_bytes: int = Field(
+        default=2_097_152,
+        ge=1024,
+        description="Largest output a workflow node may produce (the node fails: "
+        "node_output_too_large)",
+    )
+    workflow_max_context_bytes: int = Field(
+        default=8_388_608,
+        ge=1024,
+        description="Largest a run context may grow through node outputs (the node fails: "
+        "context_too_large)",
+    )
     org_max_active_jobs: int = Field(
         default=10_000,
         ge=0,
