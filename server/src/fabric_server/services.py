@@ -136,6 +136,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
             per_principal=settings.sse_max_streams_per_principal,
             per_organization=settings.sse_max_streams_per_organization,
         ),
+        recheck_seconds=settings.sse_recheck_seconds,
     )
     budgets = BudgetService(access, events, providers)
     budgets.use_cache(cache_versions)

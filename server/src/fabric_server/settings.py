@@ -198,6 +198,12 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = 15.0
     sse_poll_seconds: float = 1.0
     sse_max_connection_seconds: float = 3600.0
+    sse_recheck_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often an open event stream checks that its caller may still read "
+        "it (signed out, removed, key disabled: the stream ends)",
+    )
     sse_max_streams_per_principal: int = Field(
         default=50,
         ge=0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
 
 from fastapi import Request
@@ -69,10 +69,12 @@ class EventStreamer:
         keepalive_seconds: float,
         max_connection_seconds: float,
         streams: OpenStreams | None = None,
+        recheck_seconds: float = 15.0,
     ) -> None:
         self.db = db
         self.hub = hub
         self.streams = streams or OpenStreams(per_principal=0, per_organization=0)
+        self.recheck_seconds = recheck_seconds
         self.keepalive_seconds = keepalive_seconds
         self.max_connection_seconds = max_connection_seconds
 
@@ -83,6 +85,7 @@ class EventStreamer:
         *,
         principal_id: str,
         organization_ids: Collection[str],
+        still_allowed: Callable[[], Awaitable[bool]] | None = None,
         terminal_kinds: Collection[str] = (),
         replay: bool = True,
     ) -> StreamingResponse:
@@ -92,7 +95,9 @@ class EventStreamer:
         without it, only events written after it connected. After a terminal kind the
         stream ends; a connection that reaches its lifetime ends with a `reconnect` frame.
         The stream counts against the open-stream caps of `principal_id` and of each of
-        `organization_ids` while it is open (429 `rate_limited` beyond).
+        `organization_ids` while it is open (429 `rate_limited` beyond). Every
+        `recheck_seconds` it asks `still_allowed`, and ends (with a `reconnect` frame, which
+        the client's next attempt answers with its refusal) once that says no.
         """
         counted = self.streams.admit(principal_id, organization_ids)
         try:
@@ -100,7 +105,7 @@ class EventStreamer:
         except BaseException:
             counted.release()
             raise
-        body = self._frames(request, where, start, frozenset(terminal_kinds))
+        body = self._frames(request, where, start, frozenset(terminal_kinds), still_allowed)
         return CountedStreamingResponse(
             body, media_type="text/event-stream", headers=SSE_HEADERS, counted=counted
         )
@@ -115,12 +120,17 @@ class EventStreamer:
             return 0 if replay else await repository.latest_seq(session)
 
     async def _frames(
-        self, request: Request, where: EventFilter, after: int, terminal: frozenset[str]
+        self,
+        request: Request,
+        where: EventFilter,
+        after: int,
+        terminal: frozenset[str],
+        still_allowed: Callable[[], Awaitable[bool]] | None,
     ) -> AsyncIterator[bytes]:
         subscription = await self.hub.subscribe(where)
         try:
             yield b": connected\n\n"
-            opened = last_sent = time.monotonic()
+            opened = last_sent = checked = time.monotonic()
             catch_up = True
             while True:
                 if catch_up or subscription.take_overflow():
@@ -134,12 +144,18 @@ class EventStreamer:
                             return
                     last_sent = time.monotonic()
                 now = time.monotonic()
+                if still_allowed is not None and now - checked >= self.recheck_seconds:
+                    checked = now
+                    if not await still_allowed():
+                        yield RECONNECT_FRAME
+                        return
                 if subscription.ended or now - opened >= self.max_connection_seconds:
                     yield RECONNECT_FRAME
                     return
                 wait = min(
                     self.keepalive_seconds - (now - last_sent),
                     self.max_connection_seconds - (now - opened),
+                    self.recheck_seconds - (now - checked),
                 )
                 try:
                     live = await asyncio.wait_for(subscription.queue.get(), max(wait, 0.0))

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
 from fabric_server.api.pagination import MAX_LIMIT, CursorQuery, encode_cursor, page_request
+from fabric_server.api.stream_access import still_allowed
 from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
 from fabric_server.budgets.schemas import BUDGET_EXCEEDED_RESPONSE
 from fabric_server.db.models import Job, UsageRecord
@@ -140,6 +141,12 @@ async def stream_job_events(
         where,
         principal_id=principal.id,
         organization_ids=[job.organization_id],
+        still_allowed=still_allowed(
+            request,
+            services,
+            principal,
+            lambda session, caller: services.jobs.get(session, caller, job_id),
+        ),
         terminal_kinds=JOB_TERMINAL_KINDS,
     )
 

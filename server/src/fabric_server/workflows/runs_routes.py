@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
 from fabric_server.api.pagination import MAX_LIMIT, CursorQuery, encode_cursor, page_request
+from fabric_server.api.stream_access import still_allowed
 from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
 from fabric_server.events.repository import EventFilter
 from fabric_server.events.waiting import wait_for_event
@@ -275,5 +276,11 @@ async def stream_run_events(
         where,
         principal_id=principal.id,
         organization_ids=[run.organization_id],
+        still_allowed=still_allowed(
+            request,
+            services,
+            principal,
+            lambda session, caller: services.workflows.runs.get(session, caller, run_id),
+        ),
         terminal_kinds=RUN_TERMINAL_KINDS,
     )
