@@ -83,7 +83,6 @@ def _serve_one(settings: Settings, sock: socket.socket) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        proxy_headers=True,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         **connection_options(settings),
     )

@@ -21,7 +21,7 @@ log = logging.getLogger("fabric_server")
 
 def connection_options(settings: Settings) -> dict[str, Any]:
     """uvicorn options for the API's connections: deadlines for slow clients, the head size
-    limit and the idle keep-alive time."""
+    limit, the idle keep-alive time, and which peers' forwarded headers are believed."""
     return {
         "http": protocol_class(
             head_seconds=settings.http_header_timeout_seconds,
@@ -29,6 +29,9 @@ def connection_options(settings: Settings) -> dict[str, Any]:
             max_head_bytes=settings.http_max_header_bytes,
         ),
         "h11_max_incomplete_event_size": settings.http_max_header_bytes,
+        # X-Forwarded-* are believed from the configured proxies only, never by default.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies),
         "timeout_keep_alive": settings.http_keep_alive_seconds,
     }
 

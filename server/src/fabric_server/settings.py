@@ -249,6 +249,19 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
+    password_hash_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Password hashes (sign-in, sign-up, changes) one process computes at once; "
+        "the others wait in arrival order",
+    )
+    password_hash_queue: int = Field(
+        default=64,
+        ge=1,
+        description="Password checks that may wait for a turn in one process; beyond, a "
+        "sign-in is refused at once (429 rate_limited)",
+    )
     access_token_ttl_seconds: int = Field(default=7200, ge=1)
     refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=1)
     verify_token_ttl_seconds: int = Field(default=86400, ge=1)
@@ -256,6 +269,25 @@ class Settings(BaseSettings):
     reset_token_ttl_seconds: int = Field(default=3600, ge=1)
     login_max_failures: int = Field(default=5, ge=1)
     login_lock_seconds: int = Field(default=900, ge=1)
+    login_account_max_failures: int = Field(
+        default=50,
+        ge=1,
+        description="Failed sign-ins of one email from any addresses, within "
+        "FABRIC_LOGIN_LOCK_SECONDS, that lock the email everywhere for that long (a magic "
+        "link or a reset lifts it)",
+    )
+    login_address_max_failures: int = Field(
+        default=100,
+        ge=1,
+        description="Failed sign-ins from one client address, whatever the emails, within "
+        "FABRIC_LOGIN_LOCK_SECONDS, that lock the address for that long",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of the reverse proxies in front of the API: "
+        "only their X-Forwarded-For / X-Forwarded-Proto are believed; empty: none, the "
+        "client address is the connection's",
+    )
     auth_retention_days: float = Field(
         default=7.0,
         ge=0,
@@ -448,6 +480,13 @@ class Settings(BaseSettings):
         if not value:
             return None  # `FABRIC_DATABASE_URL=` (empty): the default SQLite database
         check_database_url(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
         return value
 
     @field_validator("webhook_allowed_networks")
