@@ -56,6 +56,7 @@ async def test_one_email_tried_from_many_addresses_is_locked_everywhere(
         for index in range(3):  # three addresses, spread over two processes
             guesser = await client(index % 2, f"198.51.100.{index + 1}")
             response = await login(guesser, "target@example.com", "guess")
+            # The third failure locks the email (and says so).
             assert_error(
                 response,
                 429 if index == 2 else 401,
@@ -78,6 +79,7 @@ async def test_one_address_trying_many_emails_is_locked(database_url: str, tmp_p
         for index in range(3):
             guesser = await client(index % 2, "198.51.100.7")
             response = await login(guesser, f"user{index}@example.com", "guess")
+            # The third failure locks the address (and says so).
             assert_error(
                 response,
                 429 if index == 2 else 401,

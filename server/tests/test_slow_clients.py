@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 
-from fabric_server.testing import LiveServer, fast_settings
+from fabric_server.slow_clients import protocol_class
+from fabric_server.testing import LiveServer, fast_settings, free_port
 
 
 @pytest.fixture
@@ -114,3 +118,44 @@ def test_prompt_clients_are_served_as_before(server: LiveServer) -> None:
         time.sleep(0.2)  # a short pause inside the body is fine
         sock.sendall(body[10:])
         assert _response(sock).startswith(b"HTTP/1.1 201 ")
+
+
+async def _hello(scope: Any, receive: Any, send: Any) -> None:
+    """A plain ASGI app: reads the whole body, answers 200."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    headers = [(b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_the_h11_protocol_has_the_same_deadlines() -> None:
+    port = free_port()
+    protocol = protocol_class(
+        head_seconds=0.5, body_idle_seconds=0.5, max_head_bytes=8192, use_h11=True
+    )
+    config = uvicorn.Config(
+        _hello, host="127.0.0.1", port=port, http=protocol, lifespan="off", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert _response(sock).startswith(b"HTTP/1.1 200 ")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            assert _closed_within(sock, 5, dribble=b"X-Slow: " + b"a" * 200) < 3
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nab")
+            assert _closed_within(sock, 5) < 3
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
