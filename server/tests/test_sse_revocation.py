@@ -1,4 +1,5 @@
-"""An open event stream ends once its caller loses access: signed out, key disabled."""
+"""An open event stream ends once its caller loses access: signed out, key disabled,
+removed from the organization."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 from fabric_server.testing import LiveServer, fast_settings
 
 
@@ -73,3 +75,35 @@ def test_streams_end_after_sign_out_and_when_the_key_is_disabled(
         assert "event: reconnect" in text
         assert took < 10
         assert client.get(path, headers=user).status_code == 401
+
+
+def test_a_stream_ends_when_its_reader_leaves_the_organization(
+    database_url: str, tmp_path: Path
+) -> None:
+    settings = fast_settings(
+        database_url, tmp_path, sse_recheck_seconds=0.2, sse_max_connection_seconds=20
+    )
+    with (
+        LiveServer(settings) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as client,
+    ):
+        # Dev mode: anonymous calls are the dev owner of the default organization, and
+        # accounts signed up join it.
+        email = "member@example.com"
+        signup = client.post(
+            "/v1/auth/signup", json={"email": email, "password": "correct horse 1"}
+        )
+        assert signup.status_code == 201, signup.text
+        member = {"authorization": f"Bearer {signup.json()['data']['access_token']}"}
+        member_id = signup.json()["data"]["user"]["id"]
+
+        def remove() -> None:
+            path = f"/v1/organizations/{DEFAULT_ORGANIZATION_ID}/members/{member_id}"
+            response = client.delete(path)
+            assert response.status_code in (200, 204), response.text
+
+        path = f"/v1/events/stream?organization_id={DEFAULT_ORGANIZATION_ID}"
+        text, took = _read_until_closed(client, path, member, remove)
+        assert "event: reconnect" in text
+        assert took < 10
+        assert client.get(path, headers=member).status_code in (403, 404)
