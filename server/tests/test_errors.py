@@ -96,7 +96,7 @@ async def crashing_app(services: Services) -> FastAPI:
 async def test_unexpected_exception_is_internal_error(crashing_app: FastAPI) -> None:
     async with crashing_app.router.lifespan_context(crashing_app):
         transport = httpx.ASGITransport(app=crashing_app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://fabric.test") as client:
             response = await client.get("/v1/boom")
     body = assert_error(response, 500, "internal_error")
     assert "SELECT" not in response.text

@@ -139,6 +139,50 @@ async def test_cancelling_a_run_reaches_its_children_while_the_worker_is_full(
     assert "completed" not in await statuses(client, long_jobs)
 
 
+async def test_cancelling_a_run_reaches_its_grandchildren_while_the_worker_is_full(
+    client: httpx.AsyncClient,
+) -> None:
+    await define(client, [{"key": "ask", "operation": "workflow.approval"}], name="leaf-waits")
+    spread = {"key": "spread", "operation": "workflow.fan_out", "inputs": {}}
+    await define(
+        client,
+        [
+            {
+                **spread,
+                "config": {"workflow_name": "leaf-waits"},
+                "inputs": {"items": "$context.item"},
+            }
+        ],
+        name="middle",
+    )
+    parent = await define(
+        client,
+        [{**spread, "config": {"workflow_name": "middle"}, "inputs": {"items": "$context.items"}}],
+    )
+    run_id = (await start(client, parent["id"], {"items": [[1, 2], [3, 4]]}))["id"]
+
+    async def below(run: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = (
+            await client.get(f"/v1/workflow-runs/{run}/children")
+        ).json()["data"]
+        return found
+
+    async def grandchildren() -> list[dict[str, Any]]:
+        return [g for child in await below(run_id) for g in await below(child["id"])]
+
+    await eventually(
+        grandchildren, lambda g: len(g) == 4 and {r["status"] for r in g} == {"waiting"}
+    )
+    long_jobs = [await submit(client, LONG, DEFAULT_ORGANIZATION_ID) for _ in range(8)]
+
+    cancelled = await client.post(f"/v1/workflow-runs/{run_id}/cancel", json={})
+    assert cancelled.status_code == 200, cancelled.text
+
+    await eventually(grandchildren, lambda g: {r["status"] for r in g} == {"cancelled"})
+    assert {r["status"] for r in await below(run_id)} == {"cancelled"}
+    assert "completed" not in await statuses(client, long_jobs)
+
+
 async def test_a_run_tree_cannot_grow_past_its_limit(database_url: str, tmp_path: Path) -> None:
     settings = fast_settings(database_url, tmp_path, workflow_max_descendants=3)
     async with app_client(settings) as (client, _):

@@ -47,7 +47,9 @@ async def test_production_starts_with_smtp_or_an_explicit_outbox(
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://fabric.test"
+            ) as client:
                 assert (await client.get("/v1/health")).status_code == 200
 
 
@@ -57,7 +59,7 @@ async def test_the_data_dir_and_its_files_are_private(tmp_path: Path, usual_umas
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://fabric.test") as client:
             await signup(client, "private@example.com")  # mails a verification link
     assert mode(data_dir) == 0o700
     for name in ("fabric.db", "signing_secret", "secrets.key"):

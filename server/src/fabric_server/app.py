@@ -14,6 +14,8 @@ from fabric_server.access import me_routes
 from fabric_server.access import routes as access_routes
 from fabric_server.api import system
 from fabric_server.api.body_guard import JsonBodyGuard
+from fabric_server.api.body_limit import BodySizeLimit
+from fabric_server.api.dev_guard import DevModeGuard
 from fabric_server.api.docs import install_docs
 from fabric_server.api.handlers import install_error_handlers
 from fabric_server.api.middleware import RequestContextMiddleware
@@ -144,6 +146,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     install_error_handlers(app)
     # Added first, so it runs inside the request context (ids, the error net).
     app.add_middleware(JsonBodyGuard, max_depth=settings.json_max_depth)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.is_dev:
+        app.add_middleware(
+            DevModeGuard,
+            check_host=settings.on_loopback,
+            allowed_hosts=settings.dev_allowed_hosts,
+        )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(system.router)
     app.include_router(auth_routes.router)

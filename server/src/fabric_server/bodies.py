@@ -58,9 +58,7 @@ def _is_scalar(annotation: Any) -> bool:
 
 def _with_rules(annotation: Any, constraints: list[Any]) -> Any:
     members = tuple(
-        member
-        if _is_none(member)
-        else Annotated[member, *constraints, _rule_for(_base(member))]
+        member if _is_none(member) else Annotated[member, *constraints, _rule_for(_base(member))]
         for member in typing.get_args(annotation)
     )
     return typing.Union[members]

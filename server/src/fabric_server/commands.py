@@ -26,7 +26,7 @@ from fabric_server.db.migrate import migrate
 from fabric_server.runtime import Background
 from fabric_server.secrets.rotation import Census, KeyRotation, RotationRefused
 from fabric_server.services import build_services
-from fabric_server.serving import FabricServer, ProbeListener
+from fabric_server.serving import FabricServer, ProbeListener, connection_options
 from fabric_server.settings import Settings
 from fabric_server.storage import prepare_sqlite
 
@@ -83,8 +83,8 @@ def _serve_one(settings: Settings, sock: socket.socket) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        proxy_headers=True,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
+        **connection_options(settings),
     )
     server = FabricServer(config, on_shutdown=lambda: begin_shutdown(app))
     # Ctrl+C: uvicorn shuts down gracefully, then raises KeyboardInterrupt again.

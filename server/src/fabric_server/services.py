@@ -22,6 +22,7 @@ from fabric_server.engine.queue import RetryPolicy, WorkQueue
 from fabric_server.engine.worker import Handler, Worker
 from fabric_server.events.broadcaster import MemoryBroadcaster
 from fabric_server.events.hub import EventHub
+from fabric_server.events.open_streams import OpenStreams
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.events.sse import EventStreamer
 from fabric_server.jobs import repository as jobs_repository
@@ -110,7 +111,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     cache_versions.install()
     writer = Writer(db)
     broadcaster = MemoryBroadcaster()
-    events = EventRecorder(broadcaster.notify)
+    events = EventRecorder(broadcaster.notify, max_payload_bytes=settings.event_payload_max_bytes)
     queue = WorkQueue(
         db,
         lease_seconds=settings.lease_seconds,
@@ -132,6 +133,11 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         hub,
         keepalive_seconds=settings.sse_keepalive_seconds,
         max_connection_seconds=settings.sse_max_connection_seconds,
+        streams=OpenStreams(
+            per_principal=settings.sse_max_streams_per_principal,
+            per_organization=settings.sse_max_streams_per_organization,
+        ),
+        recheck_seconds=settings.sse_recheck_seconds,
     )
     budgets = BudgetService(access, events, providers)
     budgets.use_cache(cache_versions)

@@ -7,13 +7,33 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 
 from fabric_server.app import create_probe_app
 from fabric_server.services import Services
+from fabric_server.settings import Settings
+from fabric_server.slow_clients import protocol_class
 
 log = logging.getLogger("fabric_server")
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn options for the API's connections: deadlines for slow clients, the head size
+    limit, the idle keep-alive time, and which peers' forwarded headers are believed."""
+    return {
+        "http": protocol_class(
+            head_seconds=settings.http_header_timeout_seconds,
+            body_idle_seconds=settings.http_body_idle_timeout_seconds,
+            max_head_bytes=settings.http_max_header_bytes,
+        ),
+        "h11_max_incomplete_event_size": settings.http_max_header_bytes,
+        # X-Forwarded-* are believed from the configured proxies only, never by default.
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": list(settings.trusted_proxies),
+        "timeout_keep_alive": settings.http_keep_alive_seconds,
+    }
 
 
 class FabricServer(uvicorn.Server):

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         description="Accept dev mode on a non-loopback address (a trusted network only): "
         "every caller that reaches the port acts as the dev owner and a platform admin.",
     )
+    dev_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names dev mode on a loopback address answers besides localhost and "
+        "loopback addresses (requests naming another host are refused, as DNS rebinding "
+        "would send them), and accepts as the Origin of changes.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=3001, ge=1, le=65535)
     data_dir: Path = Path(".fabric")
@@ -69,6 +75,27 @@ class Settings(BaseSettings):
         gt=0,
         description="On stop: how long open requests and running work items may take to "
         "finish before they are cut off (work items are handed back to the queue).",
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's line and headers must arrive within this time of its first "
+        "byte (a new connection's first request: of the connection); else it is closed.",
+    )
+    http_body_idle_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest pause inside a request body before the connection is closed.",
+    )
+    http_keep_alive_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long an idle connection is kept open between requests.",
+    )
+    http_max_header_bytes: int = Field(
+        default=65536,
+        ge=4096,
+        description="Largest request line plus headers (431 beyond).",
     )
     worker_health_port: int | None = Field(
         default=None,
@@ -118,6 +145,24 @@ class Settings(BaseSettings):
         description="Most runs one run may have below it, children of children included "
         "(a node that would start more fails)",
     )
+    workflow_max_rendered_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Most bytes one templated config field of a node may render to; counted "
+        "while rendering, which stops at the limit (the node fails: template_output_too_large)",
+    )
+    workflow_max_node_output_bytes: int = Field(
+        default=2_097_152,
+        ge=1024,
+        description="Largest output a workflow node may produce (the node fails: "
+        "node_output_too_large)",
+    )
+    workflow_max_context_bytes: int = Field(
+        default=8_388_608,
+        ge=1024,
+        description="Largest a run context may grow through node outputs (the node fails: "
+        "context_too_large)",
+    )
     org_max_active_jobs: int = Field(
         default=10_000,
         ge=0,
@@ -153,6 +198,24 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = 15.0
     sse_poll_seconds: float = 1.0
     sse_max_connection_seconds: float = 3600.0
+    sse_recheck_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often an open event stream checks that its caller may still read "
+        "it (signed out, removed, key disabled: the stream ends)",
+    )
+    sse_max_streams_per_principal: int = Field(
+        default=50,
+        ge=0,
+        description="Event streams one user (or dev principal) may have open at once in one "
+        "API process (429 rate_limited beyond; 0: no limit)",
+    )
+    sse_max_streams_per_organization: int = Field(
+        default=500,
+        ge=0,
+        description="Event streams open at once about one organization in one API process "
+        "(429 rate_limited beyond; 0: no limit)",
+    )
 
     event_retention_days: float = Field(
         default=30.0, description="Delete events older than this; 0 keeps them forever."
@@ -186,6 +249,19 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
+    password_hash_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Password hashes (sign-in, sign-up, changes) one process computes at once; "
+        "the others wait in arrival order",
+    )
+    password_hash_queue: int = Field(
+        default=64,
+        ge=1,
+        description="Password checks that may wait for a turn in one process; beyond, a "
+        "sign-in is refused at once (429 rate_limited)",
+    )
     access_token_ttl_seconds: int = Field(default=7200, ge=1)
     refresh_token_ttl_seconds: int = Field(default=30 * 86400, ge=1)
     verify_token_ttl_seconds: int = Field(default=86400, ge=1)
@@ -193,6 +269,25 @@ class Settings(BaseSettings):
     reset_token_ttl_seconds: int = Field(default=3600, ge=1)
     login_max_failures: int = Field(default=5, ge=1)
     login_lock_seconds: int = Field(default=900, ge=1)
+    login_account_max_failures: int = Field(
+        default=50,
+        ge=1,
+        description="Failed sign-ins of one email from any addresses, within "
+        "FABRIC_LOGIN_LOCK_SECONDS, that lock the email everywhere for that long (a magic "
+        "link or a reset lifts it)",
+    )
+    login_address_max_failures: int = Field(
+        default=100,
+        ge=1,
+        description="Failed sign-ins from one client address, whatever the emails, within "
+        "FABRIC_LOGIN_LOCK_SECONDS, that lock the address for that long",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of the reverse proxies in front of the API: "
+        "only their X-Forwarded-For / X-Forwarded-Proto are believed; empty: none, the "
+        "client address is the connection's",
+    )
     auth_retention_days: float = Field(
         default=7.0,
         ge=0,
@@ -360,6 +455,19 @@ class Settings(BaseSettings):
         description="Deepest nesting of objects and arrays accepted in a JSON request body "
         "(contexts, inputs, payloads); deeper is 400 validation_failed.",
     )
+    max_request_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted, with or without Content-Length "
+        "(counted while it is read); larger is 413 payload_too_large.",
+    )
+    event_payload_max_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest event payload stored (and so sent on streams and to webhooks); "
+        "fields of a larger one are left out, listed under `truncated` (the job or run "
+        "holds the whole value).",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -372,6 +480,13 @@ class Settings(BaseSettings):
         if not value:
             return None  # `FABRIC_DATABASE_URL=` (empty): the default SQLite database
         check_database_url(value)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
         return value
 
     @field_validator("webhook_allowed_networks")

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from fabric_server.app import begin_shutdown, create_app
 from fabric_server.db.database import Database
 from fabric_server.db.migrate import migrate
-from fabric_server.serving import FabricServer
+from fabric_server.serving import FabricServer, connection_options
 from fabric_server.settings import Settings, to_async_url
 
 
@@ -61,6 +61,8 @@ def fast_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "webhook_retry_schedule": [0.05, 0.1, 0.2],
         "webhook_dispatch_poll_seconds": 0.05,
         "webhook_timeout_seconds": 5.0,
+        # The host name of the in-process test clients.
+        "dev_allowed_hosts": ["fabric.test"],
     }
     values.update(overrides)
     return Settings(**values)
@@ -171,6 +173,7 @@ class LiveServer:
             lifespan="on",
             loop="asyncio",
             timeout_graceful_shutdown=5,
+            **connection_options(settings),
         )
         app = self.app
         self._server = FabricServer(config, on_shutdown=lambda: begin_shutdown(app))

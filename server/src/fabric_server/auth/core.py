@@ -68,6 +68,8 @@ class AuthCore:
             parallelism=settings.argon2_parallelism,
             min_length=settings.password_min_length,
             require_classes=settings.password_require_classes,
+            concurrency=settings.password_hash_concurrency,
+            queue=settings.password_hash_queue,
         )
         self.mail = AuthMail(
             mailer, public_url=settings.resolved_public_url, link_url=settings.auth_link_url

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
+from collections.abc import AsyncIterator
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from fabric_server.errors import Unprocessable, ValidationFailed
+from fabric_server.errors import RateLimited, Unprocessable, ValidationFailed
 
 MAX_PASSWORD_LENGTH = 1024
 # The address syntax the API documents (`EMAIL_PATTERN` in auth/schemas.py): a dot-atom
@@ -53,6 +55,10 @@ class Passwords:
 
     The default policy follows NIST SP 800-63B: a minimum length and no composition rules
     (`require_classes` turns upper/lower/digit/symbol rules on for those who must have them).
+
+    At most `concurrency` hashes run at once (each takes the argon2 memory and a core); the
+    others wait their turn in arrival order, and beyond `queue` waiting a new one is refused
+    at once (429 `rate_limited`), so a flood of sign-ins cannot make a real one wait long.
     """
 
     def __init__(
@@ -63,6 +69,8 @@ class Passwords:
         parallelism: int,
         min_length: int,
         require_classes: bool = False,
+        concurrency: int = 2,
+        queue: int = 64,
     ) -> None:
         if memory_kib < 8 * parallelism:
             raise ValueError("argon2 needs at least 8 KiB of memory per lane of parallelism")
@@ -72,6 +80,10 @@ class Passwords:
         self.min_length = min_length
         self.require_classes = require_classes
         self._dummy_hash: str | None = None
+        self.concurrency = concurrency
+        self.queue = queue
+        self._slots: asyncio.Semaphore | None = None
+        self._waiting = 0
 
     def check_policy(self, password: str, field: str = "password") -> None:
         """Lengths are in the documented schema (400); the optional character-class rule is
@@ -95,14 +107,37 @@ class Passwords:
                 _refuse(Unprocessable, field, problems)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        async with self._turn():
+            return await asyncio.to_thread(self._hasher.hash, password)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """A place among the hashes running at once, taken in arrival order; RateLimited
+        when the line of those waiting is full."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        if self._slots.locked() and self._waiting >= self.queue:
+            raise RateLimited(
+                "Too many sign-ins are being checked right now; retry in a moment.",
+                retry_after=1,
+            )
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            yield
+        finally:
+            self._slots.release()
 
     async def verify(self, stored: str | None, password: str) -> bool:
         """Whether `password` matches `stored`. Without a stored hash a dummy one is checked,
         so unknown accounts cost the same time as known ones."""
         against = stored if stored is not None else await self._dummy()
         try:
-            matched = await asyncio.to_thread(self._hasher.verify, against, password)
+            async with self._turn():
+                matched = await asyncio.to_thread(self._hasher.verify, against, password)
         except (VerificationError, InvalidHashError):
             return False
         return matched and stored is not None

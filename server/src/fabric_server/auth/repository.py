@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CursorResult, Delete, delete, or_, select, tuple_, update
+from sqlalchemy import CursorResult, Delete, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -278,13 +278,14 @@ async def throttle_for_update(
 
 
 async def throttle_locked_until(
-    session: AsyncSession, account_key: str, address: str
+    session: AsyncSession, pairs: list[tuple[str, str]]
 ) -> dt.datetime | None:
-    return await session.scalar(
-        select(SignInThrottle.locked_until).where(
-            SignInThrottle.account_key == account_key, SignInThrottle.address == address
-        )
+    """The latest lock end among these (account, address) rows."""
+    pair = tuple_(SignInThrottle.account_key, SignInThrottle.address)
+    found: dt.datetime | None = await session.scalar(
+        select(func.max(SignInThrottle.locked_until)).where(pair.in_(pairs))
     )
+    return found
 
 
 async def clear_throttles(

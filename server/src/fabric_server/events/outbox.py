@@ -20,6 +20,7 @@ from fabric_server.db.database import PROCESS_TOKEN, after_commit
 from fabric_server.db.models import Event, table_of
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.writer import Tx
+from fabric_server.events.clip import clip_payload
 from fabric_server.events.log import LogEvent
 
 log = logging.getLogger("fabric_server.events")
@@ -53,8 +54,9 @@ _EVENTS = "fabric_recorded_events"
 class EventRecorder:
     """Adds event rows to a transaction and, after it commits, tells the listeners."""
 
-    def __init__(self, wake: Callable[[], None]) -> None:
+    def __init__(self, wake: Callable[[], None], *, max_payload_bytes: int = 256 * 1024) -> None:
         self._wake = wake
+        self.max_payload_bytes = max_payload_bytes
         self._listeners: list[CommitListener] = []
 
     def on_commit(self, listener: CommitListener) -> None:
@@ -89,7 +91,7 @@ class EventRecorder:
             job_id=job_id,
             run_id=run_id,
             node_key=node_key,
-            payload=payload or {},
+            payload=clip_payload(payload or {}, self.max_payload_bytes),
         )
         session.add(event)
         recorded: list[Event] | None = session.info.get(_EVENTS)
@@ -121,7 +123,7 @@ class EventRecorder:
             job_id=job_id,
             run_id=run_id,
             node_key=node_key,
-            payload=payload or {},
+            payload=clip_payload(payload or {}, self.max_payload_bytes),
             created_at=utcnow(),
         )
         values = {name: getattr(event, name) for name in _COLUMNS}
@@ -151,7 +153,7 @@ class EventRecorder:
                 job_id=None,
                 run_id=run_id,
                 node_key=node_key,
-                payload=payload,
+                payload=clip_payload(payload, self.max_payload_bytes),
                 created_at=now,
             )
             for kind, organization_id, run_id, node_key, payload in events

@@ -6,9 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.principal import Principal
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES
+from fabric_server.api.stream_access import still_allowed
+from fabric_server.errors import Forbidden
 from fabric_server.events.repository import EventFilter
 
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=ERROR_RESPONSES)
@@ -30,14 +34,26 @@ async def stream_events(
     organization_id: str | None = None,
     include_internal: bool = False,
 ) -> StreamingResponse:
-    async with services.db.read() as session:
+    async def authorize(session: AsyncSession, caller: Principal) -> list[str]:
         if organization_id is not None:
-            await services.access.authorize(
-                session, principal, organization_id, "organization.read"
-            )
-            org_ids = [organization_id]
-        else:
-            org_ids = await services.access.visible_org_ids(session, principal)
+            await services.access.authorize(session, caller, organization_id, "organization.read")
+            return [organization_id]
+        return await services.access.visible_org_ids(session, caller)
+
+    async def keeps_access(session: AsyncSession, caller: Principal) -> None:
+        # Still every organization the stream started with (a membership ended: refused).
+        if not set(org_ids) <= set(await authorize(session, caller)):
+            raise Forbidden("The caller no longer sees every organization of this stream.")
+
+    async with services.db.read() as session:
+        org_ids = await authorize(session, principal)
     wanted = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None
     where = EventFilter(organization_ids=org_ids, kinds=wanted, include_internal=include_internal)
-    return await services.streamer.response(request, where, replay=False)
+    return await services.streamer.response(
+        request,
+        where,
+        principal_id=principal.id,
+        organization_ids=org_ids,
+        still_allowed=still_allowed(request, services, principal, keeps_access),
+        replay=False,
+    )

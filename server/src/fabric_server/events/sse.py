@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from fabric_server.db.database import Database
 from fabric_server.events import repository
 from fabric_server.events.hub import EventHub, LogEvent
+from fabric_server.events.open_streams import OpenStream, OpenStreams
 from fabric_server.events.repository import EventFilter
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
@@ -42,6 +44,20 @@ def frame(event: LogEvent) -> bytes:
 RECONNECT_FRAME = b'event: reconnect\nretry: 0\ndata: {"retry_ms":0}\n\n'
 
 
+class CountedStreamingResponse(StreamingResponse):
+    """A stream that gives its place among the open streams back when it ends, however."""
+
+    def __init__(self, *args: Any, counted: OpenStream, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.counted = counted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.counted.release()
+
+
 class EventStreamer:
     """Builds SSE responses; shared by the job, run and global streams."""
 
@@ -52,9 +68,13 @@ class EventStreamer:
         *,
         keepalive_seconds: float,
         max_connection_seconds: float,
+        streams: OpenStreams | None = None,
+        recheck_seconds: float = 15.0,
     ) -> None:
         self.db = db
         self.hub = hub
+        self.streams = streams or OpenStreams(per_principal=0, per_organization=0)
+        self.recheck_seconds = recheck_seconds
         self.keepalive_seconds = keepalive_seconds
         self.max_connection_seconds = max_connection_seconds
 
@@ -63,6 +83,9 @@ class EventStreamer:
         request: Request,
         where: EventFilter,
         *,
+        principal_id: str,
+        organization_ids: Collection[str],
+        still_allowed: Callable[[], Awaitable[bool]] | None = None,
         terminal_kinds: Collection[str] = (),
         replay: bool = True,
     ) -> StreamingResponse:
@@ -71,10 +94,21 @@ class EventStreamer:
         With `replay`, a client without `Last-Event-ID` first receives the whole history;
         without it, only events written after it connected. After a terminal kind the
         stream ends; a connection that reaches its lifetime ends with a `reconnect` frame.
+        The stream counts against the open-stream caps of `principal_id` and of each of
+        `organization_ids` while it is open (429 `rate_limited` beyond). Every
+        `recheck_seconds` it asks `still_allowed`, and ends (with a `reconnect` frame, which
+        the client's next attempt answers with its refusal) once that says no.
         """
-        start = await self._start_seq(request, replay)
-        body = self._frames(request, where, start, frozenset(terminal_kinds))
-        return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
+        counted = self.streams.admit(principal_id, organization_ids)
+        try:
+            start = await self._start_seq(request, replay)
+        except BaseException:
+            counted.release()
+            raise
+        body = self._frames(request, where, start, frozenset(terminal_kinds), still_allowed)
+        return CountedStreamingResponse(
+            body, media_type="text/event-stream", headers=SSE_HEADERS, counted=counted
+        )
 
     async def _start_seq(self, request: Request, replay: bool) -> int:
         last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
@@ -86,12 +120,17 @@ class EventStreamer:
             return 0 if replay else await repository.latest_seq(session)
 
     async def _frames(
-        self, request: Request, where: EventFilter, after: int, terminal: frozenset[str]
+        self,
+        request: Request,
+        where: EventFilter,
+        after: int,
+        terminal: frozenset[str],
+        still_allowed: Callable[[], Awaitable[bool]] | None,
     ) -> AsyncIterator[bytes]:
         subscription = await self.hub.subscribe(where)
         try:
             yield b": connected\n\n"
-            opened = last_sent = time.monotonic()
+            opened = last_sent = checked = time.monotonic()
             catch_up = True
             while True:
                 if catch_up or subscription.take_overflow():
@@ -105,12 +144,18 @@ class EventStreamer:
                             return
                     last_sent = time.monotonic()
                 now = time.monotonic()
+                if still_allowed is not None and now - checked >= self.recheck_seconds:
+                    checked = now
+                    if not await still_allowed():
+                        yield RECONNECT_FRAME
+                        return
                 if subscription.ended or now - opened >= self.max_connection_seconds:
                     yield RECONNECT_FRAME
                     return
                 wait = min(
                     self.keepalive_seconds - (now - last_sent),
                     self.max_connection_seconds - (now - opened),
+                    self.recheck_seconds - (now - checked),
                 )
                 try:
                     live = await asyncio.wait_for(subscription.queue.get(), max(wait, 0.0))

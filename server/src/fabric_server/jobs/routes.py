@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import BUDGET_EXCEEDED_RESPONSE, ERROR_RESPONSES, Envelope, ok
 from fabric_server.api.pagination import CursorQuery
+from fabric_server.api.stream_access import still_allowed
 from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
 from fabric_server.db.models import Job, UsageRecord
 from fabric_server.events.repository import EventFilter
@@ -133,9 +134,21 @@ async def stream_job_events(
     include_internal: bool = False,
 ) -> StreamingResponse:
     async with services.db.read() as session:
-        await services.jobs.get(session, principal, job_id)
+        job = await services.jobs.get(session, principal, job_id)
     where = EventFilter(job_id=job_id, include_internal=include_internal)
-    return await services.streamer.response(request, where, terminal_kinds=JOB_TERMINAL_KINDS)
+    return await services.streamer.response(
+        request,
+        where,
+        principal_id=principal.id,
+        organization_ids=[job.organization_id],
+        still_allowed=still_allowed(
+            request,
+            services,
+            principal,
+            lambda session, caller: services.jobs.get(session, caller, job_id),
+        ),
+        terminal_kinds=JOB_TERMINAL_KINDS,
+    )
 
 
 def job_out(job: Job | Mapping[str, Any]) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from fabric_server.workflows.nodes.base import (
     WaitForInput,
     run_instantly,
 )
+from fabric_server.workflows.sizes import NodeLimits
 from fabric_server.workflows.snapshots import NodeSnapshot, RunSnapshot, Step
 from fabric_server.workflows.status import TERMINAL_RUN_STATUSES, NodeStatus, RunStatus
 from fabric_server.workflows.writer import run_snapshot
@@ -175,9 +176,11 @@ class NodeHandler(RetryingHandler):
         hub: EventHub,
         *,
         max_descendants: int,
+        limits: NodeLimits | None = None,
     ) -> None:
         super().__init__(db, queue)
         self.max_descendants = max_descendants
+        self.limits = limits or NodeLimits()
         self.lifecycle = lifecycle
         self.operations = operations
         self.budgets = budgets
@@ -210,7 +213,13 @@ class NodeHandler(RetryingHandler):
         if work is NodeWork.EXECUTE:
             begin = machine.begin_attempt(loaded.run, loaded.nodes, node.key, now=now)
             running = begin.node(node.key)
-            prepared = _prepare(begin.run, running, begin.nodes, loaded.created_by)
+            prepared = _prepare(
+                begin.run,
+                running,
+                begin.nodes,
+                loaded.created_by,
+                max_rendered_bytes=self.limits.rendered_bytes,
+            )
             operation = self.operations.get(node.operation)
             if not operation.instant:
                 self.core.apply(tx, loaded, [begin], pool)
@@ -273,6 +282,9 @@ class NodeHandler(RetryingHandler):
                     )
                 ]
             case Completed(output, context_patch, _):
+                too_large = self.limits.refusal(run.context, output, context_patch)
+                if too_large is not None:
+                    return [machine.fail_node(run, nodes, key, error=too_large, now=now)]
                 return [
                     machine.node_succeeded(
                         run, nodes, key, output, context_patch=context_patch, now=now
@@ -315,7 +327,9 @@ class NodeHandler(RetryingHandler):
         """A sleeping node woke up, or a child run it waits for moved on."""
         run, nodes = loaded.run, loaded.nodes
         operation = self.operations.get(node.operation)
-        prepared = _prepare(run, node, nodes, loaded.created_by)
+        prepared = _prepare(
+            run, node, nodes, loaded.created_by, max_rendered_bytes=self.limits.rendered_bytes
+        )
         outcome: Outcome | None = None
         try:
             match node.state:
@@ -469,6 +483,8 @@ def _prepare(
     node: NodeSnapshot,
     nodes: Sequence[NodeSnapshot],
     created_by: str | None,
+    *,
+    max_rendered_bytes: int = NodeLimits.rendered_bytes,
 ) -> NodeRun:
     """What the operation of `node` sees when it executes."""
     spec = run.graph[node.key]
@@ -490,6 +506,7 @@ def _prepare(
             for key in run.graph.ancestors(node.key)
             if outputs.get(key) is not None
         },
+        max_rendered_bytes=max_rendered_bytes,
     )
 
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
 from fabric_server.api.pagination import CursorQuery
+from fabric_server.api.stream_access import still_allowed
 from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
 from fabric_server.events.repository import EventFilter
 from fabric_server.events.waiting import wait_for_event
@@ -269,6 +270,18 @@ async def stream_run_events(
     include_internal: bool = False,
 ) -> StreamingResponse:
     async with services.db.read() as session:
-        await services.workflows.runs.get(session, principal, run_id)
+        run = await services.workflows.runs.get(session, principal, run_id)
     where = EventFilter(run_id=run_id, include_internal=include_internal)
-    return await services.streamer.response(request, where, terminal_kinds=RUN_TERMINAL_KINDS)
+    return await services.streamer.response(
+        request,
+        where,
+        principal_id=principal.id,
+        organization_ids=[run.organization_id],
+        still_allowed=still_allowed(
+            request,
+            services,
+            principal,
+            lambda session, caller: services.workflows.runs.get(session, caller, run_id),
+        ),
+        terminal_kinds=RUN_TERMINAL_KINDS,
+    )

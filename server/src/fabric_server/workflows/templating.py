@@ -7,6 +7,10 @@ renders as an empty string, and a literal `{{…}}` never leaves the server.
 
 A templated config field is a string, or a JSON structure whose every string value is a
 template (object keys are not: a key holding `{{` or `}}` is refused).
+
+What one field renders to is limited (`FABRIC_WORKFLOW_MAX_RENDERED_BYTES`): the size is
+counted as each placeholder is substituted, and rendering stops as soon as it passes the
+limit (`TemplateTooLarge`), so a large value referenced many times never grows the server.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from fabric_server.workflows.bindings import MISSING, lookup
+from fabric_server.workflows.sizes import Budget, TooLarge, size_within
 
 ROOTS = ("context", "inputs", "nodes")
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -28,6 +33,13 @@ _NODES = re.compile(r"^nodes(\.[A-Za-z0-9_:-]{1,100})+$")
 
 class TemplateError(ValueError):
     """A template that cannot be parsed, a reference to nothing, or a variable with no value."""
+
+
+TOO_LARGE_CODE = "template_output_too_large"
+
+
+class TemplateTooLarge(TemplateError):
+    """Rendering passed its size limit (the message starts with `template_output_too_large`)."""
 
 
 def variables(template: str) -> list[str]:
@@ -87,46 +99,74 @@ def check(
     return problems
 
 
-def render(template: str, scope: Mapping[str, Any]) -> str:
+def render(template: str, scope: Mapping[str, Any], budget: Budget | None = None) -> str:
     """Substitute every `{{variable}}` from `scope` (`{"context", "inputs", "nodes"}`).
 
-    Strings are inserted as they are; other values as compact JSON.
+    Strings are inserted as they are; other values as compact JSON. With a `budget`, each
+    insertion is counted against it (TooLarge once it is spent).
     """
     variables(template)
 
     def substitute(match: re.Match[str]) -> str:
         value = _value(match.group(1).strip(), scope)
-        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        if budget is not None and not isinstance(value, str):
+            size_within(value, budget.remaining)  # before building its text
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        if budget is not None:
+            budget.spend(len(text))
+        return text
 
     return _PLACEHOLDER.sub(substitute, template)
 
 
 def render_value(
-    value: Any, scope: Mapping[str, Any], *, keep_types: bool = False, where: str = "value"
+    value: Any,
+    scope: Mapping[str, Any],
+    *,
+    keep_types: bool = False,
+    where: str = "value",
+    max_bytes: int | None = None,
 ) -> Any:
     """`value` with every string rendered (structures are copied, keys kept); an error names
     the string's location under `where` (`config.json.items.0: …`).
 
     With `keep_types`, a string that is exactly one placeholder (`"{{context.items}}"`)
     becomes the referenced value itself — a number, a list, an object — instead of its text.
+    With `max_bytes`, rendering stops with TemplateTooLarge as soon as what the placeholders
+    inserted passes that size.
     """
+    budget = None if max_bytes is None else Budget(max_bytes)
+    try:
+        return _render_value(value, scope, keep_types, where, budget)
+    except TooLarge:
+        raise TemplateTooLarge(
+            f"{TOO_LARGE_CODE}: {where} renders to more than {max_bytes} bytes "
+            "(FABRIC_WORKFLOW_MAX_RENDERED_BYTES); reference smaller values"
+        ) from None
+
+
+def _render_value(
+    value: Any, scope: Mapping[str, Any], keep_types: bool, where: str, budget: Budget | None
+) -> Any:
     if isinstance(value, str):
         whole = _PLACEHOLDER.fullmatch(value)
         try:
             if keep_types and whole and "{{" not in whole.group(1):
                 variables(value)
-                return _value(whole.group(1).strip(), scope)
-            return render(value, scope)
+                found = _value(whole.group(1).strip(), scope)
+                if budget is not None:
+                    budget.spend(size_within(found, budget.remaining))
+                return found
+            return render(value, scope, budget)
         except TemplateError as exc:
             raise TemplateError(f"{where}: {exc}") from exc
     if isinstance(value, Mapping):
         return {
-            k: render_value(v, scope, keep_types=keep_types, where=f"{where}.{k}")
-            for k, v in value.items()
+            k: _render_value(v, scope, keep_types, f"{where}.{k}", budget) for k, v in value.items()
         }
     if isinstance(value, list):
         return [
-            render_value(item, scope, keep_types=keep_types, where=f"{where}.{index}")
+            _render_value(item, scope, keep_types, f"{where}.{index}", budget)
             for index, item in enumerate(value)
         ]
     return value

@@ -35,6 +35,7 @@ from fabric_server.workflows.launch import RunLauncher
 from fabric_server.workflows.lifecycle import RunLifecycle
 from fabric_server.workflows.nodes import OperationRegistry, build_operations
 from fabric_server.workflows.runs import RunService
+from fabric_server.workflows.sizes import NodeLimits
 from fabric_server.workflows.writer import StepWriter
 
 
@@ -74,6 +75,11 @@ def build_workflows(
         steps,
         hub,
         max_descendants=settings.workflow_max_descendants,
+        limits=NodeLimits(
+            rendered_bytes=settings.workflow_max_rendered_bytes,
+            output_bytes=settings.workflow_max_node_output_bytes,
+            context_bytes=settings.workflow_max_context_bytes,
+        ),
     )
     return Workflows(
         operations=operations,

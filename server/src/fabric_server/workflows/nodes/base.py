@@ -65,6 +65,8 @@ class NodeRun:
     timeout_seconds: float
     #: The outputs of every node that ran before this one (`{{nodes.<key>.…}}`), by key.
     node_outputs: Mapping[str, Any] = field(default_factory=dict)
+    #: Most bytes one config field may render to (FABRIC_WORKFLOW_MAX_RENDERED_BYTES).
+    max_rendered_bytes: int = 1_048_576
 
     def render_config(self, key: str, *, keep_types: bool = False) -> Any:
         """The config value `key` with its templates rendered (see `templating`); a
@@ -72,7 +74,11 @@ class NodeRun:
         scope = {"context": self.context, "inputs": self.inputs, "nodes": self.node_outputs}
         try:
             return render_value(
-                self.config[key], scope, keep_types=keep_types, where=f"config.{key}"
+                self.config[key],
+                scope,
+                keep_types=keep_types,
+                where=f"config.{key}",
+                max_bytes=self.max_rendered_bytes,
             )
         except TemplateError as exc:
             raise NodeError(str(exc)) from exc
