@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_llm import FakeLLM
 from workflow_helpers import app_client, run_log, run_workflow
 
+from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 from fabric_server.testing import fast_settings
 from fabric_server.workflows.sizes import Budget, TooLarge, size_within
 from fabric_server.workflows.templating import TemplateTooLarge, render_value
@@ -96,3 +98,29 @@ async def test_node_outputs_and_the_context_are_limited(database_url: str, tmp_p
         )
         assert run["status"] == "failed"
         assert (await _node_error(client, run)).startswith("context_too_large: ")
+
+
+async def test_a_paid_node_is_limited_and_billed_all_the_same(
+    database_url: str, tmp_path: Path, llm: FakeLLM
+) -> None:
+    settings = fast_settings(
+        database_url,
+        tmp_path,
+        openai_api_key="sk-server-key",
+        openai_base_url=llm.openai_base_url,
+        provider_retry_base_seconds=0.0,
+        workflow_max_node_output_bytes=20_000,
+    )
+    nodes = [
+        {
+            "key": "a",
+            "operation": "ai.generate",
+            "config": {"prompt_template": "{{context.big}}", "model": "gpt-4o"},
+        }
+    ]
+    async with app_client(settings) as (client, _services):
+        run = await run_workflow(client, nodes, {"big": "x" * 30_000})
+        assert run["status"] == "failed"
+        assert (await _node_error(client, run)).startswith("node_output_too_large: ")
+        usage = (await client.get(f"/v1/organizations/{DEFAULT_ORGANIZATION_ID}/usage")).json()
+        assert usage["data"]["total_cost_usd"] > 0

@@ -366,9 +366,15 @@ class NodeHandler(RetryingHandler):
                 if machine.owns_attempt(run_snapshot(run), snapshot, attempt):
                     # Before any event of this transaction: the budget row lock first.
                     await self.budgets.record_usage(session, result.usage)
-                    await self.lifecycle.succeed(
-                        session, run, node, nodes, result.output, result.context_patch
+                    too_large = self.limits.refusal(
+                        run.context, result.output, result.context_patch
                     )
+                    if too_large is not None:  # billed all the same, but not kept
+                        await self.lifecycle.fail_node(session, run, node, nodes, too_large)
+                    else:
+                        await self.lifecycle.succeed(
+                            session, run, node, nodes, result.output, result.context_patch
+                        )
             await self.queue.complete(session, item)
 
     async def _execute(self, node: NodeRun) -> _Result:
