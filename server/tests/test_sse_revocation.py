@@ -107,3 +107,35 @@ def test_a_stream_ends_when_its_reader_leaves_the_organization(
         assert "event: reconnect" in text
         assert took < 10
         assert client.get(path, headers=member).status_code in (403, 404)
+
+
+def test_the_first_event_after_a_revocation_is_not_delivered(
+    database_url: str, tmp_path: Path
+) -> None:
+    # The periodic re-check is far away; the change made in this process ends the stream
+    # before it sends anything written after it.
+    settings = fast_settings(
+        database_url, tmp_path, sse_recheck_seconds=600, sse_max_connection_seconds=20
+    )
+    with (
+        LiveServer(settings) as server,
+        httpx.Client(base_url=server.base_url, timeout=10) as client,
+    ):
+        signup = client.post(
+            "/v1/auth/signup", json={"email": "reader@example.com", "password": "correct horse 1"}
+        )
+        assert signup.status_code == 201, signup.text
+        member = {"authorization": f"Bearer {signup.json()['data']['access_token']}"}
+        member_id = signup.json()["data"]["user"]["id"]
+
+        def remove_then_write() -> None:
+            path = f"/v1/organizations/{DEFAULT_ORGANIZATION_ID}/members/{member_id}"
+            assert client.delete(path).status_code in (200, 204)
+            job = {"modality": "text", "input": {"prompt": "after the removal"}}
+            assert client.post("/v1/jobs", json=job).status_code == 201
+
+        path = f"/v1/events/stream?organization_id={DEFAULT_ORGANIZATION_ID}"
+        text, took = _read_until_closed(client, path, member, remove_then_write)
+        assert "event: reconnect" in text
+        assert "job.created" not in text
+        assert took < 10

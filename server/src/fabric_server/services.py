@@ -180,6 +180,8 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     handlers[webhooks.work_kind] = webhooks.handler
     events.on_commit(webhooks.dispatcher.observe)
     cache_versions.on_bump(versions.WEBHOOKS, webhooks.dispatcher.webhooks_changed)
+    cache_versions.on_bump(versions.ACCESS, streamer.access_changed)
+    cache_versions.on_bump(versions.SESSIONS, streamer.access_changed)
     return Services(
         settings=settings,
         db=db,

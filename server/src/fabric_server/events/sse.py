@@ -77,6 +77,13 @@ class EventStreamer:
         self.recheck_seconds = recheck_seconds
         self.keepalive_seconds = keepalive_seconds
         self.max_connection_seconds = max_connection_seconds
+        # Counts the access changes (sign-outs, removed members, disabled keys, changed roles
+        # or grants) this process committed: an open stream re-checks its caller before the
+        # next event it sends after one, instead of waiting for its periodic re-check.
+        self.access_changes = 0
+
+    def access_changed(self) -> None:
+        self.access_changes += 1
 
     async def response(
         self,
@@ -131,6 +138,7 @@ class EventStreamer:
         try:
             yield b": connected\n\n"
             opened = last_sent = checked = time.monotonic()
+            seen_changes = self.access_changes
             catch_up = True
             while True:
                 if catch_up or subscription.take_overflow():
@@ -170,6 +178,11 @@ class EventStreamer:
                     continue  # ended: the loop sends the reconnect frame
                 if live.seq <= after:
                     continue  # already sent during replay
+                if still_allowed is not None and seen_changes != self.access_changes:
+                    seen_changes, checked = self.access_changes, time.monotonic()
+                    if not await still_allowed():
+                        yield RECONNECT_FRAME
+                        return
                 after = live.seq
                 yield frame(live)
                 last_sent = time.monotonic()
