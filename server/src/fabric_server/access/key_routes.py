@@ -11,6 +11,7 @@ from fabric_server.access.models import ApiKey
 from fabric_server.access.schemas import ApiKeyCreate, ApiKeyOut, ApiKeyWithSecret
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
+from fabric_server.audit.actions import audited
 from fabric_server.errors import Unprocessable
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=ERROR_RESPONSES)
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=ERROR_RES
     response_model=Envelope[ApiKeyWithSecret],
     summary="Create an API key; the response carries the key, shown this once",
 )
+@audited("key.create")
 async def create_key(
     body: ApiKeyCreate, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -73,6 +75,7 @@ async def get_key(
     response_model=Envelope[ApiKeyWithSecret],
     summary="Replace the key's secret (shown this once); the old one stops working at once",
 )
+@audited("key.rotate")
 async def rotate_key(
     key_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -83,6 +86,7 @@ async def rotate_key(
 
 
 @router.post("/{key_id}/disable", response_model=Envelope[ApiKeyOut], summary="Disable a key")
+@audited("key.disable")
 async def disable_key(
     key_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -93,6 +97,7 @@ async def disable_key(
 
 
 @router.delete("/{key_id}", response_model=Envelope[None], summary="Delete a key")
+@audited("key.delete")
 async def delete_key(
     key_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

@@ -14,6 +14,7 @@ from fabric_server.access.schemas import AuthzBatch, AuthzCheck, AuthzResult, Gr
 from fabric_server.access.service import Access, Resource
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
+from fabric_server.audit.actions import audited
 
 router = APIRouter(tags=["access"], responses=ERROR_RESPONSES)
 
@@ -23,6 +24,7 @@ router = APIRouter(tags=["access"], responses=ERROR_RESPONSES)
     response_model=Envelope[AuthzResult],
     summary="May the caller do this action (on this resource)? Never reveals resources",
 )
+@audited("authz.check")
 async def check(
     body: AuthzCheck, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -36,6 +38,7 @@ async def check(
     response_model=Envelope[list[AuthzResult]],
     summary="Several checks at once; one result per check, in order",
 )
+@audited("authz.check_batch")
 async def check_batch(
     body: AuthzBatch, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -68,6 +71,7 @@ async def _check(
     response_model=Envelope[GrantOut],
     summary="Grant (allow or deny) an action to a principal (needs permission.manage)",
 )
+@audited("grant.create")
 async def create_grant(
     body: GrantCreate, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -99,6 +103,7 @@ async def list_grants(
     response_model=Envelope[None],
     summary="Remove a permission grant",
 )
+@audited("grant.delete")
 async def delete_grant(
     grant_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

@@ -9,63 +9,20 @@ from sqlalchemy import Connection, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.principal import Principal
+from fabric_server.audit.actions import declared_action
 from fabric_server.audit.context import RequestAudit, current_request
 from fabric_server.audit.models import AuditLog
 from fabric_server.db.models import Event, table_of
 from fabric_server.db.types import new_id, utcnow
 
-# Route handlers are named verb_noun (create_job, rotate_api_key); the audit action is the
-# dotted noun.verb form (job.create, api_key.rotate). Exceptions are listed here.
-ACTION_OVERRIDES: dict[str, str] = {
-    "check": "authz.check",
-    "check_batch": "authz.check_batch",
-    "execute": "provider.execute",
-    "execute_stream": "provider.execute_stream",
-    "estimate": "provider.estimate",
-}
-_VERBS = (
-    "create",
-    "update",
-    "delete",
-    "archive",
-    "unarchive",
-    "set",
-    "upsert",
-    "rotate",
-    "disable",
-    "enable",
-    "revoke",
-    "accept",
-    "cancel",
-    "bulk_cancel",
-    "start",
-    "pause",
-    "resume",
-    "trigger",
-    "submit",
-    "execute",
-    "add",
-    "remove",
-    "change",
-    "reset",
-    "verify",
-    "run",
-)
 _ORG_PARAMS = ("org_id", "organization_id")
 _ID_PARAM = re.compile(r"(^id$|_id$|^name$|^key$|_key$)")
 
 
-def action_for(route_name: str, path: str = "") -> str:
-    """The audit action for a route handler, e.g. `rotate_api_key` → `api_key.rotate`;
-    account routes (`/v1/auth/...`) are `auth.<handler>`, e.g. `auth.login`."""
-    if route_name in ACTION_OVERRIDES:
-        return ACTION_OVERRIDES[route_name]
-    if path.startswith("/v1/auth/"):
-        return f"auth.{route_name}"
-    for verb in sorted(_VERBS, key=len, reverse=True):
-        if route_name.startswith(verb + "_"):
-            return f"{route_name[len(verb) + 1 :]}.{verb}"
-    return route_name
+def action_of(route: Any) -> str:
+    """The audit action the route declares (`@audited(...)`); a test makes sure every
+    mutating route does, so the handler's name is only a last resort."""
+    return declared_action(getattr(route, "endpoint", None)) or str(getattr(route, "name", ""))
 
 
 async def add_audit_row(session: AsyncSession) -> None:
@@ -132,7 +89,7 @@ def _values(
     org_id = org_id or organization_id or (principal.organization_id if principal else None)
     headers = dict(scope.get("headers") or [])
     client = scope.get("client")
-    action = action_for(getattr(route, "name", "") or "", getattr(route, "path", ""))
+    action = action_of(route)
     return {
         "organization_id": org_id,
         "actor_type": principal.kind if principal else "anonymous",

@@ -18,6 +18,7 @@ from starlette.background import BackgroundTask
 
 from fabric_server.api.deps import ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
+from fabric_server.audit.actions import audited
 from fabric_server.auth.deps import (
     auth_out,
     bearer_token,
@@ -74,6 +75,7 @@ def _limit_address(request: Request, email: str) -> None:
     dependencies=[Depends(rate_limit("mail"))],
     summary="Mail a single-use sign-in link (15 minutes); same answer for unknown emails",
 )
+@audited("auth.magic_link")
 async def magic_link(body: EmailRequest, request: Request, services: ServicesDep) -> JSONResponse:
     _limit_address(request, body.email)
     recovery = services.auth.recovery
@@ -86,6 +88,7 @@ async def magic_link(body: EmailRequest, request: Request, services: ServicesDep
     dependencies=[Depends(rate_limit("token"))],
     summary="Sign in with a magic-link token",
 )
+@audited("auth.magic_link_verify")
 async def magic_link_verify(
     body: TokenRequest, request: Request, services: ServicesDep
 ) -> JSONResponse:
@@ -121,6 +124,7 @@ async def _finish_magic_link(token: str, request: Request, services: ServicesDep
     dependencies=[Depends(rate_limit("mail"))],
     summary="Mail a single-use password-reset link; same answer for unknown emails",
 )
+@audited("auth.forgot_password")
 async def forgot_password(
     body: EmailRequest, request: Request, services: ServicesDep
 ) -> JSONResponse:
@@ -153,6 +157,7 @@ async def reset_password_check(
     dependencies=[Depends(rate_limit("token"))],
     summary="Set a new password with the mailed token (`token` or `access_token`)",
 )
+@audited("auth.reset_password")
 async def reset_password(
     body: ResetPasswordRequest, request: Request, services: ServicesDep
 ) -> JSONResponse:
@@ -170,6 +175,7 @@ async def reset_password(
     dependencies=[Depends(rate_limit("token"))],
     summary="Confirm an email address with the mailed token",
 )
+@audited("auth.verify_email")
 async def verify_email(body: TokenRequest, request: Request, services: ServicesDep) -> JSONResponse:
     return await _verify(body.token, request, services)
 
@@ -201,6 +207,7 @@ async def _verify(token: str, request: Request, services: ServicesDep) -> JSONRe
     dependencies=[Depends(rate_limit("mail"))],
     summary="Mail a new verification link; same answer for unknown or verified emails",
 )
+@audited("auth.resend_verification")
 async def resend_verification(
     body: EmailRequest, request: Request, services: ServicesDep
 ) -> JSONResponse:

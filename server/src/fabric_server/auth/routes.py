@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
+from fabric_server.audit.actions import audited
 from fabric_server.auth import recovery_routes, social_routes
 from fabric_server.auth.deps import auth_out, bearer_token, client_info, rate_limit
 from fabric_server.auth.schemas import (
@@ -30,6 +31,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"], responses=ERROR_RESPONSES)
     dependencies=[Depends(rate_limit("signup"))],
     summary="Create an account (and its personal organization); mails a verification link",
 )
+@audited("auth.signup")
 async def signup(body: SignupRequest, request: Request, services: ServicesDep) -> JSONResponse:
     async with services.db.write() as session:
         issued = await services.auth.service.signup(
@@ -45,6 +47,7 @@ async def signup(body: SignupRequest, request: Request, services: ServicesDep) -
     dependencies=[Depends(rate_limit("login"))],
     summary="Sign in with email and password (5 failures lock the account for 15 minutes)",
 )
+@audited("auth.login")
 async def login(body: LoginRequest, request: Request, services: ServicesDep) -> JSONResponse:
     async with services.db.write() as session:
         result = await services.auth.service.login(
@@ -62,6 +65,7 @@ async def login(body: LoginRequest, request: Request, services: ServicesDep) -> 
     dependencies=[Depends(rate_limit("refresh"))],
     summary="Trade a refresh token for a new pair (single use; reuse signs the session out)",
 )
+@audited("auth.refresh")
 async def refresh(body: RefreshRequest, request: Request, services: ServicesDep) -> JSONResponse:
     async with services.db.write() as session:
         result = await services.auth.sessions.refresh(
@@ -78,6 +82,7 @@ async def refresh(body: RefreshRequest, request: Request, services: ServicesDep)
     response_model=Envelope[RevokedOut],
     summary="Sign out the session of an access token (the body's, else the bearer token)",
 )
+@audited("auth.logout")
 async def logout(body: LogoutRequest, request: Request, services: ServicesDep) -> JSONResponse:
     token = body.access_token or bearer_token(request)
     async with services.db.write() as session:
@@ -90,6 +95,7 @@ async def logout(body: LogoutRequest, request: Request, services: ServicesDep) -
     response_model=Envelope[RevokedOut],
     summary="Sign out every session of the calling user",
 )
+@audited("auth.logout_all")
 async def logout_all(
     request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -104,6 +110,7 @@ async def logout_all(
     dependencies=[Depends(rate_limit("change-password"))],
     summary="Change the password: every session is signed out, a new one is returned",
 )
+@audited("auth.change_password")
 async def change_password(
     body: ChangePasswordRequest, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from fabric_server.api.deps import ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
+from fabric_server.audit.actions import audited
 from fabric_server.auth.deps import auth_out, bearer_token, client_info, rate_limit
 from fabric_server.auth.passwords import normalize_email
 from fabric_server.auth.schemas import AuthResponse, SocialLoginRequest
@@ -122,6 +123,7 @@ async def social_callback(
     dependencies=[Depends(rate_limit("social"))],
     summary="Sign in with a profile a trusted application verified (needs the trusted key)",
 )
+@audited("auth.social_login")
 async def social_login(
     body: SocialLoginRequest,
     request: Request,

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
+from fabric_server.audit.actions import audited
 from fabric_server.budgets.schemas import BudgetOut, BudgetSet, SpendingOut
 
 router = APIRouter(prefix="/v1/organizations/{org_id}", tags=["budgets"], responses=ERROR_RESPONSES)
@@ -30,6 +31,7 @@ async def get_budget(
     response_model=Envelope[BudgetOut],
     summary="Set or remove (null) the monthly spending limit (budget.update: admins)",
 )
+@audited("budget.set")
 async def set_budget(
     org_id: str, body: BudgetSet, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
+from fabric_server.audit.actions import audited
 from fabric_server.galleries import repository
 from fabric_server.galleries.models import Gallery, GalleryItem
 from fabric_server.galleries.schemas import (
@@ -59,6 +60,7 @@ async def list_galleries(
     response_model=Envelope[GalleryOut],
     summary="Create a gallery (organization_id null: public, platform administrators only)",
 )
+@audited("gallery.create")
 async def create_gallery(
     body: GalleryCreate, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -83,6 +85,7 @@ async def get_gallery(
     response_model=Envelope[DeletedOut],
     summary="Delete a gallery and its items",
 )
+@audited("gallery.delete")
 async def delete_gallery(
     gallery_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -123,6 +126,7 @@ async def list_items(
     response_model=Envelope[GalleryItemOut],
     summary="Add an item: exactly one of url and asset_id, with tags",
 )
+@audited("item.add")
 async def add_item(
     gallery_id: str,
     body: GalleryItemCreate,
@@ -141,6 +145,7 @@ async def add_item(
     response_model=Envelope[DeletedOut],
     summary="Delete a gallery item",
 )
+@audited("item.delete")
 async def delete_item(
     item_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

@@ -14,6 +14,7 @@ from fabric_server.api.envelope import BUDGET_EXCEEDED_RESPONSE, ERROR_RESPONSES
 from fabric_server.api.pagination import CursorQuery
 from fabric_server.api.stream_access import still_allowed
 from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
+from fabric_server.audit.actions import audited
 from fabric_server.db.models import Job, UsageRecord
 from fabric_server.events.repository import EventFilter
 from fabric_server.jobs.schemas import (
@@ -42,6 +43,7 @@ JOB_TERMINAL_KINDS = ("job.completed", "job.failed")
     },
     summary="Submit a job",
 )
+@audited("job.create")
 async def create_job(
     body: JobCreate, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -56,6 +58,7 @@ async def create_job(
     responses=BUDGET_EXCEEDED_RESPONSE,
     summary="Submit up to 1,000 jobs in one transaction",
 )
+@audited("job_batch.create")
 async def create_job_batch(
     body: JobBatchCreate, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

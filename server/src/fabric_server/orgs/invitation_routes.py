@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ErrorEnvelope, ok
+from fabric_server.audit.actions import audited
 from fabric_server.errors import DomainError
 from fabric_server.orgs.invitations import Accepted, EmailNotVerified
 from fabric_server.orgs.out import invitation_out, membership_fields
@@ -28,6 +29,7 @@ GONE: dict[int | str, dict[str, Any]] = {
     response_model=Envelope[InvitationOut],
     summary="Invite an email address to an organization (mails a link; admin or higher)",
 )
+@audited("invitation.create")
 async def create_invitation(
     body: InvitationCreate, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -70,6 +72,7 @@ async def get_invitation(
     response_model=Envelope[InvitationOut],
     summary="Revoke a pending invitation (accepted ones are left as they are)",
 )
+@audited("invitation.revoke")
 async def revoke_invitation(
     invitation_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -85,6 +88,7 @@ async def revoke_invitation(
     responses=GONE,
     summary="Accept an invitation as the signed-in user its email was sent to",
 )
+@audited("invitation.accept")
 async def accept_invitation(
     invitation_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

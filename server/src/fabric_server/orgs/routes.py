@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
+from fabric_server.audit.actions import audited
 from fabric_server.orgs.out import membership_out, organization_out, team_out
 from fabric_server.orgs.schemas import (
     MembershipOut,
@@ -28,6 +29,7 @@ router = APIRouter(tags=["organizations"], responses=ERROR_RESPONSES)
     response_model=Envelope[OrganizationOut],
     summary="Create an organization (the caller becomes its owner)",
 )
+@audited("organization.create")
 async def create_organization(
     body: OrganizationCreate, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -69,6 +71,7 @@ async def get_organization(
     response_model=Envelope[OrganizationOut],
     summary="Rename an organization or change its slug (needs organization.update)",
 )
+@audited("organization.update")
 async def update_organization(
     org_id: str,
     body: OrganizationUpdate,
@@ -89,6 +92,7 @@ async def update_organization(
     response_model=Envelope[OrganizationOut],
     summary="Archive an organization: read-only until unarchived (owners only)",
 )
+@audited("organization.archive")
 async def archive_organization(
     org_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -103,6 +107,7 @@ async def archive_organization(
     response_model=Envelope[OrganizationOut],
     summary="Make an archived organization writable again (owners only)",
 )
+@audited("organization.unarchive")
 async def unarchive_organization(
     org_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -130,6 +135,7 @@ async def list_members(
     response_model=Envelope[MembershipOut],
     summary="Change a member's role (needs member.manage; only owners grant or take owner)",
 )
+@audited("member.update")
 async def update_member(
     org_id: str,
     principal_id: str,
@@ -151,6 +157,7 @@ async def update_member(
     response_model=Envelope[None],
     summary="Remove a member, or leave (your own id); never the last owner",
 )
+@audited("member.remove")
 async def remove_member(
     org_id: str,
     principal_id: str,
@@ -182,6 +189,7 @@ async def list_teams(
     response_model=Envelope[TeamOut],
     summary="Create a team (needs team.create; the caller joins it)",
 )
+@audited("team.create")
 async def create_team(
     body: TeamCreate, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

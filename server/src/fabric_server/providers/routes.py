@@ -18,6 +18,7 @@ from fabric_server.api.envelope import (
     ok,
     request_id_of,
 )
+from fabric_server.audit.actions import audited
 from fabric_server.errors import Unprocessable
 from fabric_server.events.sse import SSE_HEADERS
 from fabric_server.providers.base import (
@@ -89,6 +90,7 @@ async def list_providers(
     responses=UPSTREAM_RESPONSES,
     summary="Run one request on the provider routing picks (or the pinned model's)",
 )
+@audited("provider.execute")
 async def execute(
     body: ExecuteBody, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -115,6 +117,7 @@ async def execute(
     },
     summary="Run one request and stream the answer as it is produced",
 )
+@audited("provider.execute_stream")
 async def execute_stream(
     body: ExecuteBody, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> StreamingResponse:
@@ -146,6 +149,7 @@ async def execute_stream(
     response_model=Envelope[EstimateOut],
     summary="What a request would cost, and on which provider",
 )
+@audited("provider.estimate")
 async def estimate(
     body: EstimateBody, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
+from fabric_server.audit.actions import audited
 from fabric_server.paging import CURSOR_PATTERN, MAX_LIMIT
 from fabric_server.schedules.schemas import (
     FiringOut,
@@ -33,6 +34,7 @@ NEXT_CURSOR_HEADER = "X-Next-Cursor"
     response_model=Envelope[ScheduleOut],
     summary="Create a cron schedule that starts runs of the workflow",
 )
+@audited("schedule.create")
 async def create_schedule(
     definition_id: str,
     body: ScheduleCreate,
@@ -73,6 +75,7 @@ async def get_schedule(
     response_model=Envelope[ScheduleOut],
     summary="Change a schedule (only the fields sent); re-timing starts from now",
 )
+@audited("schedule.update")
 async def update_schedule(
     schedule_id: str,
     body: ScheduleUpdate,
@@ -91,6 +94,7 @@ async def update_schedule(
     response_model=Envelope[ScheduleDeleted],
     summary="Delete a schedule and its history (its runs stay)",
 )
+@audited("schedule.delete")
 async def delete_schedule(
     schedule_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -105,6 +109,7 @@ async def delete_schedule(
     response_model=Envelope[TriggerOut],
     summary="Start a run now (recorded in the history as a manual trigger)",
 )
+@audited("schedule.trigger")
 async def trigger_schedule(
     schedule_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
+from fabric_server.audit.actions import audited
 from fabric_server.secrets.models import OrgSecret
 from fabric_server.secrets.schemas import SecretOut, SecretSet
 from fabric_server.secrets.service import NAME_PATTERN
@@ -25,6 +26,7 @@ SecretName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=128)]
     responses={201: {"model": Envelope[SecretOut], "description": "Created"}},
     summary="Set a secret (201 when new, 200 when it replaced one); needs secret.manage",
 )
+@audited("secret.set")
 async def set_secret(
     org_id: str, body: SecretSet, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -50,6 +52,7 @@ async def list_secrets(
 
 
 @router.delete("/{name}", response_model=Envelope[None], summary="Delete a secret")
+@audited("secret.delete")
 async def delete_secret(
     org_id: str, name: SecretName, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
 from fabric_server.api.pagination import CursorQuery
+from fabric_server.audit.actions import audited
 from fabric_server.paging import MAX_LIMIT, encode_cursor, page_request
 from fabric_server.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from fabric_server.webhooks.schemas import (
@@ -32,6 +33,7 @@ router = APIRouter(tags=["webhooks"], responses=ERROR_RESPONSES)
     response_model=Envelope[WebhookCreated],
     summary="Create a webhook (`organization_id` in the body); the secret is returned once",
 )
+@audited("webhook.create")
 async def create_webhook(
     body: WebhookCreate, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -49,6 +51,7 @@ async def create_webhook(
     response_model=Envelope[WebhookCreated],
     summary="Create a webhook of an organization; the secret is returned once",
 )
+@audited("org_webhook.create")
 async def create_org_webhook(
     organization_id: str,
     body: OrgWebhookCreate,
@@ -91,6 +94,7 @@ async def get_webhook(
     response_model=Envelope[WebhookOut],
     summary="Change a webhook (`active: true` re-enables a disabled one)",
 )
+@audited("webhook.update")
 async def update_webhook(
     webhook_id: str,
     body: WebhookUpdate,
@@ -109,6 +113,7 @@ async def update_webhook(
     response_model=Envelope[WebhookDeleted],
     summary="Delete a webhook and its delivery history",
 )
+@audited("webhook.delete")
 async def delete_webhook(
     webhook_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

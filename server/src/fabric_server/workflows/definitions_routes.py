@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
+from fabric_server.audit.actions import audited
 from fabric_server.workflows.schemas import DefinitionOut, DefinitionUpsert
 from fabric_server.workflows.views import definition_out
 
@@ -20,6 +21,7 @@ router = APIRouter(prefix="/v1/workflow-definitions", tags=["workflows"], respon
     responses={200: {"model": Envelope[DefinitionOut], "description": "Updated: next version"}},
     summary="Create or update a workflow definition (by organization and name)",
 )
+@audited("definition.upsert")
 async def upsert_definition(
     body: DefinitionUpsert, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:

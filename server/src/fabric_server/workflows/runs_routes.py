@@ -17,6 +17,7 @@ from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
 from fabric_server.api.pagination import CursorQuery
 from fabric_server.api.stream_access import still_allowed
 from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
+from fabric_server.audit.actions import audited
 from fabric_server.events.repository import EventFilter
 from fabric_server.events.waiting import wait_for_event
 from fabric_server.paging import MAX_LIMIT, encode_cursor, page_request
@@ -48,6 +49,7 @@ RUN_TERMINAL_KINDS = ("workflow.run.completed", "workflow.run.failed", "workflow
     responses={200: {"model": Envelope[RunOut], "description": "Idempotent replay"}},
     summary="Create a workflow run (pending until started)",
 )
+@audited("run.create")
 async def create_run(
     body: RunCreate, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -88,6 +90,7 @@ async def list_runs(
     response_model=Envelope[BulkCancelResult],
     summary="Cancel several runs; those that cannot be cancelled are listed with a reason",
 )
+@audited("runs.bulk_cancel")
 async def bulk_cancel_runs(
     body: BulkCancel, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -136,6 +139,7 @@ async def get_run(
     response_model=Envelope[RunOut],
     summary="Start a run: queue it for the workers (idempotent)",
 )
+@audited("run.start")
 async def start_run(
     run_id: str,
     body: RunStart,
@@ -153,6 +157,7 @@ async def start_run(
 @router.post(
     f"{RUNS_ALIAS}/{{run_id}}/cancel", response_model=Envelope[RunOut], summary="Cancel a run"
 )
+@audited("run.cancel")
 async def cancel_run(
     run_id: str,
     body: RunCancel,
@@ -176,6 +181,7 @@ async def cancel_run(
     response_model=Envelope[RunOut],
     summary="Pause a run: no further node is dispatched until it is resumed",
 )
+@audited("run.pause")
 async def pause_run(
     run_id: str,
     body: RunPause,
@@ -199,6 +205,7 @@ async def pause_run(
     response_model=Envelope[RunOut],
     summary="Resume a paused run: dispatch every node that is ready",
 )
+@audited("run.resume")
 async def resume_run(
     run_id: str, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
@@ -242,6 +249,7 @@ async def list_children(
     response_model=Envelope[RunOut],
     summary="Resume a waiting node; the request body becomes the node's output",
 )
+@audited("node.resume")
 async def resume_node(
     run_id: str,
     node_key: str,
