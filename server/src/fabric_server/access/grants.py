@@ -74,15 +74,14 @@ class GrantService:
         return await repository.list_grants(session, org_id, principal_id)
 
     async def delete(self, session: AsyncSession, principal: Principal, grant_id: str) -> None:
-        grant = await repository.get_grant(session, grant_id)
-        if grant is None:
-            raise NotFound(f"Permission grant {grant_id} was not found.")
-        try:
-            await self.access.authorize(
-                session, principal, grant.organization_id, "permission.manage"
-            )
-        except NotFound:
-            raise NotFound(f"Permission grant {grant_id} was not found.") from None
+        missing = f"Permission grant {grant_id} was not found."
+        grant, _ = await self.access.authorize_found(
+            session,
+            principal,
+            await repository.get_grant(session, grant_id),
+            "permission.manage",
+            missing=missing,
+        )
         await self._event(session, "permission.revoked", grant, principal)
         await repository.delete_grant(session, grant.id)
 

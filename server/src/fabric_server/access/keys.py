@@ -31,7 +31,6 @@ from fabric_server.db.versions import ACCESS, VersionedCache, Versions
 from fabric_server.db.writer import Writer
 from fabric_server.errors import (
     Forbidden,
-    NotFound,
     Unauthorized,
     Unprocessable,
     ValidationFailed,
@@ -176,19 +175,15 @@ class ApiKeyService:
         *,
         when_archived: WhenArchived = "refuse_writes",
     ) -> ApiKey:
-        key = await repository.get_key(session, key_id)
-        if key is None:
-            raise NotFound(f"API key {key_id} was not found.")
-        try:
-            role = await self.access.authorize(
-                session,
-                principal,
-                key.organization_id,
-                "api_key.manage",
-                when_archived=when_archived,
-            )
-        except NotFound:
-            raise NotFound(f"API key {key_id} was not found.") from None
+        found = await repository.get_key(session, key_id)
+        key, role = await self.access.authorize_found(
+            session,
+            principal,
+            found,
+            "api_key.manage",
+            missing=f"API key {key_id} was not found.",
+            when_archived=when_archived,
+        )
         await check_manageable(session, principal, role, key)
         return key
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +45,16 @@ ResourceResolver = Callable[[AsyncSession, str], Awaitable[str | None]]
 # things outside one, like running a provider), `allow` never (calls that only take access
 # away: removing a member, disabling a key, revoking an invitation — and unarchiving).
 WhenArchived = Literal["refuse_writes", "refuse", "allow"]
+
+
+class Owned(Protocol):
+    """A row that belongs to one organization."""
+
+    @property
+    def organization_id(self) -> str: ...
+
+
+OwnedT = TypeVar("OwnedT", bound=Owned)
 
 
 class OrganizationArchived(Conflict):
@@ -236,6 +246,36 @@ class Access:
         assert decision.role is not None
         note_organization(org_id)  # the audit row's organization, if the change names none
         return decision.role
+
+    async def authorize_found(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        found: OwnedT | None,
+        action: str,
+        *,
+        missing: str,
+        resource: Resource | None = None,
+        when_archived: WhenArchived = "refuse_writes",
+    ) -> tuple[OwnedT, str]:
+        """Authorize `action` on `found`, a row loaded by its id: 404 with `missing` when it
+        does not exist or belongs to an organization the caller cannot see — the same answer,
+        so an id tells nothing about other organizations. Returns the row and the caller's
+        role there."""
+        if found is None:
+            raise NotFound(missing)
+        try:
+            role = await self.authorize(
+                session,
+                principal,
+                found.organization_id,
+                action,
+                resource,
+                when_archived=when_archived,
+            )
+        except NotFound:
+            raise NotFound(missing) from None
+        return found, role
 
     async def effective_actions(
         self,

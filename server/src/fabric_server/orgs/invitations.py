@@ -179,20 +179,15 @@ class InvitationService:
         when_archived: WhenArchived = "refuse_writes",
     ) -> Invitation:
         """An invitation, for those who may invite in its organization (others: 404)."""
-        invitation = await repository.get_invitation(session, inv_id)
-        if invitation is None:
-            raise NotFound(f"Invitation {inv_id} was not found.")
-        try:
-            await self.access.authorize(
-                session,
-                principal,
-                invitation.organization_id,
-                "member.invite",
-                when_archived=when_archived,
-            )
-        except NotFound:
-            raise NotFound(f"Invitation {inv_id} was not found.") from None
-        return invitation
+        found, _ = await self.access.authorize_found(
+            session,
+            principal,
+            await repository.get_invitation(session, inv_id),
+            "member.invite",
+            missing=f"Invitation {inv_id} was not found.",
+            when_archived=when_archived,
+        )
+        return found
 
     async def list(
         self, session: AsyncSession, principal: Principal, org_id: str

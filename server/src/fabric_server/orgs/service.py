@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access, OrganizationArchived, Resource
 from fabric_server.db.models import Membership, Organization, User
-from fabric_server.errors import Conflict, Forbidden, NotFound
+from fabric_server.errors import Conflict, Forbidden
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository
 from fabric_server.orgs.models import Team
@@ -165,17 +165,12 @@ class OrgService:
         return team
 
     async def get_team(self, session: AsyncSession, principal: Principal, team_id: str) -> Team:
-        team = await repository.get_team(session, team_id)
-        if team is None:
-            raise NotFound(f"Team {team_id} was not found.")
-        try:
-            await self.access.authorize(
-                session,
-                principal,
-                team.organization_id,
-                "organization.read",
-                Resource("team", team.id),
-            )
-        except NotFound:
-            raise NotFound(f"Team {team_id} was not found.") from None
-        return team
+        found, _ = await self.access.authorize_found(
+            session,
+            principal,
+            await repository.get_team(session, team_id),
+            "organization.read",
+            missing=f"Team {team_id} was not found.",
+            resource=Resource("team", team_id),
+        )
+        return found

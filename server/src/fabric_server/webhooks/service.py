@@ -114,13 +114,11 @@ class WebhookService:
 
     async def get(self, session: AsyncSession, principal: Principal, webhook_id: str) -> Webhook:
         webhook = await repository.get(session, webhook_id)
-        if webhook is None:
-            raise NotFound(f"Webhook {webhook_id} was not found.")
-        try:
-            await self.access.authorize(session, principal, webhook.organization_id, MANAGE)
-        except NotFound:
-            raise NotFound(f"Webhook {webhook_id} was not found.") from None
-        return webhook
+        missing = f"Webhook {webhook_id} was not found."
+        found, _ = await self.access.authorize_found(
+            session, principal, webhook, MANAGE, missing=missing
+        )
+        return found
 
     async def update(
         self, session: AsyncSession, principal: Principal, webhook_id: str, body: WebhookUpdate

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
-from fabric_server.errors import NotFound, Unprocessable, ValidationFailed
+from fabric_server.errors import Unprocessable, ValidationFailed
 from fabric_server.workflows import graph, repository
 from fabric_server.workflows.models import WorkflowDefinition
 from fabric_server.workflows.nodes import OperationRegistry
@@ -75,15 +75,11 @@ class DefinitionService:
         self, session: AsyncSession, principal: Principal, definition_id: str
     ) -> WorkflowDefinition:
         definition = await repository.get_definition(session, definition_id)
-        if definition is None:
-            raise NotFound(f"Workflow definition {definition_id} was not found.")
-        try:
-            await self.access.authorize(
-                session, principal, definition.organization_id, "workflow.read"
-            )
-        except NotFound:
-            raise NotFound(f"Workflow definition {definition_id} was not found.") from None
-        return definition
+        missing = f"Workflow definition {definition_id} was not found."
+        found, _ = await self.access.authorize_found(
+            session, principal, definition, "workflow.read", missing=missing
+        )
+        return found
 
     async def list(
         self, session: AsyncSession, principal: Principal, organization_id: str | None

@@ -274,15 +274,15 @@ class RunService:
         action: str,
         when_archived: WhenArchived = "refuse_writes",
     ) -> WorkflowRun:
-        if run is None:
-            raise NotFound(f"Workflow run {run_id} was not found.")
-        try:
-            await self.access.authorize(
-                session, principal, run.organization_id, action, when_archived=when_archived
-            )
-        except NotFound:
-            raise NotFound(f"Workflow run {run_id} was not found.") from None
-        return run
+        found, _ = await self.access.authorize_found(
+            session,
+            principal,
+            run,
+            action,
+            missing=f"Workflow run {run_id} was not found.",
+            when_archived=when_archived,
+        )
+        return found
 
 
 def _request_hash(body: RunCreate) -> str:
