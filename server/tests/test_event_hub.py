@@ -57,7 +57,13 @@ async def test_a_slow_stream_catches_up_from_the_log(
 ) -> None:
     monkeypatch.setattr(hub_module, "BUFFER_SIZE", 2)
     terminal = frozenset({"test.9"})
-    frames = ready.streamer._frames(ConnectedRequest(), EventFilter(job_id="j1"), 0, terminal)  # type: ignore[arg-type]
+    frames = ready.streamer._frames(
+        ConnectedRequest(),  # type: ignore[arg-type]
+        EventFilter(job_id="j1"),
+        0,
+        terminal,
+        None,
+    )
     assert await anext(frames) == b": connected\n\n"
     # Ten events arrive while the reader is not reading: its 2-slot buffer overflows.
     await record(ready, 10)
