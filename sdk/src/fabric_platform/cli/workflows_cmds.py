@@ -55,8 +55,19 @@ def _comparable(definition: Dict[str, Any]) -> Dict[str, Any]:
     return {k: definition.get(k) for k in FIELDS if definition.get(k) is not None}
 
 
+def project(current: Any, wanted: Any) -> Any:
+    """``current`` seen through the shape of ``wanted``: fields the server fills in by
+    default (and the file leaves out) do not count as changes."""
+    if isinstance(current, dict) and isinstance(wanted, dict):
+        return {k: project(current[k], wanted[k]) for k in wanted if k in current}
+    if isinstance(current, list) and isinstance(wanted, list) and len(current) == len(wanted):
+        return [project(c, w) for c, w in zip(current, wanted)]
+    return current
+
+
 def diff(current: Optional[Dict[str, Any]], wanted: Dict[str, Any]) -> List[str]:
-    before = json.dumps(_comparable(current), indent=2, sort_keys=True) if current else ""
+    seen = project(_comparable(current), _comparable(wanted)) if current else None
+    before = json.dumps(seen, indent=2, sort_keys=True) if seen is not None else ""
     after = json.dumps(_comparable(wanted), indent=2, sort_keys=True)
     return list(
         difflib.unified_diff(
