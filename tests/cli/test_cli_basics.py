@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 import pytest
@@ -108,15 +107,3 @@ def test_workflows_apply_is_idempotent(fabric: Fabric, tmp_path: Path, output: s
         assert name in result.out
     exported = fabric("workflows", "export", name)
     assert yaml.safe_load(exported.out)["description"] == "Explain a topic"
-
-
-def test_login_with_api_key_stores_a_private_profile(fabric: Fabric) -> None:
-    result = fabric("--profile", "work", "login", "--api-key", "fk_test_not_checked_in_dev")
-    if result.code == 3:
-        pytest.skip("this server checks API keys; covered by the password login test")
-    assert result.code == 0, result.err
-    path = fabric.config_dir / "credentials.json"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert "work" in path.read_text()
-    assert fabric("logout", FABRIC_PROFILE="work").code == 0
-    assert "work" not in path.read_text()
