@@ -18,7 +18,15 @@ from .. import (
     FabricValidationError,
 )
 from .._version import __version__
-from . import auth_cmds, events_cmds, jobs_cmds, keys_cmds, runs_cmds, workflows_cmds
+from . import (
+    auth_cmds,
+    events_cmds,
+    jobs_cmds,
+    keys_cmds,
+    org_cmds,
+    runs_cmds,
+    workflows_cmds,
+)
 from .app import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_SERVER, EXIT_USAGE, App
 from .config import resolve
 
@@ -64,7 +72,7 @@ def cli(
     ctx.call_on_close(app.close)
 
 
-for _module in (auth_cmds, jobs_cmds, workflows_cmds, runs_cmds, events_cmds, keys_cmds):
+for _module in (auth_cmds, jobs_cmds, workflows_cmds, runs_cmds, events_cmds, keys_cmds, org_cmds):
     _module.register(cli)
 
 
