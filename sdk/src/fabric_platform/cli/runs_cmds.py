@@ -89,7 +89,7 @@ def log(app: App, run_id: str, output: Optional[str]) -> None:
     data: Any = app.client().run_log(run_id)
     events = data.get("events") or []
     lines = [
-        "  ".join(str(e.get(k) or "") for k in ("created_at", "kind", "node_key")) for e in events
+        "  ".join(str(e[k]) for k in ("created_at", "kind", "node_key") if e.get(k)) for e in events
     ]
     emit(data, fmt(app, output), text="\n".join(lines))
 
