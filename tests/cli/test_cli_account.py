@@ -37,6 +37,16 @@ def test_password_login_whoami_and_logout(fabric: Fabric) -> None:
         shown = fabric("-o", output, "--profile", "me", "whoami")
         assert shown.code == 0, shown.err
         assert "cli-user@example.com" in shown.out
+    # An expired access token is renewed with the (single-use) refresh token, once.
+    profiles = json.loads(path.read_text())
+    old_refresh = profiles["me"]["refresh_token"]
+    profiles["me"]["access_expires_at"] = "0"
+    path.write_text(json.dumps(profiles))
+    assert "cli-user@example.com" in fabric("-o", "json", "--profile", "me", "whoami").out
+    renewed = json.loads(path.read_text())["me"]
+    assert renewed["refresh_token"] != old_refresh
+    assert float(renewed["access_expires_at"]) > 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     orgs = fabric("-o", "json", "--profile", "me", "orgs", "list").json()
     used = fabric("--profile", "me", "orgs", "use", orgs[0]["id"])
     assert used.code == 0, used.err

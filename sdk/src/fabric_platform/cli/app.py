@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Tuple
 import click
 
 from .. import FabricClient
-from .config import Settings
+from .config import Settings, session_values, update_profile
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -33,12 +33,23 @@ class App:
             self._client = FabricClient(
                 base_url=s.base_url, api_key=s.api_key, organization_id=s.organization_id
             )
+            if s.refresh_token:
+                renew(self._client, s)
         return self._client
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def renew(client: FabricClient, settings: Settings) -> None:
+    """Start a fresh session from the profile's refresh token and store the new tokens."""
+    assert settings.refresh_token is not None
+    auth: Any = client.refresh_token(settings.refresh_token)
+    values = session_values(auth)
+    values["refresh_token"] = values["refresh_token"] or settings.refresh_token
+    update_profile(settings.profile, **values)
 
 
 pass_app = click.make_pass_decorator(App)

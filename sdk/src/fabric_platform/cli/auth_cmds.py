@@ -8,7 +8,7 @@ import click
 
 from .. import FabricClient
 from .app import OUTPUT_OPTION, App, fmt, pass_app
-from .config import credentials_path, remove_profile, update_profile
+from .config import credentials_path, remove_profile, session_values, update_profile
 from .output import emit
 
 
@@ -28,7 +28,14 @@ def login(
     if key:
         with FabricClient(base_url=s.base_url, api_key=key) as probe:
             me: Any = probe.get_me()
-        update_profile(s.profile, base_url=s.base_url, api_key=key, access_token=None)
+        update_profile(
+            s.profile,
+            base_url=s.base_url,
+            api_key=key,
+            access_token=None,
+            refresh_token=None,
+            access_expires_at=None,
+        )
     else:
         email = email or click.prompt("Email")
         with FabricClient(base_url=s.base_url) as client:
@@ -40,13 +47,7 @@ def login(
                 password = click.prompt("Password", hide_input=True)
                 auth = client.login(email, password)
             me = client.get_me()
-        update_profile(
-            s.profile,
-            base_url=s.base_url,
-            api_key=None,
-            access_token=auth.get("access_token"),
-            refresh_token=auth.get("refresh_token"),
-        )
+        update_profile(s.profile, base_url=s.base_url, **session_values(auth))
     result = {"profile": s.profile, "credentials": str(credentials_path()), "me": me}
     emit(result, fmt(app, output), text=f"Logged in; profile {s.profile!r} saved.")
 

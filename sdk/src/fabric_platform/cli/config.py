@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -44,6 +45,17 @@ def save_all(profiles: Dict[str, Dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
+def session_values(auth: Any) -> Dict[str, Optional[str]]:
+    """What a profile keeps of a login or refresh answer (``AuthResponse``)."""
+    expires_in = float(auth.get("expires_in") or 0)
+    return {
+        "api_key": None,
+        "access_token": auth.get("access_token"),
+        "refresh_token": auth.get("refresh_token"),
+        "access_expires_at": str(time.time() + expires_in) if expires_in else None,
+    }
+
+
 def update_profile(name: str, **values: Optional[str]) -> None:
     profiles = load_all()
     entry = profiles.setdefault(name, {})
@@ -71,6 +83,7 @@ class Settings:
     base_url: Optional[str]
     api_key: Optional[str]
     organization_id: Optional[str]
+    refresh_token: Optional[str] = None
 
 
 def resolve(
@@ -81,11 +94,16 @@ def resolve(
 ) -> Settings:
     name = profile or os.environ.get("FABRIC_PROFILE") or DEFAULT_PROFILE
     stored = load_all().get(name, {})
-    token = stored.get("api_key") or stored.get("access_token")
+    key = api_key or os.environ.get("FABRIC_API_KEY") or stored.get("api_key")
+    # A stored login session's access token is used until shortly before it expires; then
+    # the refresh token (single-use) is traded for a new pair when the client is made.
+    fresh = float(stored.get("access_expires_at") or 0) > time.time() + 30
+    refresh = None if key or fresh else stored.get("refresh_token")
     return Settings(
         profile=name,
         base_url=base_url or os.environ.get("FABRIC_BASE_URL") or stored.get("base_url"),
-        api_key=api_key or os.environ.get("FABRIC_API_KEY") or token,
+        api_key=key or (None if refresh else stored.get("access_token")),
+        refresh_token=refresh,
         organization_id=organization_id
         or os.environ.get("FABRIC_ORGANIZATION_ID")
         or stored.get("organization_id"),
