@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from fabric_platform.cli.main import run
 from fabric_server.testing import LiveServer, TestDatabases, fast_settings
 
 PG_URL = os.environ.get("FABRIC_TEST_DATABASE_URL")
@@ -45,6 +47,22 @@ class Fabric:
         return env
 
     def __call__(self, *args: str, stdin: str | None = None, **env: str) -> Result:
+        """Run the console entry point in this process (fast), with its own env and stdio."""
+        runner = CliRunner()
+        values: dict[str, str | None] = {k: None for k in os.environ if k.startswith("FABRIC_")}
+        values.update(self.env(**env))
+        with runner.isolation(input=stdin, env=values) as (out, err, _):
+            try:
+                run(list(args))
+                code = 0
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            return Result(code, out.getvalue().decode(), err.getvalue().decode())
+
+    def subprocess(self, *args: str, stdin: str | None = None, **env: str) -> Result:
+        """Run ``fabric`` as its own process."""
         proc = subprocess.run(
             [sys.executable, "-m", "fabric_platform.cli.main", *args],
             input=stdin,

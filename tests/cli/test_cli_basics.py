@@ -23,7 +23,10 @@ nodes:
 
 
 def test_version_help_and_usage_errors(fabric: Fabric) -> None:
-    assert fabric("--version").out.startswith("fabric, version ")
+    assert fabric.subprocess("--version").out.startswith("fabric, version ")
+    piped = fabric.subprocess("jobs", "get", "00000000-0000-0000-0000-000000000000")
+    assert piped.code == 4
+    assert piped.err.startswith("error: ")
     for args in (["--help"], ["runs", "start", "--help"], ["workflows", "apply", "--help"]):
         result = fabric(*args)
         assert result.code == 0

@@ -68,15 +68,15 @@ def test_follow_a_run_approved_from_a_second_command(
         env=fabric.env(),
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            items = fabric("-o", "json", "runs", "list").json()
-            if items:
-                break
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        run_id = items[0]["id"]
-        waiting = wait_status(fabric, run_id, "waiting")
+        # The follower prints a line per change: approve once it has shown the run waiting.
+        assert follower.stdout is not None
+        seen: list[str] = []
+        while not (seen and seen[-1].startswith("run ") and seen[-1].endswith(" waiting")):
+            line = follower.stdout.readline()
+            assert line, (seen, follower.stderr.read() if follower.stderr else "")
+            seen.append(line.rstrip("\n"))
+        run_id = seen[-1].split()[1]
+        waiting = fabric("-o", "json", "runs", "get", run_id).json()
         assert waiting["context"]["topic"] == "cats"
         assert waiting["context"]["audience"] == "kids"
         approved = fabric("runs", "approve", run_id, "gate", "--data", '{"note": "ok"}')
@@ -88,7 +88,7 @@ def test_follow_a_run_approved_from_a_second_command(
             follower.kill()
             follower.communicate()
     assert follower.returncode == 0, err
-    lines = out.splitlines()
+    lines = seen + out.splitlines()
     # Piped output: one plain line per change, no escape sequences.
     assert "\x1b" not in out
     assert f"run {run_id} waiting" in lines
