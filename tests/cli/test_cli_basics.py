@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,9 @@ def test_workflows_apply_is_idempotent(fabric: Fabric, tmp_path: Path, output: s
         assert name in result.out
     exported = fabric("workflows", "export", name)
     assert yaml.safe_load(exported.out)["description"] == "Explain a topic"
+
+
+def test_the_sdk_import_does_not_load_the_cli() -> None:
+    code = "import sys, fabric_platform; print('fabric_platform.cli' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
