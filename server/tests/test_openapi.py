@@ -33,7 +33,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
 BUDGET: dict[str, Any] = {
     "workers": 1,
     "seed": 7,
-    "request-timeout": 10,
+    "request-timeout": 30,
     "generation": {"max-examples": 8},
     "phases": {"stateful": {"max-steps": 12}},
 }
