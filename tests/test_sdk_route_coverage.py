@@ -183,6 +183,9 @@ COVERED: dict[tuple[str, str], Sdk] = {
     ("GET", "/v1/webhooks/{webhook_id}/deliveries"): Sdk(
         "list_webhook_deliveries", ("wh-1",), iterator="iter_webhook_deliveries"
     ),
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): Sdk(
+        "redeliver_webhook_delivery", ("wh-1", "dl-1")
+    ),
     # --- organizations, teams, invitations
     ("GET", "/v1/organizations"): Sdk("list_organizations"),
     ("POST", "/v1/organizations"): Sdk("create_organization", kwargs={"slug": "a", "name": "A"}),

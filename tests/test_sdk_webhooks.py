@@ -81,6 +81,22 @@ def test_a_real_delivery_verifies_with_the_sdk_helpers(server: LiveServer) -> No
     assert (delivery["attempt"], delivery["status_code"]) == (1, 200)
 
 
+def test_a_delivery_is_sent_again_on_request(server: LiveServer) -> None:
+    with Receiver() as receiver, FabricClient(base_url=server.base_url) as fabric:
+        webhook = fabric.create_webhook(org["id"], receiver.url, ["job.completed"])
+        fabric.create_job(modality="text", input={"prompt": "again"})
+        (first,) = wait_until(
+            lambda: list(fabric.iter_webhook_deliveries(webhook["id"])),
+            lambda items: [d["status"] for d in items] == ["succeeded"],
+        )
+        again = fabric.redeliver_webhook_delivery(webhook["id"], first["delivery_id"])
+        assert (again["delivery_id"], again["attempt"]) == (first["delivery_id"], 2)
+        wait_until(lambda: len(receiver.requests), lambda n: n == 2)
+        with pytest.raises(FabricNotFoundError):
+            fabric.redeliver_webhook_delivery(webhook["id"], "00000000-0000-0000-0000-0000000000ff")
+    assert receiver.requests[0].body == receiver.requests[1].body
+
+
 def test_bad_webhook_urls_raise_validation_errors(server: LiveServer) -> None:
     with FabricClient(base_url=server.base_url) as fabric:
         with pytest.raises(FabricValidationError) as error:

@@ -17,8 +17,10 @@ from fastapi.routing import iter_route_contexts
 from tenancy_helpers import create_org, data, verified_user
 
 from fabric_server.app import create_app
+from fabric_server.db.types import new_id
 from fabric_server.services import Services
 from fabric_server.settings import Settings
+from fabric_server.webhooks.models import WebhookDelivery
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/v1/webhooks/{webhook_id}"): Case(404),
     ("GET", "/v1/webhooks/{webhook_id}/deliveries"): Case(404),
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): Case(404),
     ("PATCH", "/v1/webhooks/{webhook_id}"): Case(404, body={"active": False}),
     ("DELETE", "/v1/webhooks/{webhook_id}"): Case(404),
     ("GET", "/v1/organizations/{org_id}/usage/daily"): Case(404),
@@ -230,9 +233,25 @@ async def build_org_a(client: httpx.AsyncClient, services: Services) -> World:
         ),
         201,
     )
+    # A finished delivery of A's webhook (written directly: nothing listens at its URL).
+    async with services.db.write() as session:
+        delivery = WebhookDelivery(
+            webhook_id=webhook["id"],
+            organization_id=org_id,
+            event_id=new_id(),
+            event_seq=0,
+            event_kind="job.completed",
+            body="{}",
+            status="failed",
+            attempts=1,
+        )
+        session.add(delivery)
+        await session.flush()
+        delivery_id = delivery.id
     ids = {
         "schedule_id": schedule["id"],
         "webhook_id": webhook["id"],
+        "delivery_id": delivery_id,
         "organization_id": org_id,
         "gallery_id": gallery["id"],
         "item_id": item["id"],

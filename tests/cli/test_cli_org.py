@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
+from webhook_receiver import Receiver
 
 from .conftest import Fabric
 
@@ -48,3 +50,46 @@ def test_schedules_webhooks_usage_and_audit(fabric: Fabric, tmp_path: Path, outp
     assert any("schedule" in entry["action"] for entry in audit)
     chart = fabric("usage")
     assert "#" in chart.out or "No usage" in chart.out
+
+
+def test_a_delivery_is_sent_again_from_the_command_line(fabric: Fabric) -> None:
+    with Receiver() as receiver:
+        hook = fabric("-o", "json", "webhooks", "create", receiver.url, "-e", "job.completed")
+        assert hook.code == 0, hook.err
+        webhook_id = hook.json()["id"]
+        job = fabric(
+            "-o",
+            "json",
+            "jobs",
+            "create",
+            "--modality",
+            "text",
+            "--input",
+            '{"prompt": "hi"}',
+            "--wait",
+        )
+        assert job.code == 0, job.err
+        deadline = time.monotonic() + 20
+        while not receiver.requests:
+            assert time.monotonic() < deadline, "the delivery never arrived"
+            time.sleep(0.02)
+
+        def attempts() -> list[dict[str, object]]:
+            shown = fabric("-o", "json", "webhooks", "deliveries", webhook_id)
+            assert shown.code == 0, shown.err
+            return list(shown.json())
+
+        while [a["status"] for a in attempts()] != ["succeeded"]:
+            assert time.monotonic() < deadline, attempts()
+            time.sleep(0.05)
+        delivery_id = str(attempts()[0]["delivery_id"])
+        again = fabric("-o", "json", "webhooks", "redeliver", webhook_id, delivery_id)
+        assert again.code == 0, again.err
+        assert again.json()["attempt"] == 2
+        while len(receiver.requests) < 2:
+            assert time.monotonic() < deadline, "the redelivery never arrived"
+            time.sleep(0.02)
+        missing = fabric(
+            "webhooks", "redeliver", webhook_id, "00000000-0000-0000-0000-0000000000ff"
+        )
+        assert missing.code == 4, missing.err

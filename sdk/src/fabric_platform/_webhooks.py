@@ -37,6 +37,9 @@ def _create_body(
     return body
 
 
+_REDELIVER = "/v1/webhooks/{}/deliveries/{}/redeliver"
+
+
 def _webhook_path(webhook_id: str, suffix: str = "") -> str:
     return encode_path("/v1/webhooks/{}" + suffix, webhook_id)
 
@@ -103,6 +106,13 @@ class WebhooksMethods(SyncClientCore):
         params = _deliveries_params(limit, cursor)
         return cast(WebhookDeliveryPage, self._request("GET", path, params=params))
 
+    def redeliver_webhook_delivery(self, webhook_id: str, delivery_id: str) -> WebhookDelivery:
+        """Send a finished delivery again: the same body under the same delivery id, as one
+        more attempt (not retried if it fails). Returns that attempt, ``pending``; a delivery
+        still pending or retrying raises `FabricConflictError`."""
+        path = encode_path(_REDELIVER, webhook_id, delivery_id)
+        return cast(WebhookDelivery, self._request("POST", path, body={}))
+
     def iter_webhook_deliveries(
         self, webhook_id: str, *, page_size: int = 50
     ) -> Iterator[WebhookDelivery]:
@@ -155,6 +165,13 @@ class AsyncWebhooksMethods(AsyncClientCore):
         path = _webhook_path(webhook_id, "/deliveries")
         params = _deliveries_params(limit, cursor)
         return cast(WebhookDeliveryPage, await self._request("GET", path, params=params))
+
+    async def redeliver_webhook_delivery(
+        self, webhook_id: str, delivery_id: str
+    ) -> WebhookDelivery:
+        """Send a finished delivery again (see `FabricClient.redeliver_webhook_delivery`)."""
+        path = encode_path(_REDELIVER, webhook_id, delivery_id)
+        return cast(WebhookDelivery, await self._request("POST", path, body={}))
 
     async def iter_webhook_deliveries(
         self, webhook_id: str, *, page_size: int = 50

@@ -126,10 +126,25 @@ def webhooks_list(app: App, output: Optional[str]) -> None:
 @OUTPUT_OPTION
 @pass_app
 def webhooks_deliveries(app: App, webhook_id: str, output: Optional[str]) -> None:
-    """A webhook's recent deliveries."""
+    """A webhook's recent delivery attempts, newest first."""
     page: Any = app.client().list_webhook_deliveries(webhook_id)
     items = page["items"] if isinstance(page, dict) else page
-    emit(items, fmt(app, output), ["id", "event_kind", "status", "attempts", "created_at"])
+    columns = ["delivery_id", "event_kind", "attempt", "status", "status_code", "created_at"]
+    emit(items, fmt(app, output), columns)
+
+
+@webhooks.command(
+    "redeliver",
+    epilog="\b\nExample:\n  fabric webhooks redeliver WEBHOOK_ID DELIVERY_ID",
+)
+@click.argument("webhook_id")
+@click.argument("delivery_id")
+@OUTPUT_OPTION
+@pass_app
+def webhooks_redeliver(app: App, webhook_id: str, delivery_id: str, output: Optional[str]) -> None:
+    """Send a finished delivery again (same body and delivery id, one attempt)."""
+    attempt: Any = app.client().redeliver_webhook_delivery(webhook_id, delivery_id)
+    emit(dict(attempt), fmt(app, output))
 
 
 def chart(rows: List[Dict[str, Any]], label: str, value: str) -> str:

@@ -128,7 +128,8 @@ class DeliveryHandler(RetryingHandler):
                 await self._record(session, delivery.id, number, outcome, final=True, counts=False)
                 await self.queue.complete(session, item)
             return
-        retries_left = number <= webhook.max_retries
+        # A redelivery asked for by hand is one attempt, never retried on its own.
+        retries_left = number <= webhook.max_retries and not item.payload.get("once")
         try:
             secret = signing_secret(webhook, self.master_key.cipher)
         except SecretUnreadable as exc:

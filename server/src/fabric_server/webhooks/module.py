@@ -62,7 +62,7 @@ def build_webhooks(
         db, queue, broadcaster, poll_seconds=settings.webhook_dispatch_poll_seconds
     )
     return Webhooks(
-        service=WebhookService(access, events, guard, master_key),
+        service=WebhookService(access, events, guard, master_key, queue),
         dispatcher=dispatcher,
         handler=handler,
         client=client,

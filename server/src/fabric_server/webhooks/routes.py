@@ -122,6 +122,28 @@ async def delete_webhook(
     return ok(request, {"id": webhook_id, "deleted": True})
 
 
+@router.post(
+    "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=Envelope[DeliveryAttemptOut],
+    summary="Send a finished delivery again (same body and delivery id, one attempt)",
+)
+@audited("webhook_delivery.redeliver")
+async def redeliver_webhook_delivery(
+    webhook_id: str,
+    delivery_id: str,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+) -> JSONResponse:
+    async with services.db.write() as session:
+        attempt, delivery = await services.webhooks.service.redeliver(
+            session, principal, webhook_id, delivery_id
+        )
+        body = attempt_out(attempt, delivery)
+    return ok(request, body, status=202)
+
+
 @router.get(
     "/v1/webhooks/{webhook_id}/deliveries",
     response_model=Envelope[DeliveryPage],

@@ -9,12 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
 from fabric_server.db.types import new_id, utcnow
+from fabric_server.engine.queue import WorkQueue
 from fabric_server.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.net.guard import AddressGuard, BlockedAddress
 from fabric_server.paging import PageRequest
 from fabric_server.secrets.crypto import MasterKey
 from fabric_server.webhooks import repository
+from fabric_server.webhooks.dispatcher import DELIVER_KIND, DELIVER_MAX_CLAIMS
 from fabric_server.webhooks.matching import normalize_patterns
 from fabric_server.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from fabric_server.webhooks.schemas import WebhookUpdate, _WebhookFields
@@ -22,6 +24,7 @@ from fabric_server.webhooks.sealing import seal_secret, set_secret
 from fabric_server.webhooks.signing import generate_secret
 
 MANAGE = "webhook.manage"
+FINISHED_DELIVERY = ("succeeded", "failed")
 MAX_WEBHOOKS_PER_ORGANIZATION = 100
 _NOT_NULL = ("url", "active", "max_retries", "secret")
 
@@ -47,12 +50,18 @@ def _patterns(events: list[str] | None, event_filter: list[str] | None) -> list[
 
 class WebhookService:
     def __init__(
-        self, access: Access, events: EventRecorder, guard: AddressGuard, master_key: MasterKey
+        self,
+        access: Access,
+        events: EventRecorder,
+        guard: AddressGuard,
+        master_key: MasterKey,
+        queue: WorkQueue,
     ) -> None:
         self.access = access
         self.events = events
         self.guard = guard
         self.master_key = master_key
+        self.queue = queue
 
     def _check_url(self, url: str) -> None:
         try:
@@ -192,6 +201,50 @@ class WebhookService:
             organization_id=organization_id,
             payload={"webhook_id": webhook_id, "url": url},
         )
+
+    async def redeliver(
+        self, session: AsyncSession, principal: Principal, webhook_id: str, delivery_id: str
+    ) -> tuple[WebhookAttempt, WebhookDelivery]:
+        """Send a finished delivery once more: the same body under the same delivery id (so a
+        receiver that already has it can tell), as one more attempt, not retried if it fails.
+        409 while the delivery is still pending or retrying."""
+        webhook = await self.get(session, principal, webhook_id)
+        # The row lock before anything else, as delivery transactions take them.
+        if not await repository.hold_webhook(session, webhook.id):
+            raise NotFound(f"Webhook {webhook_id} was not found.")
+        delivery = await repository.get_delivery(session, delivery_id, fresh=True)
+        if delivery is None or delivery.webhook_id != webhook.id:
+            raise NotFound(f"Delivery {delivery_id} of webhook {webhook_id} was not found.")
+        if delivery.status not in FINISHED_DELIVERY:
+            raise Conflict(
+                f"Delivery {delivery_id} is still {delivery.status}; it can be sent again "
+                "once it has succeeded or failed.",
+                details={"status": delivery.status},
+            )
+        now = utcnow()
+        number = delivery.attempts + 1
+        delivery.status = "pending"
+        delivery.next_retry_at = None
+        delivery.completed_at = None
+        delivery.updated_at = now
+        attempt = WebhookAttempt(
+            delivery_id=delivery.id,
+            webhook_id=delivery.webhook_id,
+            attempt=number,
+            status="pending",
+            created_at=now,
+        )
+        session.add(attempt)
+        await self.queue.enqueue(
+            session,
+            DELIVER_KIND,
+            ref_id=delivery.id,
+            organization_id=delivery.organization_id,
+            payload={"attempt": number, "once": True},
+            max_attempts=DELIVER_MAX_CLAIMS,
+        )
+        await session.flush()
+        return attempt, delivery
 
     async def attempts(
         self, session: AsyncSession, principal: Principal, webhook_id: str, page: PageRequest
