@@ -12,6 +12,7 @@ from fabric_server import __version__
 from fabric_server.access import key_routes as api_key_routes
 from fabric_server.access import me_routes
 from fabric_server.access import routes as access_routes
+from fabric_server.api import metrics as metrics_routes
 from fabric_server.api import system
 from fabric_server.api.body_guard import JsonBodyGuard
 from fabric_server.api.body_limit import BodySizeLimit
@@ -30,6 +31,7 @@ from fabric_server.galleries import routes as gallery_routes
 from fabric_server.galleries.seed import seed_sample_galleries
 from fabric_server.jobs import routes as job_routes
 from fabric_server.mail import require_mail_delivery
+from fabric_server.observability.middleware import MetricsMiddleware
 from fabric_server.orgs import invitation_routes
 from fabric_server.orgs import routes as org_routes
 from fabric_server.orgs.repository import seed_dev
@@ -107,7 +109,9 @@ def create_probe_app(services: Services) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(MetricsMiddleware)
     app.include_router(system.router)
+    app.include_router(metrics_routes.router)
     return app
 
 
@@ -154,7 +158,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             allowed_hosts=settings.dev_allowed_hosts,
         )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(MetricsMiddleware)
     app.include_router(system.router)
+    app.include_router(metrics_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(job_routes.router)
     app.include_router(event_routes.router)

@@ -243,6 +243,14 @@ class Settings(BaseSettings):
         "and /reset-password (each given ?token=…). Default: this server's own endpoints.",
     )
     password_min_length: int = Field(default=8, ge=1, le=256)
+    metrics_enabled: bool | None = Field(
+        default=None,
+        description="Serve `GET /metrics`; by default on in dev mode, or when a token is set.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token required by `GET /metrics` (enables it).",
+    )
     password_require_classes: bool = Field(
         default=False, description="Also demand upper, lower, digit and symbol (off: NIST)."
     )
@@ -522,6 +530,13 @@ class Settings(BaseSettings):
         if self.webhook_allow_private is not None:
             return self.webhook_allow_private
         return self.is_dev
+
+    @property
+    def metrics_exposed(self) -> bool:
+        """Whether `GET /metrics` answers (otherwise it is a 404)."""
+        if self.metrics_enabled is not None:
+            return self.metrics_enabled
+        return self.metrics_token is not None or self.is_dev
 
     @property
     def is_dev(self) -> bool:

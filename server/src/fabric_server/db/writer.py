@@ -33,6 +33,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection
 
 from fabric_server.db.database import Database, inside_write_transaction
+from fabric_server.observability.metrics import WRITER_BATCH
 
 log = logging.getLogger("fabric_server.db")
 T = TypeVar("T")
@@ -132,6 +133,7 @@ class Writer:
     async def _run(self) -> None:
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            WRITER_BATCH.observe(len(batch))
             try:
                 outcomes = await self._commit([p.unit for p in batch])
             except BaseException as exc:  # the database is unreachable, or we are cancelled

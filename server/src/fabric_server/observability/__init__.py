@@ -1,0 +1,1 @@
+"""Prometheus metrics: definitions, the scrape body and the HTTP middleware."""
