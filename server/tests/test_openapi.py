@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
@@ -56,6 +57,9 @@ def api_schema(
             else:
                 options[name] = value
         config = SchemathesisConfig.from_dict(options)
+        # The document is built once, on first request; on a busy machine that first build
+        # can outlast the loader's own timeout.
+        httpx.get(f"{server.base_url}/openapi.json", timeout=120).raise_for_status()
         yield schemathesis.openapi.from_url(f"{server.base_url}/openapi.json", config=config)
     databases.drop(url)
 

@@ -154,7 +154,7 @@ class EventStreamer:
                 now = time.monotonic()
                 if still_allowed is not None and now - checked >= self.recheck_seconds:
                     checked = now
-                    if not await still_allowed():
+                    if not await _checked(still_allowed):
                         yield RECONNECT_FRAME
                         return
                 if subscription.ended or now - opened >= self.max_connection_seconds:
@@ -180,7 +180,7 @@ class EventStreamer:
                     continue  # already sent during replay
                 if still_allowed is not None and seen_changes != self.access_changes:
                     seen_changes, checked = self.access_changes, time.monotonic()
-                    if not await still_allowed():
+                    if not await _checked(still_allowed):
                         yield RECONNECT_FRAME
                         return
                 after = live.seq
@@ -206,3 +206,9 @@ class EventStreamer:
                 yield event
             if len(batch) < 500:
                 return
+
+
+async def _checked(still_allowed: Callable[[], Awaitable[bool]]) -> bool:
+    # Shielded like the history reads: a client that leaves mid-check cancels the stream,
+    # and a query cancelled halfway would strand its pooled connection.
+    return await asyncio.shield(still_allowed())
