@@ -44,6 +44,7 @@ from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
 from fabric_server.storage import prepare_sqlite
 from fabric_server.usage import routes as usage_routes
 from fabric_server.webhooks import routes as webhook_routes
+from fabric_server.workers import routes as worker_routes
 from fabric_server.workflows import definitions_routes as workflow_definition_routes
 from fabric_server.workflows import runs_routes as workflow_run_routes
 
@@ -180,6 +181,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(access_routes.router)
     app.include_router(api_key_routes.router)
     app.include_router(secret_routes.router)
+    app.include_router(worker_routes.router)
     install_docs(app)
     install_openapi(
         app,

@@ -7,6 +7,9 @@ the PostgreSQL listener, retention.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from fabric_server.auth.retention import (
@@ -25,6 +28,8 @@ from fabric_server.orgs.retention import prune_invitations
 from fabric_server.schedules.scheduler import Scheduler
 from fabric_server.services import Services
 from fabric_server.webhooks.retention import prune_deliveries
+
+log = logging.getLogger("fabric_server.runtime")
 
 
 def retention_rules(services: Services) -> list[RetentionRule]:
@@ -53,6 +58,21 @@ def retention_rules(services: Services) -> list[RetentionRule]:
         ),
     ]
     return [rule for rule in rules if rule.days > 0]
+
+
+async def _every(
+    seconds: float, step: Callable[[], Awaitable[object]], stopping: asyncio.Event
+) -> None:
+    """Run `step` every `seconds` until `stopping` is set (a failing step is logged)."""
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), seconds)
+        if stopping.is_set():
+            return
+        try:
+            await step()
+        except Exception:
+            log.exception("a periodic task failed; it runs again next time")
 
 
 class Background:
@@ -87,6 +107,10 @@ class Background:
                 worker.start()
             services.queue.attach_local(self.workers[0])
             services.webhooks.dispatcher.start()
+            sweep = _every(
+                settings.worker_heartbeat_seconds, services.workers.sweep, self._stopping
+            )
+            self._tasks.append(asyncio.create_task(sweep, name="code worker sweep"))
             if settings.scheduler_enabled:
                 self.scheduler = services.schedules.new_scheduler()
                 self.scheduler.start()

@@ -41,12 +41,19 @@ from fabric_server.secrets.service import SecretStore
 from fabric_server.settings import Settings
 from fabric_server.webhooks.module import Webhooks, build_webhooks
 from fabric_server.webhooks.rotation import WebhookSecretTable
+from fabric_server.workers.service import WorkerService
+from fabric_server.workers.wiring import build_workers
 from fabric_server.workflows import repository as workflow_repository
-from fabric_server.workflows.effects import NODE_TIMEOUT_KIND, RUN_CANCEL_KIND, RUN_START_KIND
+from fabric_server.workflows.effects import (
+    NODE_TIMEOUT_KIND,
+    RUN_CANCEL_KIND,
+    RUN_START_KIND,
+    TASK_EXPIRE_KIND,
+)
 from fabric_server.workflows.wiring import Workflows, build_workflows
 
 # Short work that must never wait behind the rest: starting and cancelling runs, time-outs.
-CONTROL_KINDS = (RUN_START_KIND, RUN_CANCEL_KIND, NODE_TIMEOUT_KIND)
+CONTROL_KINDS = (RUN_START_KIND, RUN_CANCEL_KIND, NODE_TIMEOUT_KIND, TASK_EXPIRE_KIND)
 CONTROL_SLOTS = 4
 
 
@@ -80,6 +87,7 @@ class Services:
     api_keys: ApiKeyService
     secrets: SecretStore
     master_key: MasterKey
+    workers: WorkerService
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
     # Every table holding values sealed with the master key (re-sealed by key rotation).
     sealed_tables: list[SealedTable] = field(default_factory=list)
@@ -171,6 +179,10 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     auth = build_auth(settings, db, events, mailer)
     auth.sessions.use_cache(cache_versions)
     handlers.update(workflows.handlers)
+    workers, worker_handlers = build_workers(
+        settings, db, writer, queue, events, access, secrets, workflows
+    )
+    handlers.update(worker_handlers)
     access.register_resource("workflow", workflow_repository.organization_of_definition)
     access.register_resource("workflow_run", workflow_repository.organization_of_run)
     orgs = OrgService(access, events)
@@ -211,6 +223,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         api_keys=api_keys,
         secrets=secrets,
         master_key=master_key,
+        workers=workers,
         # API keys first: they claim every `fab_…` token, the session verifier the rest.
         credential_verifiers=[api_keys.verify_credentials, auth.verify_credentials],
         sealed_tables=[OrgSecretTable(), WebhookSecretTable()],

@@ -129,6 +129,27 @@ class Settings(BaseSettings):
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 10.0
 
+    worker_task_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long a code worker holds a task without a heartbeat; a worker that "
+        "stops heartbeating loses its tasks to other workers after this",
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="How often code workers are told to heartbeat; a worker not heard from "
+        "for three intervals is shown stale and announced offline",
+    )
+    worker_task_output_max_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest output (JSON) a code worker may report for a task (422 "
+        "output_too_large beyond)",
+    )
+
     job_max_attempts: int = 3
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 300.0

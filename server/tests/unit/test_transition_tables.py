@@ -64,7 +64,7 @@ def test_finished_statuses_never_change(table: TransitionTable[typing.Any]) -> N
 def test_guarded_updates_take_the_sources_from_the_table() -> None:
     assert JOB_TRANSITIONS.sources(JobStatus.STARTED) == {JobStatus.PENDING, JobStatus.STARTED}
     assert JOB_TRANSITIONS.sources(JobStatus.COMPLETED) == {JobStatus.STARTED}
-    assert WORK_TRANSITIONS.sources(WorkStatus.CANCELLED) == {WorkStatus.QUEUED}
+    assert WORK_TRANSITIONS.sources(WorkStatus.CANCELLED) == {WorkStatus.QUEUED, WorkStatus.RUNNING}
     # A run ends from any unfinished status, but only completes from running or paused.
     assert RUN_TRANSITIONS.sources(RunStatus.COMPLETED) == {RunStatus.RUNNING, RunStatus.PAUSED}
 

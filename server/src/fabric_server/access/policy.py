@@ -18,6 +18,7 @@ _MEMBER = _VIEWER | {
     "workflow.edit",
     "schedule.manage",
     "gallery.manage",
+    "worker.execute",
 }
 _ADMIN = _MEMBER | {
     "organization.update",

@@ -20,6 +20,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from jsonschema import Draft202012Validator
 
+from fabric_server.workflows.nodes.worker import MAX_OPERATION_LENGTH, OPERATION_PATTERN
+
 # Body fields that take a new password: their `minLength` is the configured policy.
 NEW_PASSWORD_FIELDS = {
     "SignupRequest": "password",
@@ -131,18 +133,25 @@ def settle(document: dict[str, Any], *, password_min_length: int, operations: li
 
 
 def _name_operations(schemas: dict[str, Any], operations: list[str]) -> None:
-    """Workflow nodes may only name operations of this server's registry."""
+    """Workflow nodes name operations of this server's registry, or code workers' ones."""
+    worker_operation = {
+        "type": "string",
+        "pattern": OPERATION_PATTERN,
+        "maxLength": MAX_OPERATION_LENGTH,
+    }
     node = schemas.get("DefinitionUpsert", {}).get("properties", {}).get("nodes", {})
     items = node.get("items", {})
+    # A built-in operation, or one served by code workers (a dotted name of their own).
+    named = [{"enum": list(operations)}, worker_operation]
     for name in ("operation", "type", "kind"):
         if name in items.get("properties", {}):
-            items["properties"][name]["enum"] = [*operations, None]
+            items["properties"][name]["anyOf"] = [*named, {"type": "null"}]
     for branch in items.get("anyOf", []):
         for name, prop in branch.get("properties", {}).items():
             if name in ("operation", "type", "kind"):
-                prop["enum"] = list(operations)
+                prop["anyOf"] = list(named)
             elif name == "config":
-                prop["properties"]["operation"]["enum"] = list(operations)
+                prop["properties"]["operation"]["anyOf"] = list(named)
 
 
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:

@@ -17,18 +17,28 @@ from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 _ATTRIBUTE = "__fabric_audit_action__"
+_QUIET = "__fabric_audit_quiet__"
 
 
-def audited(action: str) -> Callable[[F], F]:
-    """Declare the audit action of the route handler below."""
+def audited(action: str, *, row: bool = True) -> Callable[[F], F]:
+    """Declare the audit action of the route handler below. `row=False`: a machine's
+    high-frequency protocol call (a code worker's poll, heartbeat, progress) whose record is
+    the event log, not an audit row per call."""
     if "." not in action:
         raise ValueError(f"an audit action reads resource.verb, not {action!r}")
 
     def declare(handler: F) -> F:
         setattr(handler, _ATTRIBUTE, action)
+        if not row:
+            setattr(handler, _QUIET, True)
         return handler
 
     return declare
+
+
+def writes_no_row(handler: Any) -> bool:
+    """Whether the route handler was declared `audited(..., row=False)`."""
+    return bool(getattr(handler, _QUIET, False))
 
 
 def declared_action(handler: Any) -> str | None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from starlette.types import Scope
 
+from fabric_server.audit.actions import writes_no_row
+
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -38,6 +40,7 @@ class RequestAudit:
             and self.method in MUTATING_METHODS
             and self.task is asyncio.current_task()
             and self.scope.get("route") is not None
+            and not writes_no_row(getattr(self.scope["route"], "endpoint", None))
         )
 
 

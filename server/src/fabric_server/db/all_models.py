@@ -15,6 +15,7 @@ from fabric_server.orgs import models as orgs_models
 from fabric_server.schedules import models as schedule_models  # noqa: F401
 from fabric_server.secrets import models as secrets_models
 from fabric_server.webhooks import models as webhook_models  # noqa: F401
+from fabric_server.workers import models as worker_models  # noqa: F401
 from fabric_server.workflows import models as workflow_models
 
 __all__ = [

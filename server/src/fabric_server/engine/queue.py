@@ -230,6 +230,13 @@ class WorkQueue:
                 tx.once(WORK_CHANNEL, _notify_work)
         return items
 
+    def announce_in(self, tx: Tx) -> None:
+        """Wake workers (here after commit, elsewhere through PostgreSQL) for items the unit
+        made runnable by other means than `insert_in` (e.g. handed back)."""
+        tx.after_commit(self._wake_all)
+        if not tx.is_sqlite:
+            tx.once(WORK_CHANNEL, _notify_work)
+
     def cancel_in(self, tx: Tx, kind: str, ref_id: str) -> None:
         """`cancel_pending` in a group-commit unit."""
         tx.conn.execute(

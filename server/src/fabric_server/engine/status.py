@@ -28,7 +28,8 @@ WORK_TRANSITIONS = TransitionTable[WorkStatus](
         ((_W.RUNNING,), _W.FAILED, None),
         # retried after a backoff, or handed back at shutdown
         ((_W.RUNNING,), _W.QUEUED, None),
-        # withdrawn before any worker took it
-        ((_W.QUEUED,), _W.CANCELLED, None),
+        # withdrawn before any worker took it; or, for a code worker's task, no longer
+        # wanted while its worker runs it (the run ended)
+        ((_W.QUEUED, _W.RUNNING), _W.CANCELLED, None),
     ],
 )

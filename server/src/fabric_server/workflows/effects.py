@@ -15,10 +15,26 @@ RUN_START_KIND = "workflow.run.start"
 RUN_CANCEL_KIND = "workflow.run.cancel"
 # Due when a node waiting for input runs out of time (an approval's `timeout_seconds`).
 NODE_TIMEOUT_KIND = "workflow.node.timeout"
-WORK_KINDS = (NODE_WORK_KIND, RUN_START_KIND, RUN_CANCEL_KIND, NODE_TIMEOUT_KIND)
+# Due when a code worker's task waited too long for a worker (`schedule_to_start_timeout`).
+TASK_EXPIRE_KIND = "workflow.task.expire"
+WORK_KINDS = (
+    NODE_WORK_KIND,
+    RUN_START_KIND,
+    RUN_CANCEL_KIND,
+    NODE_TIMEOUT_KIND,
+    TASK_EXPIRE_KIND,
+)
+#: Work item kinds of code workers' tasks are `worker:<operation>`; code workers take them
+#: over HTTP (`fabric_server.workers`), never this server's own workers.
+TASK_KIND_PREFIX = "worker:"
 # Each work item is one step; it is only re-attempted when its worker died or hit an
 # unexpected error. Node retries are separate (counted on the node, per its policy).
 WORK_ATTEMPTS = 5
+
+
+def task_kind(operation: str) -> str:
+    """The work item kind of code workers' tasks of `operation`."""
+    return TASK_KIND_PREFIX + operation
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from fabric_server.workflows.nodes import OperationRegistry
 from fabric_server.workflows.nodes.base import (
     ChildRun,
     Completed,
+    Dispatch,
     NodeError,
     NodeRun,
     Outcome,
@@ -298,6 +299,8 @@ class NodeHandler(RetryingHandler):
                 ]
             case Sleep(seconds):
                 return [machine.sleep(run, nodes, key, seconds=seconds, now=now)]
+            case Dispatch():
+                return [self._dispatch(run, nodes, key, result, now)]
             case SpawnChildren():
                 wanted = len(result.contexts)
                 below = self.core.tree_size(tx, loaded.tree)
@@ -322,6 +325,37 @@ class NodeHandler(RetryingHandler):
                     )
                 ]
         return []
+
+    def _dispatch(
+        self,
+        run: RunSnapshot,
+        nodes: Sequence[NodeSnapshot],
+        key: str,
+        dispatch: Dispatch,
+        now: dt.datetime,
+    ) -> Step:
+        """Hand the node's attempt to a code worker: the task carries what the function is
+        given (secrets only by name: they are read when a worker takes the task)."""
+        node = next(n for n in nodes if n.key == key)
+        task = {
+            "run_id": run.id,
+            "node_key": key,
+            "node_attempt": node.attempts,
+            "operation": dispatch.operation,
+            "inputs": dispatch.inputs,
+            "config": dispatch.config,
+            "secrets": list(dispatch.secret_names),
+            "timeout_seconds": float(run.graph[key].policy.timeout_seconds),
+        }
+        return machine.dispatch(
+            run,
+            nodes,
+            key,
+            operation=dispatch.operation,
+            task=task,
+            schedule_to_start_seconds=dispatch.schedule_to_start_seconds,
+            now=now,
+        )
 
     def _resume(self, tx: Tx, loaded: Loaded, node: NodeSnapshot, now: dt.datetime) -> list[Step]:
         """A sleeping node woke up, or a child run it waits for moved on."""

@@ -18,6 +18,7 @@ from fabric_server.workflows import templating
 from fabric_server.workflows.bindings import BindingError, parse_path
 from fabric_server.workflows.nodes import OperationRegistry
 from fabric_server.workflows.nodes.base import NodeSpec
+from fabric_server.workflows.nodes.worker import EXPLICIT, worker_operation_problem
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _NODE_FIELDS = frozenset(
@@ -182,7 +183,7 @@ def _operation(
                 label,
                 f"{where}.{name}",
                 "unknown_operation",
-                f"unknown operation {value!r}; known: {', '.join(registry.names())}",
+                _unknown_operation(value, registry),
             )
             return None
         resolved.add(canonical)
@@ -192,6 +193,14 @@ def _operation(
         )
         return None
     return resolved.pop()
+
+
+def _unknown_operation(value: Any, registry: OperationRegistry) -> str:
+    known = ", ".join(name for name in registry.names() if name != EXPLICIT)
+    message = f"unknown operation {value!r}; built in: {known}"
+    if isinstance(value, str) and value:
+        message += f"; as a code worker's operation: {worker_operation_problem(value)}"
+    return message
 
 
 def _bindings(value: Any, key: str, where: str, problems: Problems) -> list[dict[str, str]]:

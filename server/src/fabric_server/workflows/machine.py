@@ -16,12 +16,25 @@ import copy
 import datetime as dt
 import enum
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from fabric_server.workflows import steps
 from fabric_server.workflows.bindings import BindingError, apply_outputs, resolve_inputs
-from fabric_server.workflows.effects import NODE_WORK_KIND, RUN_START_KIND, StartChildRuns
-from fabric_server.workflows.node_state import AwaitingChildren, AwaitingInput, Sleeping
+from fabric_server.workflows.effects import (
+    NODE_WORK_KIND,
+    RUN_START_KIND,
+    TASK_EXPIRE_KIND,
+    StartChildRuns,
+    task_kind,
+)
+from fabric_server.workflows.node_state import (
+    AwaitingChildren,
+    AwaitingInput,
+    AwaitingWorker,
+    Idle,
+    Sleeping,
+)
 from fabric_server.workflows.snapshots import NodeSnapshot, RunSnapshot, Step
 from fabric_server.workflows.status import NodeStatus, RunStatus
 from fabric_server.workflows.steps import Decision
@@ -50,6 +63,8 @@ def node_work(run: RunSnapshot, node: NodeSnapshot) -> NodeWork:
         return NodeWork.WAKE
     if isinstance(node.state, AwaitingChildren):
         return NodeWork.COLLECT
+    if isinstance(node.state, AwaitingWorker) and node.status == NodeStatus.RUNNING:
+        return NodeWork.NOTHING  # its code worker's report finishes the attempt
     return NodeWork.EXECUTE
 
 
@@ -409,3 +424,60 @@ def check_output(run: RunSnapshot, key: str, output: Mapping[str, Any]) -> None:
     bindings = run.graph[key].outputs
     if bindings:
         apply_outputs(copy.deepcopy(dict(run.context)), bindings, output)
+
+
+def dispatch(
+    run: RunSnapshot,
+    nodes: Sequence[NodeSnapshot],
+    key: str,
+    *,
+    operation: str,
+    task: Mapping[str, Any],
+    schedule_to_start_seconds: float | None,
+    now: dt.datetime,
+) -> Step:
+    """Stay `running` while a code worker serving `operation` takes and runs the task (its
+    report finishes the attempt); with `schedule_to_start_seconds`, the task expires if no
+    worker took it by then."""
+    d = Decision(run, nodes, now)
+    node = d.node(key)
+    d.change_node(key, state=AwaitingWorker(operation))
+    d.emit("workflow.node.dispatched", {"operation": operation, "attempt": node.attempts}, key)
+    d.enqueue(task_kind(operation), node.id, dict(task))
+    if schedule_to_start_seconds is not None:
+        expiry = {
+            "run_id": run.id,
+            "attempt": node.attempts,
+            "operation": operation,
+            "seconds": schedule_to_start_seconds,
+        }
+        d.enqueue(TASK_EXPIRE_KIND, node.id, expiry, schedule_to_start_seconds)
+    return d.done()
+
+
+def task_reported(
+    run: RunSnapshot,
+    nodes: Sequence[NodeSnapshot],
+    key: str,
+    *,
+    output: dict[str, Any] | None,
+    error: str | None,
+    permanent: bool,
+    retry_delay: float,
+    now: dt.datetime,
+) -> Step:
+    """A code worker reported the attempt's outcome: `output` completes the node (see
+    `node_succeeded`); `error` is a failure under the node's retry policy (see
+    `record_failure`)."""
+    settled = [replace(n, state=Idle()) if n.key == key else n for n in nodes]
+    if output is not None:
+        return node_succeeded(run, settled, key, output, now=now)
+    return record_failure(
+        run,
+        settled,
+        key,
+        error=error or "the code worker reported a failure",
+        permanent=permanent,
+        retry_delay=retry_delay,
+        now=now,
+    )

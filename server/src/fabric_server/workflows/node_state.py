@@ -9,6 +9,7 @@ had (so existing rows load):
 | `Sleeping` | `{"wake_at": iso, "sleep_seconds": n}` |
 | `AwaitingChildren` | `{"children": [run ids]}` |
 | `AwaitingInput` | `{"prompt": p}`, plus `"timeout_seconds"` and `"timeout_at"` with a time limit |
+| `AwaitingWorker` | `{"worker_operation": name}` |
 """
 
 from __future__ import annotations
@@ -49,13 +50,23 @@ class AwaitingInput:
     timeout_seconds: float | None = None
 
 
-NodeState = Idle | Sleeping | AwaitingChildren | AwaitingInput
+@dataclass(frozen=True)
+class AwaitingWorker:
+    """The node's task waits for (or runs in) a code worker serving `operation`; the
+    worker's report records the attempt's outcome."""
+
+    operation: str
+
+
+NodeState = Idle | Sleeping | AwaitingChildren | AwaitingInput | AwaitingWorker
 
 
 def parse_state(raw: Mapping[str, Any] | None) -> NodeState:
     """The state stored as `raw` (see the table above)."""
     if not raw:
         return Idle()
+    if "worker_operation" in raw:
+        return AwaitingWorker(str(raw["worker_operation"]))
     if "children" in raw:
         return AwaitingChildren(tuple(raw["children"]))
     if "wake_at" in raw:
@@ -79,6 +90,8 @@ def dump_state(state: NodeState) -> dict[str, Any]:
             return {}
         case Sleeping(wake_at, seconds):
             return {"wake_at": wake_at.isoformat(), "sleep_seconds": seconds}
+        case AwaitingWorker(operation):
+            return {"worker_operation": operation}
         case AwaitingChildren(child_ids):
             return {"children": list(child_ids)}
         case AwaitingInput(prompt, timeout_at, timeout_seconds):

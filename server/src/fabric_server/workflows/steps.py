@@ -24,7 +24,9 @@ from fabric_server.workflows.effects import (
     Enqueue,
     RecordEvent,
     WakeParentNode,
+    task_kind,
 )
+from fabric_server.workflows.node_state import AwaitingWorker
 from fabric_server.workflows.snapshots import NodeSnapshot, RunSnapshot, Step
 from fabric_server.workflows.status import (
     NODE_TRANSITIONS,
@@ -169,10 +171,12 @@ def advance(d: Decision) -> None:
 
 def skip(d: Decision, key: str, reason: str) -> None:
     """The node will not run: skipped, its queued work withdrawn."""
-    node_id = d.node(key).id
+    node = d.node(key)
     d.move_node(key, NodeStatus.SKIPPED, {"reason": reason}, completed_at=d.now)
-    d.cancel_queued(NODE_WORK_KIND, node_id)
-    d.cancel_queued(NODE_TIMEOUT_KIND, node_id)
+    d.cancel_queued(NODE_WORK_KIND, node.id)
+    d.cancel_queued(NODE_TIMEOUT_KIND, node.id)
+    if isinstance(node.state, AwaitingWorker):  # its task, unless a worker took it already
+        d.cancel_queued(task_kind(node.state.operation), node.id)
 
 
 def fail_node(d: Decision, key: str, error: str) -> None:

@@ -45,6 +45,9 @@ class Workflows:
     definitions: DefinitionService
     runs: RunService
     handlers: dict[str, Handler]
+    #: For the code workers' domain, which records their reports the same way.
+    steps: Steps
+    limits: NodeLimits
 
 
 def build_workflows(
@@ -66,6 +69,11 @@ def build_workflows(
         queue, events, operations, default_timeout=settings.workflow_node_timeout_seconds
     )
     steps = Steps(writer, queue, core)
+    limits = NodeLimits(
+        rendered_bytes=settings.workflow_max_rendered_bytes,
+        output_bytes=settings.workflow_max_node_output_bytes,
+        context_bytes=settings.workflow_max_context_bytes,
+    )
     nodes = NodeHandler(
         db,
         queue,
@@ -75,11 +83,7 @@ def build_workflows(
         steps,
         hub,
         max_descendants=settings.workflow_max_descendants,
-        limits=NodeLimits(
-            rendered_bytes=settings.workflow_max_rendered_bytes,
-            output_bytes=settings.workflow_max_node_output_bytes,
-            context_bytes=settings.workflow_max_context_bytes,
-        ),
+        limits=limits,
     )
     return Workflows(
         operations=operations,
@@ -102,4 +106,6 @@ def build_workflows(
             RUN_CANCEL_KIND: RunCancelHandler(db, queue, lifecycle, steps),
             NODE_TIMEOUT_KIND: NodeTimeoutHandler(db, queue, lifecycle, operations),
         },
+        steps=steps,
+        limits=limits,
     )

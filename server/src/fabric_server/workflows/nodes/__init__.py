@@ -15,11 +15,15 @@ from fabric_server.workflows.nodes.context import MergeContext, Noop, ValidateCo
 from fabric_server.workflows.nodes.control import Approval, Delay
 from fabric_server.workflows.nodes.http import HttpRequest
 from fabric_server.workflows.nodes.text import TextTransform
+from fabric_server.workflows.nodes.worker import EXPLICIT, WorkerTask, is_worker_operation
 
 
 class OperationRegistry:
     """Operations by canonical name. `ai_generate` finds `ai.generate`: the first `_` of a
-    name may stand for its `.` (the underscore spellings clients send in `type`/`kind`)."""
+    name may stand for its `.` (the underscore spellings clients send in `type`/`kind`).
+
+    A name that is not built in but could be a code worker's operation (`acme.resize`) is
+    one: it canonicalises to itself and runs as `worker.task` (see `nodes.worker`)."""
 
     def __init__(self, operations: Iterable[Operation]) -> None:
         self._operations = {op.name: op for op in operations}
@@ -32,15 +36,18 @@ class OperationRegistry:
                 return candidate
             if candidate in self._aliases:
                 return self._aliases[candidate]
+        if EXPLICIT in self._operations and is_worker_operation(name):
+            return name
         return None
 
     def get(self, name: str) -> Operation:
         canonical = self.canonical(name)
         if canonical is None:
             raise KeyError(name)
-        return self._operations[canonical]
+        return self._operations.get(canonical) or self._operations[EXPLICIT]
 
     def names(self) -> list[str]:
+        """The built-in operations' names."""
         return sorted(self._operations)
 
     def spellings(self) -> list[str]:
@@ -68,5 +75,6 @@ def build_operations(
             Subworkflow(),
             FanOut(max_items=settings.workflow_max_fan_out),
             FanIn(),
+            WorkerTask(),
         ]
     )

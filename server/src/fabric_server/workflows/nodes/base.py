@@ -8,6 +8,7 @@ in one transaction with the work item's completion:
   `waiting`); when it is still waiting after `timeout_seconds`, `timed_out` decides.
 * `Sleep(seconds)` — wake the node later (`wake` then finishes it) without holding a worker.
 * `SpawnChildren(...)` — start child runs; `collect` finishes the node once they end.
+* `Dispatch(...)` — hand the node to a code worker; its report finishes the attempt.
 
 A `NodeError` fails the node at once; any other exception is transient and retried
 (`TransientNodeError` for failures whose message is already clear).
@@ -111,7 +112,20 @@ class SpawnChildren:
     contexts: list[dict[str, Any]] = field(default_factory=list)
 
 
-Outcome = Completed | WaitForInput | Sleep | SpawnChildren
+@dataclass(frozen=True)
+class Dispatch:
+    """Hand the node to a code worker serving `operation`: a task with these inputs and
+    (rendered) config; the worker's report finishes the attempt. `secret_names`: the
+    organization's secrets the task receives (only those the node names)."""
+
+    operation: str
+    inputs: dict[str, Any]
+    config: dict[str, Any]
+    secret_names: tuple[str, ...] = ()
+    schedule_to_start_seconds: float | None = None
+
+
+Outcome = Completed | WaitForInput | Sleep | SpawnChildren | Dispatch
 
 
 @dataclass(frozen=True)
