@@ -65,6 +65,10 @@ BY_ORG_ID = {"organization_id": "org_id"}
 
 COVERED: dict[tuple[str, str], Sdk] = {
     ("GET", "/v1/health"): Sdk("health_check"),
+    # --- code workers (the operator's view)
+    ("GET", "/v1/workers"): Sdk("list_workers", iterator="iter_workers"),
+    ("GET", "/v1/workers/{worker_id}"): Sdk("get_worker", args=("w-1",)),
+    ("DELETE", "/v1/workers/{worker_id}"): Sdk("deregister_worker", args=("w-1",)),
     # --- accounts
     ("POST", "/v1/auth/signup"): Sdk("signup", kwargs={"email": EMAIL, "password": "pw"}),
     ("POST", "/v1/auth/login"): Sdk("login", kwargs={"email": EMAIL, "password": "pw"}),
@@ -245,6 +249,18 @@ COVERED: dict[tuple[str, str], Sdk] = {
 }
 
 NOT_COVERED: dict[tuple[str, str], str] = {
+    **{
+        ("POST", path): "the code worker protocol: Worker / AsyncWorker speak it"
+        for path in (
+            "/v1/workers",
+            "/v1/workers/{worker_id}/tasks/poll",
+            "/v1/workers/{worker_id}/heartbeat",
+            "/v1/workers/{worker_id}/tasks/{task_id}/complete",
+            "/v1/workers/{worker_id}/tasks/{task_id}/fail",
+            "/v1/workers/{worker_id}/tasks/{task_id}/progress",
+            "/v1/workers/{worker_id}/tasks/{task_id}/log",
+        )
+    },
     ("GET", "/v1/auth/magic-link/verify"): "the mailed link a browser opens (verify_magic_link)",
     ("GET", "/v1/auth/reset-password"): "the mailed link a browser opens (reset_password)",
     ("GET", "/v1/auth/verify"): "the mailed link a browser opens (verify_email)",

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from server_helpers import assert_error, eventually
-from tenancy_helpers import events_of
+from tenancy_helpers import create_org, events_of, verified_user
 from workflow_helpers import app_client, define, event_kinds, node, run_log, start, wait_for_run
 
 from fabric_server.services import Services
@@ -406,3 +406,63 @@ async def poll_raw(client: httpx.AsyncClient, worker: dict[str, Any]) -> httpx.R
 
 async def worker_events(services: Services) -> list[tuple[str, dict[str, Any]]]:
     return [(e.kind, e.payload or {}) for e in await events_of(services, "worker.")]
+
+
+async def test_a_worker_only_ever_sees_its_own_organizations_tasks(
+    api: tuple[httpx.AsyncClient, Services],
+) -> None:
+    client, services = api
+    bob = await verified_user(client, services, "bob@example.com")
+    org_b = await create_org(client, bob, "org-b")
+    # A key limited to the worker protocol: it can serve tasks, nothing else.
+    key = ok(
+        await client.post(
+            "/v1/api-keys",
+            json={"name": "worker", "organization_id": org_b["id"], "scopes": ["worker.execute"]},
+            headers=bob.headers,
+        ),
+        201,
+    )
+    as_b = {"authorization": f"Bearer {key['key']}"}
+    body = {"name": "b", "operations": [{"name": OP}]}
+    worker_b = ok(await client.post("/v1/workers", json=body, headers=as_b), 201)
+    assert worker_b["organization_id"] == org_b["id"]  # the key's organization
+    job = {"modality": "text", "input": {"prompt": "p"}}
+    assert_error(await client.post("/v1/jobs", json=job, headers=as_b), 403, "forbidden")
+
+    worker_a = await register(client)  # the default organization's
+    await start_doubling(client)
+    poll_b = {"capacity": {OP: 5}, "wait_seconds": 0.3}
+    path_b = f"/v1/workers/{worker_b['id']}/tasks/poll"
+    assert ok(await client.post(path_b, json=poll_b, headers=as_b)) == []
+    (task,) = await poll(client, worker_a)
+    report = {"attempt": task["attempt"], "output": {"doubled": 0}}
+    stolen = await client.post(
+        f"/v1/workers/{worker_b['id']}/tasks/{task['id']}/complete", json=report, headers=as_b
+    )
+    assert_error(stolen, 404, "not_found")
+    listed = ok(await client.get("/v1/workers", headers=as_b))["items"]
+    assert [w["id"] for w in listed] == [worker_b["id"]]
+    assert_error(await client.get(f"/v1/workers/{worker_a['id']}", headers=as_b), 404, "not_found")
+    # Still A's: it completes.
+    ok(await complete(client, worker_a, task, {"doubled": 42}))
+
+
+async def test_registering_needs_the_worker_execute_scope(
+    api: tuple[httpx.AsyncClient, Services],
+) -> None:
+    client, _ = api
+    key = ok(
+        await client.post(
+            "/v1/api-keys",
+            json={
+                "name": "reader",
+                "organization_id": DEFAULT_ORGANIZATION_ID,
+                "scopes": ["workflow.read"],
+            },
+        ),
+        201,
+    )
+    body = {"name": "w", "operations": [{"name": OP}]}
+    headers = {"authorization": f"Bearer {key['key']}"}
+    assert_error(await client.post("/v1/workers", json=body, headers=headers), 403, "forbidden")

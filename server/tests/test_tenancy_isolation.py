@@ -17,6 +17,7 @@ from fastapi.routing import iter_route_contexts
 from tenancy_helpers import create_org, data, verified_user
 
 from fabric_server.app import create_app
+from fabric_server.db.models import WorkItem
 from fabric_server.db.types import new_id
 from fabric_server.services import Services
 from fabric_server.settings import Settings
@@ -80,6 +81,24 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): Case(404),
     ("PATCH", "/v1/webhooks/{webhook_id}"): Case(404, body={"active": False}),
     ("DELETE", "/v1/webhooks/{webhook_id}"): Case(404),
+    ("GET", "/v1/workers/{worker_id}"): Case(404),
+    ("DELETE", "/v1/workers/{worker_id}"): Case(404),
+    ("POST", "/v1/workers/{worker_id}/tasks/poll"): Case(
+        404, body={"capacity": {"acme.step": 1}, "wait_seconds": 0}
+    ),
+    ("POST", "/v1/workers/{worker_id}/heartbeat"): Case(404, body={"tasks": []}),
+    ("POST", "/v1/workers/{worker_id}/tasks/{task_id}/complete"): Case(
+        404, body={"attempt": 1, "output": {}}
+    ),
+    ("POST", "/v1/workers/{worker_id}/tasks/{task_id}/fail"): Case(
+        404, body={"attempt": 1, "error": "e"}
+    ),
+    ("POST", "/v1/workers/{worker_id}/tasks/{task_id}/progress"): Case(
+        404, body={"attempt": 1, "progress": 0.5}
+    ),
+    ("POST", "/v1/workers/{worker_id}/tasks/{task_id}/log"): Case(
+        404, body={"attempt": 1, "message": "m"}
+    ),
     ("GET", "/v1/organizations/{org_id}/usage/daily"): Case(404),
     ("GET", "/v1/organizations/{org_id}/usage/records"): Case(404),
     ("GET", "/v1/organizations/{org_id}/usage/spending"): Case(404),
@@ -248,7 +267,31 @@ async def build_org_a(client: httpx.AsyncClient, services: Services) -> World:
         session.add(delivery)
         await session.flush()
         delivery_id = delivery.id
+    worker = data(
+        await client.post(
+            "/v1/workers",
+            json={"name": "a", "operations": [{"name": "acme.step"}], "organization_id": org_id},
+            headers=h,
+        ),
+        201,
+    )
+    # A task of A's worker operation, leased to A's worker (written directly, like the run's).
+    async with services.db.write() as session:
+        task = WorkItem(
+            kind="worker:acme.step",
+            ref_id=new_id(),
+            organization_id=org_id,
+            payload={"run_id": run["id"], "node_key": "w", "node_attempt": 1},
+            status="running",
+            attempts=1,
+            lease_owner=worker["id"],
+        )
+        session.add(task)
+        await session.flush()
+        task_id = task.id
     ids = {
+        "worker_id": worker["id"],
+        "task_id": task_id,
         "schedule_id": schedule["id"],
         "webhook_id": webhook["id"],
         "delivery_id": delivery_id,

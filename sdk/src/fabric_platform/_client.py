@@ -14,6 +14,7 @@ from ._access import AccessMethods, AsyncAccessMethods
 from ._accounts import AccountsMethods, AsyncAccountsMethods
 from ._audit import AsyncAuditMethods, AuditMethods
 from ._budgets import AsyncBudgetsMethods, BudgetsMethods
+from ._code_workers import AsyncCodeWorkersMethods, CodeWorkersMethods
 from ._events import AsyncEventsMethods, EventsMethods
 from ._galleries import AsyncGalleriesMethods, GalleriesMethods
 from ._jobs import AsyncJobsMethods, JobsMethods
@@ -42,6 +43,7 @@ class FabricClient(
     GalleriesMethods,
     WebhooksMethods,
     SchedulesMethods,
+    CodeWorkersMethods,
 ):
     """Synchronous client for the Fabric control-plane API.
 
@@ -81,6 +83,7 @@ class AsyncFabricClient(
     AsyncGalleriesMethods,
     AsyncWebhooksMethods,
     AsyncSchedulesMethods,
+    AsyncCodeWorkersMethods,
 ):
     """Asynchronous twin of `FabricClient`: same constructor, same methods, awaited.
 

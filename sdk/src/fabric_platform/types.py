@@ -17,6 +17,9 @@ __all__ = [
     "AuthUser",
     "Budget",
     "BulkCancelResult",
+    "CodeWorker",
+    "CodeWorkerOperation",
+    "CodeWorkerPage",
     "CostEstimate",
     "CreatedApiKey",
     "DeleteResult",
@@ -786,3 +789,35 @@ class ScheduleDeleted(TypedDict, total=False):
 
     id: str
     deleted: bool
+
+
+class CodeWorkerOperation(TypedDict, total=False):
+    """An operation a code worker serves, with how many tasks of it it runs at once."""
+
+    name: str
+    concurrency: int
+
+
+class CodeWorker(TypedDict, total=False):
+    """A code worker process: ``status`` is ``online``, ``stale`` or ``offline``."""
+
+    id: str
+    organization_id: str
+    name: str
+    operations: List[CodeWorkerOperation]
+    sdk_version: Optional[str]
+    host: Optional[str]
+    status: str
+    tasks_in_flight: int
+    registered_at: str
+    last_seen_at: str
+    stopped_at: Optional[str]
+    heartbeat_interval_seconds: float
+    lease_seconds: float
+
+
+class CodeWorkerPage(TypedDict, total=False):
+    """One page of ``GET /v1/workers``; pass ``next_cursor`` back to get the next page."""
+
+    items: List[CodeWorker]
+    next_cursor: Optional[str]
