@@ -49,7 +49,15 @@ def api_schema(
     dialect = "postgresql" if databases.postgres_url else "sqlite"
     url = databases.create(dialect)
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
-    with LiveServer(fast_settings(url, data_dir, sse_max_connection_seconds=1.0)) as server:
+    settings = fast_settings(
+        url,
+        data_dir,
+        sse_max_connection_seconds=1.0,
+        # Runs of fuzzed code-worker operations end instead of waiting for a worker forever
+        # (a request waiting on one would outlast the request timeout).
+        worker_schedule_to_start_seconds=1.0,
+    )
+    with LiveServer(settings) as server:
         options = tomllib.loads(CONFIG.read_text())
         for name, value in BUDGET.items():  # the budget adds to the file's sections
             if isinstance(value, dict):

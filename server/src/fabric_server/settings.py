@@ -143,6 +143,13 @@ class Settings(BaseSettings):
         description="How often code workers are told to heartbeat; a worker not heard from "
         "for three intervals is shown stale and announced offline",
     )
+    worker_schedule_to_start_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Default schedule_to_start_timeout of code workers' tasks: a task no "
+        "worker took by then fails its node (a node's own config wins); unset: tasks wait "
+        "for a worker as long as it takes",
+    )
     worker_task_output_max_bytes: int = Field(
         default=1_048_576,
         ge=1024,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from fabric_server.bodies import RequestBody
 from fabric_server.workflows.nodes.worker import MAX_OPERATION_LENGTH, OPERATION_PATTERN
@@ -39,14 +39,6 @@ class WorkerRegister(RequestBody):
     host: str | None = Field(default=None, max_length=255)
     organization_id: str | None = Field(default=None, max_length=64)
 
-    @field_validator("operations")
-    @classmethod
-    def _unique(cls, operations: list[OperationIn]) -> list[OperationIn]:
-        names = [op.name for op in operations]
-        if len(set(names)) != len(names):
-            raise ValueError("each operation may be listed once")
-        return operations
-
 
 class OperationOut(BaseModel):
     name: str
@@ -79,8 +71,11 @@ class PollIn(RequestBody):
 
     model_config = _NAMED
 
-    capacity: dict[OperationName, Annotated[int, Field(ge=0, le=MAX_TASKS_PER_POLL)]] = Field(
-        max_length=MAX_OPERATIONS
+    capacity: dict[OperationName, Annotated[StrictInt, Field(ge=0, le=MAX_TASKS_PER_POLL)]] = Field(
+        max_length=MAX_OPERATIONS,
+        json_schema_extra={
+            "propertyNames": {"pattern": OPERATION_PATTERN, "maxLength": MAX_OPERATION_LENGTH}
+        },
     )
     wait_seconds: float = Field(default=20.0, ge=0, le=MAX_POLL_WAIT_SECONDS)
 

@@ -78,6 +78,12 @@ class WorkerService:
                 "bound to one."
             )
         await self.access.authorize(session, principal, org_id, EXECUTE)
+        names = [op for op, _ in operations]
+        if len(set(names)) != len(names):
+            raise Unprocessable(
+                "Each operation may be listed once.",
+                details={"operations": sorted({n for n in names if names.count(n) > 1})},
+            )
         now = utcnow()
         worker = CodeWorker(
             id=new_id(),

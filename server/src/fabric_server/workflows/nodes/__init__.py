@@ -75,6 +75,6 @@ def build_operations(
             Subworkflow(),
             FanOut(max_items=settings.workflow_max_fan_out),
             FanIn(),
-            WorkerTask(),
+            WorkerTask(default_schedule_to_start=settings.worker_schedule_to_start_seconds),
         ]
     )

@@ -67,6 +67,9 @@ class WorkerTask(Operation):
     name = EXPLICIT
     instant = True
 
+    def __init__(self, default_schedule_to_start: float | None = None) -> None:
+        self.default_schedule_to_start = default_schedule_to_start
+
     def check(self, node: NodeSpec) -> list[str]:
         problems = []
         if node.operation == EXPLICIT:
@@ -97,7 +100,7 @@ class WorkerTask(Operation):
             for key in node.config
             if key not in _SERVER_FIELDS
         }
-        limit = node.config.get("schedule_to_start_timeout")
+        limit = node.config.get("schedule_to_start_timeout", self.default_schedule_to_start)
         return Dispatch(
             operation=operation,
             inputs=dict(node.inputs),
