@@ -19,6 +19,11 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
+#: An integer as JSON Schema says (5 or 5.0, never "5" or true), for integers inside
+#: containers (the body's own fields get the rule by themselves).
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+
 def _rule_for(kind: Any) -> Any:
     return BeforeValidator(_json_integer) if kind is int else Strict()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
-from fabric_server.bodies import RequestBody
+from fabric_server.bodies import JsonInt, RequestBody
 from fabric_server.workflows.nodes.worker import MAX_OPERATION_LENGTH, OPERATION_PATTERN
 
 OperationName = Annotated[
@@ -71,12 +71,22 @@ class PollIn(RequestBody):
 
     model_config = _NAMED
 
-    capacity: dict[OperationName, Annotated[StrictInt, Field(ge=0, le=MAX_TASKS_PER_POLL)]] = Field(
-        max_length=MAX_OPERATIONS,
-        json_schema_extra={
-            "propertyNames": {"pattern": OPERATION_PATTERN, "maxLength": MAX_OPERATION_LENGTH}
-        },
-    )
+    capacity: Annotated[
+        dict[OperationName, Annotated[JsonInt, Field(ge=0, le=MAX_TASKS_PER_POLL)]],
+        WithJsonSchema(
+            {
+                "type": "object",
+                "maxProperties": MAX_OPERATIONS,
+                "propertyNames": {"pattern": OPERATION_PATTERN, "maxLength": MAX_OPERATION_LENGTH},
+                "additionalProperties": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": MAX_TASKS_PER_POLL,
+                },
+                "description": "Free slots per operation the worker registered",
+            }
+        ),
+    ] = Field(max_length=MAX_OPERATIONS)
     wait_seconds: float = Field(default=20.0, ge=0, le=MAX_POLL_WAIT_SECONDS)
 
 
