@@ -121,6 +121,8 @@ class WorkQueue:
         self.retry = retry or RetryPolicy()
         self.clock = clock
         self._wakers: list[Callable[[], None]] = []
+        # (kind prefix, callback): woken only for items of such kinds (and from elsewhere).
+        self._kind_wakers: list[tuple[str, Callable[[], None]]] = []
         self._local: LocalWorker | None = None
 
     def attach_local(self, worker: LocalWorker | None) -> None:
@@ -226,6 +228,9 @@ class WorkQueue:
                 queued = True  # (a lease not used here is given back by its pool)
         if queued:
             tx.after_commit(self._wake_all)
+            for prefix, wake in self._kind_wakers:
+                if kind.startswith(prefix):
+                    tx.after_commit(wake)
             if not tx.is_sqlite:
                 tx.once(WORK_CHANNEL, _notify_work)
         return items
@@ -233,7 +238,7 @@ class WorkQueue:
     def announce_in(self, tx: Tx) -> None:
         """Wake workers (here after commit, elsewhere through PostgreSQL) for items the unit
         made runnable by other means than `insert_in` (e.g. handed back)."""
-        tx.after_commit(self._wake_all)
+        tx.after_commit(self.wake_workers)
         if not tx.is_sqlite:
             tx.once(WORK_CHANNEL, _notify_work)
 
@@ -280,9 +285,16 @@ class WorkQueue:
         """Register a callback run after a transaction that enqueued work commits."""
         self._wakers.append(wake)
 
+    def on_enqueue_of(self, prefix: str, wake: Callable[[], None]) -> None:
+        """Register a callback run after a unit that queued items whose kind starts with
+        `prefix` commits (and whenever another process says it queued work)."""
+        self._kind_wakers.append((prefix, wake))
+
     def wake_workers(self) -> None:
         """Wake this process's workers (e.g. when another process enqueued work)."""
         self._wake_all()
+        for _, wake in self._kind_wakers:
+            wake()
 
     def _wake_all(self) -> None:
         for wake in self._wakers:

@@ -14,7 +14,7 @@ from fabric_server.workers.expiry import TaskExpiryHandler
 from fabric_server.workers.service import WorkerService
 from fabric_server.workers.signal import TaskSignal
 from fabric_server.workers.tasks import TaskBoard
-from fabric_server.workflows.effects import TASK_EXPIRE_KIND
+from fabric_server.workflows.effects import TASK_EXPIRE_KIND, TASK_KIND_PREFIX
 from fabric_server.workflows.wiring import Workflows
 
 
@@ -30,7 +30,8 @@ def build_workers(
 ) -> tuple[WorkerService, dict[str, Handler]]:
     """The service, and the work handlers this server runs for code workers' tasks."""
     signal = TaskSignal()
-    queue.on_enqueue(signal.notify)  # new tasks here, or elsewhere (PostgreSQL LISTEN)
+    # New tasks here, or work queued elsewhere (PostgreSQL LISTEN).
+    queue.on_enqueue_of(TASK_KIND_PREFIX, signal.notify)
     board = TaskBoard(
         db,
         writer,
