@@ -163,6 +163,8 @@ COVERED: dict[tuple[str, str], Sdk] = {
         "set_budget", ("org-1",), kwargs={"monthly_limit_usd": 10.0}
     ),
     ("GET", "/v1/organizations/{org_id}/usage/spending"): Sdk("get_org_spending", ("org-1",)),
+    ("GET", "/v1/organizations/{org_id}/limits"): Sdk("get_org_limits", ("org-1",)),
+    ("PUT", "/v1/organizations/{org_id}/limits"): Sdk("set_org_limits", ("org-1",)),
     # --- galleries
     ("GET", "/v1/galleries"): Sdk("list_galleries"),
     ("POST", "/v1/galleries"): Sdk("create_gallery", kwargs={"kind": "persona", "name": "n"}),

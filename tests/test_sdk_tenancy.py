@@ -251,3 +251,16 @@ async def test_async_client_twin(server: LiveServer) -> None:
             await fabric.update_org_member(org["id"], me, "admin")  # the last owner
         with pytest.raises(FabricConflictError):
             await fabric.remove_org_member(org["id"], me)
+
+
+def test_an_organization_lowers_its_own_limits(server: LiveServer) -> None:
+    with FabricClient(base_url=server.base_url) as fabric:
+        org = fabric.create_organization(slug="capped", name="Capped")
+        limits = fabric.get_org_limits(org["id"])
+        assert limits["overrides"] == {"max_active_jobs": None, "max_active_runs": None}
+        assert limits["max_active_jobs"] == limits["defaults"]["max_active_jobs"]
+        lowered = fabric.set_org_limits(org["id"], max_active_runs=3)
+        assert lowered["max_active_runs"] == 3
+        assert lowered["overrides"]["max_active_jobs"] is None  # left out: kept
+        reset = fabric.set_org_limits(org["id"], max_active_runs=None)
+        assert reset["max_active_runs"] == reset["defaults"]["max_active_runs"]

@@ -81,6 +81,8 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): Case(404),
     ("PATCH", "/v1/webhooks/{webhook_id}"): Case(404, body={"active": False}),
     ("DELETE", "/v1/webhooks/{webhook_id}"): Case(404),
+    ("GET", "/v1/organizations/{org_id}/limits"): Case(404),
+    ("PUT", "/v1/organizations/{org_id}/limits"): Case(404, body={"max_active_jobs": 1}),
     ("GET", "/v1/workers/{worker_id}"): Case(404),
     ("DELETE", "/v1/workers/{worker_id}"): Case(404),
     ("POST", "/v1/workers/{worker_id}/tasks/poll"): Case(

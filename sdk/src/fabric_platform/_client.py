@@ -18,6 +18,7 @@ from ._code_workers import AsyncCodeWorkersMethods, CodeWorkersMethods
 from ._events import AsyncEventsMethods, EventsMethods
 from ._galleries import AsyncGalleriesMethods, GalleriesMethods
 from ._jobs import AsyncJobsMethods, JobsMethods
+from ._limits import AsyncLimitsMethods, LimitsMethods
 from ._providers import AsyncProvidersMethods, ProvidersMethods
 from ._schedules import AsyncSchedulesMethods, SchedulesMethods
 from ._tenancy import AsyncTenancyMethods, TenancyMethods
@@ -44,6 +45,7 @@ class FabricClient(
     WebhooksMethods,
     SchedulesMethods,
     CodeWorkersMethods,
+    LimitsMethods,
 ):
     """Synchronous client for the Fabric control-plane API.
 
@@ -84,6 +86,7 @@ class AsyncFabricClient(
     AsyncWebhooksMethods,
     AsyncSchedulesMethods,
     AsyncCodeWorkersMethods,
+    AsyncLimitsMethods,
 ):
     """Asynchronous twin of `FabricClient`: same constructor, same methods, awaited.
 

@@ -42,6 +42,8 @@ __all__ = [
     "MyPermission",
     "MyTeam",
     "NodeState",
+    "OrgLimitValues",
+    "OrgLimits",
     "OrgSecret",
     "OrgUsage",
     "Organization",
@@ -821,3 +823,20 @@ class CodeWorkerPage(TypedDict, total=False):
 
     items: List[CodeWorker]
     next_cursor: Optional[str]
+
+
+class OrgLimitValues(TypedDict, total=False):
+    max_active_jobs: Optional[int]
+    max_active_runs: Optional[int]
+
+
+class OrgLimits(TypedDict, total=False):
+    """``get_org_limits``: limits in effect (0: none), the organization's own, the server's."""
+
+    organization_id: str
+    max_active_jobs: int
+    max_active_runs: int
+    overrides: OrgLimitValues
+    defaults: OrgLimitValues
+    updated_at: Optional[str]
+    updated_by: Optional[str]

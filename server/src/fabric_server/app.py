@@ -32,7 +32,7 @@ from fabric_server.galleries.seed import seed_sample_galleries
 from fabric_server.jobs import routes as job_routes
 from fabric_server.mail import require_mail_delivery
 from fabric_server.observability.middleware import MetricsMiddleware
-from fabric_server.orgs import invitation_routes
+from fabric_server.orgs import invitation_routes, limits_routes
 from fabric_server.orgs import routes as org_routes
 from fabric_server.orgs.repository import seed_dev
 from fabric_server.providers import routes as provider_routes
@@ -182,6 +182,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(api_key_routes.router)
     app.include_router(secret_routes.router)
     app.include_router(worker_routes.router)
+    app.include_router(limits_routes.router)
     install_docs(app)
     install_openapi(
         app,

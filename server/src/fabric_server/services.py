@@ -30,6 +30,7 @@ from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
 from fabric_server.orgs.invitations import InvitationService
+from fabric_server.orgs.limits import LimitService, limit_of
 from fabric_server.orgs.members import MemberService
 from fabric_server.orgs.service import OrgService
 from fabric_server.providers.registry import ProviderRegistry
@@ -88,6 +89,7 @@ class Services:
     secrets: SecretStore
     master_key: MasterKey
     workers: WorkerService
+    limits: LimitService
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
     # Every table holding values sealed with the master key (re-sealed by key rotation).
     sealed_tables: list[SealedTable] = field(default_factory=list)
@@ -149,6 +151,14 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     )
     budgets = BudgetService(access, events, providers)
     budgets.use_cache(cache_versions)
+    active_jobs = InFlightLimit(
+        db,
+        what="jobs",
+        setting="FABRIC_ORG_MAX_ACTIVE_JOBS",
+        limit=settings.org_max_active_jobs,
+        count=jobs_repository.count_active,
+        limit_of=limit_of("max_active_jobs"),
+    )
     jobs = JobService(
         db,
         writer,
@@ -160,13 +170,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         budgets,
         hub,
         max_attempts=settings.job_max_attempts,
-        active_jobs=InFlightLimit(
-            db,
-            what="jobs",
-            setting="FABRIC_ORG_MAX_ACTIVE_JOBS",
-            limit=settings.org_max_active_jobs,
-            count=jobs_repository.count_active,
-        ),
+        active_jobs=active_jobs,
     )
     workflows = build_workflows(
         settings, db, queue, events, access, providers, budgets, writer, hub
@@ -224,6 +228,12 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
         secrets=secrets,
         master_key=master_key,
         workers=workers,
+        limits=LimitService(
+            access,
+            platform_admins,
+            events,
+            {"max_active_jobs": active_jobs, "max_active_runs": workflows.active_runs},
+        ),
         # API keys first: they claim every `fab_…` token, the session verifier the rest.
         credential_verifiers=[api_keys.verify_credentials, auth.verify_credentials],
         sealed_tables=[OrgSecretTable(), WebhookSecretTable()],

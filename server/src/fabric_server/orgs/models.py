@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fabric_server.db.models import Base
+from fabric_server.db.models import Base, Timestamped
 from fabric_server.db.types import new_id, utcnow
 
 
@@ -72,3 +72,16 @@ class Invitation(Base):
     accepted_at: Mapped[dt.datetime | None] = mapped_column()
     accepted_by: Mapped[str | None] = mapped_column(String(36))
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class OrganizationLimits(Timestamped, Base):
+    """An organization's own limits on unfinished work, where it has some (a null column:
+    the server's default, `FABRIC_ORG_MAX_ACTIVE_JOBS` / `FABRIC_ORG_MAX_ACTIVE_RUNS`)."""
+
+    __tablename__ = "organization_limits"
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    max_active_jobs: Mapped[int | None] = mapped_column(Integer)
+    max_active_runs: Mapped[int | None] = mapped_column(Integer)
+    updated_by: Mapped[str | None] = mapped_column(String(36))

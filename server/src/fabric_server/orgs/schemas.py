@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fabric_server.auth.schemas import NewEmail
+from fabric_server.bodies import RequestBody
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
 Slug = Annotated[
@@ -120,3 +121,30 @@ class AcceptedInvitation(MembershipOut):
     """What accepting answers: the membership the invitation gave (or the one kept)."""
 
     invitation_id: str
+
+
+_LIMIT = "Unfinished (pending or running) at most; 0: no limit; null: the server's default"
+
+
+class LimitsSet(RequestBody):
+    """The limits to change; a field left out keeps its value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_active_jobs: int | None = Field(default=None, ge=0, le=10_000_000, description=_LIMIT)
+    max_active_runs: int | None = Field(default=None, ge=0, le=10_000_000, description=_LIMIT)
+
+
+class LimitValues(BaseModel):
+    max_active_jobs: int | None
+    max_active_runs: int | None
+
+
+class LimitsOut(BaseModel):
+    organization_id: str
+    max_active_jobs: int = Field(description="In effect now (0: no limit)")
+    max_active_runs: int = Field(description="In effect now (0: no limit)")
+    overrides: LimitValues = Field(description="The organization's own (null: the default)")
+    defaults: LimitValues = Field(description="The server's (FABRIC_ORG_MAX_ACTIVE_*)")
+    updated_at: str | None
+    updated_by: str | None

@@ -13,6 +13,7 @@ from fabric_server.engine.queue import WorkQueue
 from fabric_server.engine.worker import Handler
 from fabric_server.events.hub import EventHub
 from fabric_server.events.outbox import EventRecorder
+from fabric_server.orgs.limits import limit_of
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.settings import Settings
 from fabric_server.workflows import repository
@@ -48,6 +49,7 @@ class Workflows:
     #: For the code workers' domain, which records their reports the same way.
     steps: Steps
     limits: NodeLimits
+    active_runs: InFlightLimit
 
 
 def build_workflows(
@@ -85,6 +87,14 @@ def build_workflows(
         max_descendants=settings.workflow_max_descendants,
         limits=limits,
     )
+    active_runs = InFlightLimit(
+        db,
+        what="top-level runs",
+        setting="FABRIC_ORG_MAX_ACTIVE_RUNS",
+        limit=settings.org_max_active_runs,
+        count=repository.count_active_top_runs,
+        limit_of=limit_of("max_active_runs"),
+    )
     return Workflows(
         operations=operations,
         definitions=DefinitionService(access, operations),
@@ -92,13 +102,7 @@ def build_workflows(
             access,
             launcher,
             lifecycle,
-            InFlightLimit(
-                db,
-                what="top-level runs",
-                setting="FABRIC_ORG_MAX_ACTIVE_RUNS",
-                limit=settings.org_max_active_runs,
-                count=repository.count_active_top_runs,
-            ),
+            active_runs,
         ),
         handlers={
             NODE_WORK_KIND: nodes,
@@ -108,4 +112,5 @@ def build_workflows(
         },
         steps=steps,
         limits=limits,
+        active_runs=active_runs,
     )
