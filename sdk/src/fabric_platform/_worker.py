@@ -441,6 +441,8 @@ class AsyncWorker:
         assert self._loop is not None
         protocol = self._protocol
         task_id, attempt = task["id"], task["attempt"]
+        if task_id in self._running:  # already running here: one run per lease
+            return
 
         async def send(note: tuple[str, dict[str, Any]]) -> None:
             await protocol.note(task_id, attempt, note[0], note[1])
