@@ -64,6 +64,7 @@ class FakeServer:
     def __init__(self, heartbeat_interval: float = 3600.0) -> None:
         self.heartbeat_interval = heartbeat_interval
         self.requests: list[tuple[str, str, Any]] = []
+        self.read_timeouts: list[float] = []
         self.tasks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.polls: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.reports: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
@@ -85,6 +86,7 @@ class FakeServer:
         body = json.loads(request.content) if request.content else None
         path = request.url.path
         self.requests.append((request.method, path, body))
+        self.read_timeouts.append(request.extensions["timeout"]["read"])
         route = self._route(request.method, path)
         if self.scripted.get(route):
             answer = self.scripted[route].pop(0)
@@ -204,8 +206,23 @@ async def test_registers_its_operations_then_polls_with_the_free_capacity(
     assert isinstance(body["host"], str)
     assert body["host"]
     assert poll == {"capacity": {"acme.double": 4, "acme.summarize": 1}, "wait_seconds": 12.0}
-    assert f"POST /v1/workers/{WORKER_ID}/tasks/poll" in server.paths()
+    at = server.paths().index(f"POST /v1/workers/{WORKER_ID}/tasks/poll")
+    assert server.read_timeouts[at] >= 12.0 + 10  # the server holds a poll up to wait_seconds
+    assert "organization_id" not in body  # the API key's organization
     assert worker.worker_id == WORKER_ID
+
+
+async def test_the_organization_comes_from_the_usual_settings(
+    server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FABRIC_ORGANIZATION_ID", "org_env")
+    worker = make_worker(server)
+    worker.add_operation("acme.double", lambda inputs, step: {})
+
+    async with running(worker):
+        await within(server.polls.get())
+
+    assert server.requests[0][2]["organization_id"] == "org_env"
 
 
 async def test_the_default_name_is_host_and_pid() -> None:
@@ -632,6 +649,36 @@ async def test_a_worker_the_server_forgot_registers_again(server: FakeServer) ->
     assert any(p.startswith(f"POST /v1/workers/{WORKER_ID}_2/tasks/") for p in server.paths())
 
 
+async def test_a_heartbeat_that_finds_the_worker_gone_registers_again() -> None:
+    server = FakeServer(heartbeat_interval=0.01)
+    worker = make_worker(server)
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    @worker.operation("acme.double")
+    async def double(inputs: dict[str, Any], step: Step) -> dict[str, Any]:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return {}
+
+    async with running(worker):
+        await server.tasks.put(task())
+        await within(started.wait())
+        # The worker is full (no poll); the heartbeat learns the server forgot it.
+        server.script("heartbeat", fail(404, "not_found", "Worker wrk_1 was not found."))
+        await within(cancelled.wait())  # its task was handed back: stopped, not reported
+        again = f"POST /v1/workers/{WORKER_ID}_2/tasks/poll"
+        while again not in server.paths():
+            await within(server.polls.get())
+
+    assert server.registrations == 2
+    assert server.reports.empty()
+
+
 async def test_stop_drains_running_tasks_then_deregisters(server: FakeServer) -> None:
     worker = make_worker(server)
     started = threading.Event()
@@ -747,6 +794,13 @@ async def test_the_sync_worker_runs_its_own_loop_until_stopped(server: FakeServe
 
     assert report == ("complete", "wi_1", {"attempt": 1, "output": {"doubled": 42}})
     assert server.deregistered.is_set()
+
+
+async def test_the_sync_worker_refuses_to_block_a_running_loop() -> None:
+    worker = Worker(api_key="k")
+    worker.add_operation("acme.a", lambda inputs, step: {})
+    with pytest.raises(RuntimeError, match="use AsyncWorker"):
+        worker.run()
 
 
 def test_operations_are_checked_when_added() -> None:

@@ -143,7 +143,6 @@ class AsyncWorker:
             raise ValueError("pass either client or transport, not both")
         self._client = client
         self._protocol = WorkerProtocol(client)
-        self._organization_id = organization_id
         self.name: str = name or f"{socket.gethostname()}:{os.getpid()}"
         self.poll_wait_seconds = float(poll_wait_seconds)
         self.shutdown_grace = float(shutdown_grace)
@@ -345,7 +344,7 @@ class AsyncWorker:
                     operations,
                     host=socket.gethostname(),
                     sdk_version=__version__,
-                    organization_id=self._organization_id,
+                    organization_id=self._client.organization_id,
                 )
             except FabricError as exc:
                 if not is_transient(exc):

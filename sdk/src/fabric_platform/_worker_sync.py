@@ -116,7 +116,15 @@ class Worker:
 
         Signal handlers are installed only when called from the main thread.
         """
-        run_until_signalled(self.async_worker)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no loop runs here: the normal case
+            run_until_signalled(self.async_worker)
+            return
+        raise RuntimeError(
+            "Worker.run() blocks and runs its own event loop; inside an asyncio application "
+            "use AsyncWorker (await worker.run(), or async with worker)"
+        )
 
     def stop(self, grace: Optional[float] = None) -> None:
         """Ask a running worker to stop (from another thread); see `AsyncWorker.stop`."""
