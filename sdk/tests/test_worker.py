@@ -174,8 +174,6 @@ async def running(worker: AsyncWorker) -> AsyncIterator[asyncio.Task[None]]:
         yield runner
     finally:
         worker.stop()
-        if not runner.done():
-            worker.stop(grace=0)
         await within(asyncio.gather(runner, return_exceptions=True))
 
 
