@@ -173,7 +173,7 @@ class Workers:
 def live(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     settings = fast_settings(
         database_url,
-        tmp_path / "data",
+        tmp_path,
         worker_task_lease_seconds=1.0,
         worker_heartbeat_seconds=0.3,
     )

@@ -174,8 +174,6 @@ async def running(worker: AsyncWorker) -> AsyncIterator[asyncio.Task[None]]:
         yield runner
     finally:
         worker.stop()
-        if not runner.done():
-            worker.stop(grace=0)
         await within(asyncio.gather(runner, return_exceptions=True))
 
 
@@ -308,7 +306,7 @@ async def test_operation_error_fails_as_asked(server: FakeServer) -> None:
     async def double(inputs: dict[str, Any], step: Step) -> dict[str, Any]:
         if step.attempt == 1:
             raise OperationError("no such image", details={"url": "x"})
-        raise OperationError("try later", retryable=True)
+        raise OperationError("try later", retryable=True, details={"at": object()})
 
     async with running(worker):
         await server.tasks.put(task())
@@ -324,24 +322,26 @@ async def test_operation_error_fails_as_asked(server: FakeServer) -> None:
     assert second == (
         "fail",
         "wi_2",
-        {"attempt": 2, "error": "try later", "retryable": True, "details": None},
+        {"attempt": 2, "error": "try later", "retryable": True, "details": second[2]["details"]},
     )
+    assert second[2]["details"]["repr"].startswith("{'at': <object object at")
 
 
 @pytest.mark.parametrize(
     ("returned", "said"),
     [
-        ([1, 2], "returned list, not a dict"),
-        ("text", "returned str, not a dict"),
-        ({"when": object()}, "output is not JSON"),
-        ({"x": float("nan")}, "output is not JSON"),
+        (lambda: [1, 2], "returned list, not a dict"),
+        (lambda: "text", "returned str, not a dict"),
+        (lambda: {"when": object()}, "output is not JSON"),
+        (lambda: {"x": float("nan")}, "output is not JSON"),
+        (lambda: asyncio.sleep(0), "returned a coroutine: declare it with async def"),
     ],
 )
 async def test_an_output_that_is_not_a_json_object_fails_for_good(
-    server: FakeServer, returned: Any, said: str
+    server: FakeServer, returned: Callable[[], Any], said: str
 ) -> None:
     worker = make_worker(server)
-    worker.add_operation("acme.double", lambda inputs, step: returned)
+    worker.add_operation("acme.double", lambda inputs, step: returned())
 
     async with running(worker):
         await server.tasks.put(task())

@@ -246,14 +246,15 @@ class AsyncWorker:
             stopping = asyncio.ensure_future(self._stopping.wait())
             try:
                 await asyncio.wait({poller, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                await _finish(poller)
+                await _finish(poller)  # raises why the poller ended, if it failed
                 await self._drain()
             finally:
                 stopping.cancel()
+                poller.cancel()
                 await _finish(heartbeat)
             await self._deregister()
         finally:
-            self._abandon_all()
+            await self._abandon_all()
             if self._owns_client:
                 await self._client.close()
 
@@ -623,14 +624,18 @@ class AsyncWorker:
         finally:
             forced.cancel()
 
-    def _abandon_all(self) -> None:
+    async def _abandon_all(self) -> None:
         """Stop every task still held, without reporting: deregistering hands them back."""
+        handlers = []
         for running in list(self._running.values()):
             running.stop()
+            running.notes.close()
             if running.handler is not None:
                 running.handler.cancel()
-            running.notes.close()
+                handlers.append(running.handler)
         self._running.clear()
+        # Cancelled handlers end at once (an abandoned function is not waited for).
+        await asyncio.gather(*handlers, return_exceptions=True)
 
 
 async def _finish(task: asyncio.Future[Any]) -> None:

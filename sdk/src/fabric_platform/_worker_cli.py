@@ -70,6 +70,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.log_level != "debug":
+        # httpx logs every request at info: every poll and heartbeat would be a line.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         worker = load_worker(args.target)
     except LookupError as exc:

@@ -110,6 +110,13 @@ def outcome_of(future: asyncio.Future[Any]) -> Outcome:
 
 
 def outcome_of_result(result: Any) -> Outcome:
+    if inspect.iscoroutine(result):
+        result.close()
+        return Outcome(
+            error="the operation returned a coroutine: declare it with async def so that the "
+            "worker awaits it",
+            retryable=False,
+        )
     if result is None:
         result = {}
     if not isinstance(result, dict):
@@ -133,7 +140,7 @@ def outcome_of_error(error: BaseException) -> Outcome:
         return Outcome(
             error=error.message or "operation failed",
             retryable=error.retryable,
-            details=error.details,
+            details=_json_or_repr(error.details),
         )
     text = str(error)
     message = f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -144,6 +151,17 @@ def outcome_of_error(error: BaseException) -> Outcome:
         retryable=True,
         details={"type": type(error).__name__, "traceback": tail},
     )
+
+
+def _json_or_repr(details: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """``details`` when it can be sent as JSON, else its repr (a failure must still go out)."""
+    if details is None:
+        return None
+    try:
+        json.dumps(details, allow_nan=False)
+    except (TypeError, ValueError):
+        return {"repr": repr(details)[:TRACEBACK_CHARS]}
+    return details
 
 
 def timed_out(seconds: float) -> Outcome:
