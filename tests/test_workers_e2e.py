@@ -126,7 +126,7 @@ class Workers:
         self.base_url = base_url
         self.root = root
         self.markers = root / "markers"
-        self.markers.mkdir()
+        self.markers.mkdir(parents=True)
         (root / "e2e_ops.py").write_text(OPERATIONS)
         self.processes: list[subprocess.Popen[bytes]] = []
 
