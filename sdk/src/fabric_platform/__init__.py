@@ -1,6 +1,7 @@
 """Typed Python client for the Fabric AI workflow platform control plane.
 
 Start with `FabricClient` (or `AsyncFabricClient`); every error it raises is a `FabricError`.
+Run your own functions as workflow steps with `Worker` (or `AsyncWorker`).
 """
 
 from __future__ import annotations
@@ -27,11 +28,15 @@ from ._errors import (
 from ._provider_stream import AsyncProviderStream, ProviderStream
 from ._streaming import AsyncEventStream, EventStream
 from ._version import __version__
+from ._worker import AsyncWorker
+from ._worker_step import OperationError, Step
+from ._worker_sync import Worker
 
 __all__ = [
     "AsyncEventStream",
     "AsyncFabricClient",
     "AsyncProviderStream",
+    "AsyncWorker",
     "EventStream",
     "FabricAPIError",
     "FabricAuthError",
@@ -49,7 +54,10 @@ __all__ = [
     "FabricTimeoutError",
     "FabricValidationError",
     "FabricWaitTimeout",
+    "OperationError",
     "ProviderStream",
+    "Step",
+    "Worker",
     "__version__",
     "types",
     "webhooks",

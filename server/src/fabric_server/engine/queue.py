@@ -227,10 +227,11 @@ class WorkQueue:
             else:
                 queued = True  # (a lease not used here is given back by its pool)
         if queued:
-            tx.after_commit(self._wake_all)
-            for prefix, wake in self._kind_wakers:
-                if kind.startswith(prefix):
-                    tx.after_commit(wake)
+            # Kinds with wakers of their own (code workers' tasks) are not this process's
+            # workers' business: waking them would only cost an empty look at the queue.
+            own = [wake for prefix, wake in self._kind_wakers if kind.startswith(prefix)]
+            for wake in own or [self._wake_all]:
+                tx.after_commit(wake)
             if not tx.is_sqlite:
                 tx.once(WORK_CHANNEL, _notify_work)
         return items

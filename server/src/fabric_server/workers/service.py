@@ -4,6 +4,7 @@ its tasks (each authorized for the worker's organization with `worker.execute`).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -28,6 +29,8 @@ READ = "workflow.read"
 WORKERS = table_of(CodeWorker)
 # A worker not heard from for this many heartbeat intervals is stale, and announced offline.
 STALE_AFTER_BEATS = 3
+# How long a worker's row is kept in memory between its calls.
+_KEEP_SECONDS = 2.0
 
 
 class WorkerStopped(Conflict):
@@ -53,6 +56,7 @@ class WorkerService:
         self.board = board
         self.heartbeat_seconds = heartbeat_seconds
         self.lease_seconds = lease_seconds
+        self._rows: dict[str, tuple[CodeWorker, float]] = {}
 
     @property
     def stale_after(self) -> dt.timedelta:
@@ -156,12 +160,16 @@ class WorkerService:
     async def acting(
         self, principal: Principal, worker_id: str, *, stopped_ok: bool = False
     ) -> CodeWorker:
-        """The worker, when the caller may act for it (404 for another organization's)."""
+        """The worker, when the caller may act for it (404 for another organization's).
+
+        A worker calls several times a second: its row is kept here for a moment (a
+        deregistration elsewhere shows within `_KEEP_SECONDS`); authorization is decided on
+        every call."""
         async with self.db.read() as session:
             worker, _ = await self.access.authorize_found(
                 session,
                 principal,
-                await session.get(CodeWorker, worker_id),
+                await self._row(session, worker_id),
                 EXECUTE,
                 missing=f"Worker {worker_id} was not found.",
             )
@@ -171,19 +179,36 @@ class WorkerService:
             )
         return worker
 
+    async def _row(self, session: AsyncSession, worker_id: str) -> CodeWorker | None:
+        now = time.monotonic()
+        kept = self._rows.get(worker_id)
+        if kept is not None and now - kept[1] < _KEEP_SECONDS:
+            return kept[0]
+        row = await session.get(CodeWorker, worker_id)
+        if row is not None:
+            session.expunge(row)
+            if len(self._rows) > 10_000:
+                self._rows.clear()
+            self._rows[worker_id] = (row, now)
+        return row
+
     async def deregister(self, principal: Principal, worker_id: str) -> CodeWorker:
         worker = await self.acting(principal, worker_id, stopped_ok=True)
+        self._rows.pop(worker_id, None)
 
         def unit(tx: Tx) -> None:
             now = utcnow()
+            was_offline = tx.conn.execute(
+                select(WORKERS.c.offline_at).where(WORKERS.c.id == worker.id)
+            ).scalar()
             stopped = tx.conn.execute(
                 update(WORKERS)
                 .where(WORKERS.c.id == worker.id, WORKERS.c.stopped_at.is_(None))
                 .values(stopped_at=now, offline_at=now)
-                .returning(WORKERS.c.offline_at)
+                .returning(WORKERS.c.id)
             ).all()
             released = self.board.release_in(tx, worker.id)
-            if stopped and worker.offline_at is None:
+            if stopped and was_offline is None:
                 payload = {**_announced(worker, "deregistered"), "tasks_released": released}
                 self.events.record_in(
                     tx, "worker.offline", organization_id=worker.organization_id, payload=payload
@@ -241,13 +266,16 @@ class WorkerService:
 
     def _seen(self, tx: Tx, worker: CodeWorker) -> None:
         """The worker was heard from: it is online again if it had been announced offline."""
+        was_offline = tx.conn.execute(
+            select(WORKERS.c.offline_at).where(WORKERS.c.id == worker.id)
+        ).scalar()
         returned = tx.conn.execute(
             update(WORKERS)
             .where(WORKERS.c.id == worker.id, WORKERS.c.stopped_at.is_(None))
             .values(last_seen_at=utcnow(), offline_at=None)
             .returning(WORKERS.c.id)
         ).all()
-        if returned and worker.offline_at is not None:
+        if returned and was_offline is not None:
             self.events.record_in(
                 tx,
                 "worker.online",
