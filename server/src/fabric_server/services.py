@@ -29,6 +29,7 @@ from fabric_server.jobs import repository as jobs_repository
 from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
+from fabric_server.observability.event_metrics import EventMetrics
 from fabric_server.orgs.invitations import InvitationService
 from fabric_server.orgs.members import MemberService
 from fabric_server.orgs.service import OrgService
@@ -128,6 +129,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     providers.use_cache(cache_versions)
     hub = EventHub(db, poll_seconds=settings.sse_poll_seconds)
     events.on_commit(hub.publish)
+    events.on_commit(EventMetrics().observe)
     streamer = EventStreamer(
         db,
         hub,
