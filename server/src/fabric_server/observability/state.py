@@ -7,11 +7,13 @@ Nothing here runs on the path of a request or a work item.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import Pool
 
 from fabric_server.db.database import Database
@@ -19,6 +21,7 @@ from fabric_server.db.types import utcnow
 from fabric_server.observability.labels import LabelValues
 from fabric_server.observability.repository import QueueRow, queue_rows
 
+log = logging.getLogger("fabric_server.observability")
 _KINDS = LabelValues(100)
 _STATUSES = ("queued", "running")
 
@@ -31,8 +34,14 @@ class StateCollector(Collector):
     kinds: tuple[str, ...] = ()
     now: dt.datetime = field(default_factory=utcnow)
     pool: dict[str, int] = field(default_factory=dict)
+    readable: bool = True
 
     def collect(self) -> Iterator[Metric]:
+        if self.readable:
+            yield from self._queue_gauges()
+        yield from _pool_gauges(self.pool)
+
+    def _queue_gauges(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
             "fabric_queue_depth",
             "Open work items by kind and status (queued, running).",
@@ -60,7 +69,6 @@ class StateCollector(Collector):
             age.add_metric([kind], max(0.0, waited))
         yield depth
         yield age
-        yield from _pool_gauges(self.pool)
 
     def describe(self) -> Iterable[Metric]:
         return []
@@ -69,8 +77,14 @@ class StateCollector(Collector):
 async def gather(db: Database, kinds: Iterable[str]) -> StateCollector:
     """Read the queue (one grouped query) and the pool of `db`."""
     now = utcnow()
-    async with db.read() as session:
-        rows = await queue_rows(session, now)
+    try:
+        async with db.read() as session:
+            rows = await queue_rows(session, now)
+    except (SQLAlchemyError, OSError) as exc:
+        # The process metrics are still worth serving; the queue series go missing, which
+        # an `absent()` alert notices.
+        log.warning("reading the work queue for metrics failed: %s", exc)
+        return StateCollector(pool=pool_use(db.engine.pool), readable=False)
     return StateCollector(queue=rows, kinds=tuple(kinds), now=now, pool=pool_use(db.engine.pool))
 
 
