@@ -39,6 +39,17 @@ async def test_scrape_shows_http_series_by_route_template(client: httpx.AsyncCli
     assert "job_doesnotexist" not in text
 
 
+async def test_routes_of_nested_routers_keep_their_full_template(
+    client: httpx.AsyncClient,
+) -> None:
+    # The verification route lives in a router included in the /v1/auth router.
+    response = await client.post("/v1/auth/verify", json={"token": "not-a-real-token"})
+    assert response.status_code >= 400
+    text = (await client.get("/metrics")).text
+    assert 'route="/v1/auth/verify"' in text
+    assert 'route="/verify"' not in text
+
+
 async def test_metrics_not_in_openapi(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
     assert "/metrics" not in schema["paths"]

@@ -31,6 +31,7 @@ from fabric_server.galleries import routes as gallery_routes
 from fabric_server.galleries.seed import seed_sample_galleries
 from fabric_server.jobs import routes as job_routes
 from fabric_server.mail import require_mail_delivery
+from fabric_server.observability.access_log import AccessLogMiddleware
 from fabric_server.observability.middleware import MetricsMiddleware
 from fabric_server.orgs import invitation_routes
 from fabric_server.orgs import routes as org_routes
@@ -110,6 +111,7 @@ def create_probe_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(AccessLogMiddleware)
     app.include_router(system.router)
     app.include_router(metrics_routes.router)
     return app
@@ -159,6 +161,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(AccessLogMiddleware)
     app.include_router(system.router)
     app.include_router(metrics_routes.router)
     app.include_router(auth_routes.router)

@@ -1,0 +1,50 @@
+"""The access log: one record per HTTP request, written when its response ends, with the
+route template (never the query string), status and duration; and the request context for
+every record written while the request is handled."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fabric_server.observability.logs import close_request, open_request
+from fabric_server.observability.middleware import route_template
+
+log = logging.getLogger("fabric_server.access")
+
+
+class AccessLogMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        token = open_request(scope)
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            route = route_template(scope)
+            method = str(scope.get("method", ""))
+            log.info(
+                "%s %s %d %.1f ms",
+                method,
+                route,
+                status,
+                duration_ms,
+                extra={"fields": {"status": status, "duration_ms": duration_ms}},
+            )
+            close_request(token)
