@@ -33,6 +33,7 @@ from fabric_server.jobs import routes as job_routes
 from fabric_server.mail import require_mail_delivery
 from fabric_server.observability.access_log import AccessLogMiddleware
 from fabric_server.observability.middleware import MetricsMiddleware
+from fabric_server.observability.tracing import telemetry_config
 from fabric_server.orgs import invitation_routes
 from fabric_server.orgs import routes as org_routes
 from fabric_server.orgs.repository import seed_dev
@@ -106,6 +107,7 @@ def create_probe_app(services: Services) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        telemetry=telemetry_config(services.tracing),
     )
     app.state.services = services
     install_error_handlers(app)
@@ -138,6 +140,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             await services.mailer.aclose()
             await services.providers.aclose()
             await services.db.dispose()
+            services.tracing.shutdown()
 
     app = FastAPI(
         title="Fabric",
@@ -147,6 +150,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         # `/docs` is served from local assets (api/docs.py); ReDoc would need a CDN.
         docs_url=None,
         redoc_url=None,
+        telemetry=telemetry_config(services.tracing),
     )
     app.state.services = services
     install_error_handlers(app)

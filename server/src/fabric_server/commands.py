@@ -123,6 +123,7 @@ async def _worker(settings: Settings, probe: socket.socket | None) -> int:
         await listener.stop()  # live until the work is handed back
     await services.providers.aclose()
     await services.db.dispose()
+    services.tracing.shutdown()
     return 0
 
 

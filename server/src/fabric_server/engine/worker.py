@@ -18,7 +18,6 @@ from fabric_server.db import versions
 from fabric_server.db.models import WorkItem
 from fabric_server.engine.lanes import COMPUTE, Allotment, Lane
 from fabric_server.engine.queue import Lease, LeaseLost, WorkQueue
-from fabric_server.observability.logs import bind_work
 
 log = logging.getLogger("fabric_server.worker")
 
@@ -224,7 +223,6 @@ class Worker:
         handler = self.handlers[item.kind]
         allotment = self.lanes[self._lane_of[item.kind]]
         versions.begin_request()  # this task's own context: cached answers as of now
-        bind_work(item)  # its log records carry the item's ids
         try:
             if item.attempts > item.max_attempts:
                 await handler.give_up(item, "the work was interrupted too many times")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 
+from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fabric_server.observability.logs import close_request, open_request
@@ -31,6 +32,10 @@ class AccessLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                span = trace.get_current_span()  # the request's span ends with the response
+                if span.is_recording():
+                    request_id = (scope.get("state") or {}).get("request_id")
+                    span.set_attribute("fabric.request_id", str(request_id))
             await send(message)
 
         try:

@@ -20,6 +20,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from opentelemetry import trace
 from starlette.types import Scope
 
 from fabric_server.audit.context import current_request
@@ -114,9 +115,9 @@ def close_request(token: contextvars.Token[RequestLog | None]) -> None:
     _request_log.reset(token)
 
 
-def bind_work(item: Any) -> None:
+def bind_work(item: Any) -> dict[str, Any]:
     """Records written from now on in this task belong to work item `item` (call it in the
-    item's own task)."""
+    item's own task). Returns the fields bound."""
     values: dict[str, Any] = {"work_kind": item.kind, "work_item_id": item.id}
     if item.organization_id:
         values["organization_id"] = item.organization_id
@@ -126,14 +127,20 @@ def bind_work(item: Any) -> None:
     if isinstance(payload.get("run_id"), str):
         values["run_id"] = payload["run_id"]
     _work_log.set(WorkLog(values))
+    return values
 
 
 def context_fields() -> dict[str, Any]:
-    """The request and work context of the current task."""
+    """The request and work context of the current task, and its trace when one is
+    being recorded."""
     found: dict[str, Any] = {}
     for holder in (_request_log.get(), _work_log.get()):
         if holder is not None:
             found.update(holder.fields())
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        found["trace_id"] = format(span.trace_id, "032x")
+        found["span_id"] = format(span.span_id, "016x")
     return found
 
 
