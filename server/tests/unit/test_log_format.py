@@ -46,6 +46,8 @@ def test_credentials_are_redacted_from_messages() -> None:
         ),
         ("s3cr3t-t0ken-value", "GET /v1/auth/verify?token=s3cr3t-t0ken-value&x=1"),
         ("sk-proj-abcdefghijkl", "provider key sk-proj-abcdefghijkl refused"),
+        ("hunter2", "body {'email': 'a@b.c', 'password': 'hunter2'}"),
+        ("opaque", 'sent {"refresh_token": "opaque"}'),
     ]:
         cleaned = redact(text)
         assert secret not in cleaned, cleaned

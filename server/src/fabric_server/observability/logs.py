@@ -37,6 +37,12 @@ _SECRET_PATTERNS = (
         r"password|secret)=)[^&\s\"']+",
         re.IGNORECASE,
     ),
+    # the same names as JSON fields (a body or a dict printed into a message)
+    re.compile(
+        r"(?P<keep>[\"'](?:token|access_token|refresh_token|api_key|key|password|secret)"
+        r"[\"']\s*:\s*[\"'])[^\"']+",
+        re.IGNORECASE,
+    ),
     # Authorization header values
     re.compile(r"(?P<keep>\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE),
     # Fabric API keys, webhook signing secrets, provider keys, JWTs
