@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import signal
 import time
@@ -191,3 +192,20 @@ def test_a_full_flow_logs_json_with_context_and_no_secrets(
     assert any(line.get("run_id") == run_id for line in work), work
     assert any(line.get("node_id") and line.get("run_id") == run_id for line in work)
     assert any(line.get("work_kind") == "webhook.deliver" for line in work)
+
+
+async def test_probes_are_logged_quietly_and_user_requests_at_info(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="fabric_server.access"):
+        assert (await client.get("/healthz")).status_code == 200
+        created = await client.post(
+            "/v1/jobs", json={"modality": "text", "input": {"prompt": "hi"}}
+        )
+        assert created.status_code == 201
+    access = [r for r in caplog.records if r.name == "fabric_server.access"]
+    probe = next(r for r in access if "/healthz" in r.getMessage())
+    assert probe.levelno == logging.DEBUG
+    job = next(r for r in access if r.getMessage().startswith("POST /v1/jobs 201"))
+    assert job.levelno == logging.INFO
+    assert job.fields["status"] == 201  # type: ignore[attr-defined]

@@ -14,6 +14,9 @@ from fabric_server.observability.logs import close_request, open_request
 from fabric_server.observability.middleware import route_template
 
 log = logging.getLogger("fabric_server.access")
+# Asked every few seconds by probes and the metrics scraper: logged at DEBUG when they
+# succeed, so they do not drown the requests of users.
+ROUTINE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class AccessLogMiddleware:
@@ -44,7 +47,9 @@ class AccessLogMiddleware:
             duration_ms = round((time.perf_counter() - started) * 1000, 2)
             route = route_template(scope)
             method = str(scope.get("method", ""))
-            log.info(
+            routine = route in ROUTINE_ROUTES and status < 400
+            log.log(
+                logging.DEBUG if routine else logging.INFO,
                 "%s %s %d %.1f ms",
                 method,
                 route,
