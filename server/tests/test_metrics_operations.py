@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 from metrics_helpers import Scrape, scrape
+from schedule_helpers import at, harness
 from server_helpers import eventually, wait_for_job
 from webhook_helpers import create_webhook, running_app, settled_attempts, submit_job
 from webhook_receiver import Receiver
@@ -132,6 +133,23 @@ async def test_schedule_firings_are_counted(client: httpx.AsyncClient) -> None:
         - before.value(firings, trigger="manual", outcome="fired")
         == 1
     )
+
+
+async def test_missed_schedule_occurrences_are_counted(settings: Settings) -> None:
+    async with harness(settings, at("2026-01-01 09:59:30")) as h:
+        schedule = await h.create(await h.definition(), "0 * * * *")
+        h.clock.set(at("2026-01-01 10:00"))
+        before = await scrape(h.client)
+        assert await h.tick() == 1
+        h.clock.set(at("2026-01-01 13:30"))  # 11:00, 12:00 and 13:00 passed unseen
+        assert await h.tick() == 0
+        assert len(await h.history(schedule["id"])) == 4
+        after = await scrape(h.client)
+
+    firings = "fabric_schedule_firings_total"
+    for outcome, count in (("fired", 1), ("missed", 3)):
+        cron = {"trigger": "cron", "outcome": outcome}
+        assert after.value(firings, **cron) - before.value(firings, **cron) == count
 
 
 def test_open_streams_gauge_follows_streams(database_url: str, tmp_path: Path) -> None:
