@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from fake_llm import FakeLLM, Reply, openai_error
 from metrics_helpers import Scrape, scrape
 from schedule_helpers import at, harness
 from server_helpers import eventually, wait_for_job
@@ -45,6 +46,36 @@ async def test_jobs_and_provider_calls_are_counted_once_committed(
     assert grew("fabric_provider_tokens_total", provider="echo", direction="output") > 0
     assert job_id not in after.text
     assert failed not in after.text
+
+
+async def test_provider_failures_and_prices_by_provider_model_and_outcome(
+    database_url: str, tmp_path: Path, llm: FakeLLM
+) -> None:
+    settings = fast_settings(
+        database_url,
+        tmp_path,
+        openai_api_key="sk-server-key",
+        openai_base_url=llm.openai_base_url,
+        provider_timeout_seconds=0.5,
+        provider_retry_base_seconds=0.0,
+    )
+    async with running_app(settings) as (client, _):
+        before = await scrape(client)
+        body = {"modality": "text", "input": {"prompt": "Hello"}, "model": "gpt-4o"}
+        llm.queue(Reply(429, openai_error("Rate limit reached"), {"Retry-After": "7"}))
+        assert (await client.post("/v1/providers/execute", json=body)).status_code == 429
+        answered = await client.post("/v1/providers/execute", json=body)
+        assert answered.status_code == 200, answered.text
+        after = await scrape(client)
+
+    def grew(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    gpt = {"provider": "openai", "model": "gpt-4o"}
+    assert grew("fabric_provider_calls_total", outcome="rate_limited", **gpt) == 1
+    assert grew("fabric_provider_calls_total", outcome="ok", **gpt) == 1
+    assert grew("fabric_provider_call_duration_seconds_count", **gpt) == 2
+    assert grew("fabric_provider_cost_usd_total", **gpt) > 0
 
 
 async def test_workflow_runs_and_nodes_by_operation(client: httpx.AsyncClient) -> None:
