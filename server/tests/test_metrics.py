@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from metrics_helpers import Scrape
 
 from fabric_server.app import create_app
 from fabric_server.services import build_services
@@ -37,6 +38,29 @@ async def test_scrape_shows_http_series_by_route_template(client: httpx.AsyncCli
     assert "fabric_db_commit_batch_size_count" in text
     assert job_id not in text
     assert "job_doesnotexist" not in text
+
+
+async def test_body_less_posts_are_counted_under_their_route(client: httpx.AsyncClient) -> None:
+    before = Scrape((await client.get("/metrics")).text)
+    response = await client.post("/v1/jobs")  # no body: taken as {}, then refused
+    assert response.status_code == 400
+    after = Scrape((await client.get("/metrics")).text)
+    requests = "fabric_http_requests_total"
+    unmatched = {"route": "unmatched", "method": "POST"}
+    assert after.value(requests, **unmatched) == before.value(requests, **unmatched)
+    jobs = {"route": "/v1/jobs", "method": "POST", "status": "400"}
+    assert after.value(requests, **jobs) == before.value(requests, **jobs) + 1
+
+
+async def test_routes_of_nested_routers_keep_their_full_template(
+    client: httpx.AsyncClient,
+) -> None:
+    # The verification route lives in a router included in the /v1/auth router.
+    response = await client.post("/v1/auth/verify", json={"token": "not-a-real-token"})
+    assert response.status_code >= 400
+    text = (await client.get("/metrics")).text
+    assert 'route="/v1/auth/verify"' in text
+    assert 'route="/verify"' not in text
 
 
 async def test_metrics_not_in_openapi(client: httpx.AsyncClient) -> None:

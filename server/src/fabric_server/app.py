@@ -31,7 +31,9 @@ from fabric_server.galleries import routes as gallery_routes
 from fabric_server.galleries.seed import seed_sample_galleries
 from fabric_server.jobs import routes as job_routes
 from fabric_server.mail import require_mail_delivery
+from fabric_server.observability.access_log import AccessLogMiddleware
 from fabric_server.observability.middleware import MetricsMiddleware
+from fabric_server.observability.tracing import telemetry_config
 from fabric_server.orgs import invitation_routes, limits_routes
 from fabric_server.orgs import routes as org_routes
 from fabric_server.orgs.repository import seed_dev
@@ -106,11 +108,13 @@ def create_probe_app(services: Services) -> FastAPI:
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        telemetry=telemetry_config(services.tracing),
     )
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(AccessLogMiddleware)
     app.include_router(system.router)
     app.include_router(metrics_routes.router)
     return app
@@ -137,6 +141,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             await services.mailer.aclose()
             await services.providers.aclose()
             await services.db.dispose()
+            services.tracing.shutdown()
 
     app = FastAPI(
         title="Fabric",
@@ -146,6 +151,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         # `/docs` is served from local assets (api/docs.py); ReDoc would need a CDN.
         docs_url=None,
         redoc_url=None,
+        telemetry=telemetry_config(services.tracing),
     )
     app.state.services = services
     install_error_handlers(app)
@@ -160,6 +166,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(AccessLogMiddleware)
     app.include_router(system.router)
     app.include_router(metrics_routes.router)
     app.include_router(auth_routes.router)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from fabric_server import __version__
 from fabric_server.db.backup import backup_sqlite
 from fabric_server.db.migrate import MigrationStatus
+from fabric_server.observability.logs import configure_logging
 from fabric_server.preflight import (
     ENV_FILE,
     ConfigError,
@@ -120,10 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(_overrides(args))
-        logging.basicConfig(
-            level=settings.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        configure_logging(settings.log_level, settings.resolved_log_format)
         return _COMMANDS[args.command](settings, args)
     except ConfigError as problem:
         for line in str(problem).splitlines():

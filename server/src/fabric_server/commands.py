@@ -23,6 +23,7 @@ import uvicorn
 
 from fabric_server.app import begin_shutdown, create_app, start
 from fabric_server.db.migrate import migrate
+from fabric_server.observability.logs import configure_logging
 from fabric_server.runtime import Background
 from fabric_server.secrets.rotation import Census, KeyRotation, RotationRefused
 from fabric_server.services import build_services
@@ -77,12 +78,17 @@ def serve_processes(settings: Settings, sock: socket.socket) -> int:
 
 
 def _serve_one(settings: Settings, sock: socket.socket) -> int:
+    # Again here: a process started by `serve_processes` does not inherit the parent's.
+    configure_logging(settings.log_level, settings.resolved_log_format)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # Through the root logger, in the server's format; the app writes the access log.
+        log_config=None,
+        access_log=False,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         **connection_options(settings),
     )
@@ -117,6 +123,7 @@ async def _worker(settings: Settings, probe: socket.socket | None) -> int:
         await listener.stop()  # live until the work is handed back
     await services.providers.aclose()
     await services.db.dispose()
+    services.tracing.shutdown()
     return 0
 
 

@@ -29,6 +29,9 @@ from fabric_server.jobs import repository as jobs_repository
 from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
+from fabric_server.observability.event_metrics import EventMetrics
+from fabric_server.observability.tracing import Tracing, tracing_from_env
+from fabric_server.observability.work import TracedHandler
 from fabric_server.orgs.invitations import InvitationService
 from fabric_server.orgs.limits import LimitService, limit_of
 from fabric_server.orgs.members import MemberService
@@ -90,6 +93,7 @@ class Services:
     master_key: MasterKey
     workers: WorkerService
     limits: LimitService
+    tracing: Tracing = field(default_factory=Tracing)
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
     # Every table holding values sealed with the master key (re-sealed by key rotation).
     sealed_tables: list[SealedTable] = field(default_factory=list)
@@ -105,7 +109,8 @@ class Services:
         lane_of[self.webhooks.work_kind] = DELIVERY
         return Worker(
             self.queue,
-            self.handlers,
+            # Each item runs with its ids in the log context, in a span when tracing is on.
+            {kind: TracedHandler(handler, self.tracing) for kind, handler in self.handlers.items()},
             lanes=lanes,
             lane_of=lane_of,
             poll_interval=s.worker_poll_interval,
@@ -114,7 +119,11 @@ class Services:
         )
 
 
-def build_services(settings: Settings, db: Database | None = None) -> Services:
+def build_services(
+    settings: Settings, db: Database | None = None, *, tracing: Tracing | None = None
+) -> Services:
+    """Everything the server runs on; tracing as the `OTEL_*` environment says, unless
+    given."""
     db = db or Database(settings.resolved_database_url)
     db.before_commit.append(add_audit_row)
     cache_versions = versions.Versions(db)
@@ -138,6 +147,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
     providers.use_cache(cache_versions)
     hub = EventHub(db, poll_seconds=settings.sse_poll_seconds)
     events.on_commit(hub.publish)
+    events.on_commit(EventMetrics().observe)
     streamer = EventStreamer(
         db,
         hub,
@@ -234,6 +244,7 @@ def build_services(settings: Settings, db: Database | None = None) -> Services:
             events,
             {"max_active_jobs": active_jobs, "max_active_runs": workflows.active_runs},
         ),
+        tracing=tracing if tracing is not None else tracing_from_env(),
         # API keys first: they claim every `fab_…` token, the session verifier the rest.
         credential_verifiers=[api_keys.verify_credentials, auth.verify_credentials],
         sealed_tables=[OrgSecretTable(), WebhookSecretTable()],

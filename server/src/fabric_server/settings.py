@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".fabric")
     database_url: str | None = None
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["json", "text"] | None = Field(
+        default=None,
+        description="`json`: one JSON object per line (time, level, logger, message, request "
+        "and work context); `text`: plain lines. By default text, and json when "
+        "FABRIC_ENV=production.",
+    )
     shutdown_grace_seconds: float = Field(
         default=15.0,
         gt=0,
@@ -505,7 +511,7 @@ class Settings(BaseSettings):
         "holds the whole value).",
     )
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _log_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -565,6 +571,13 @@ class Settings(BaseSettings):
         if self.metrics_enabled is not None:
             return self.metrics_enabled
         return self.metrics_token is not None or self.is_dev
+
+    @property
+    def resolved_log_format(self) -> Literal["json", "text"]:
+        """The log format: as set, else json in production and text otherwise."""
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.env == "production" else "text"
 
     @property
     def is_dev(self) -> bool:

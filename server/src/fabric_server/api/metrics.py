@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fabric_server.api.deps import ServicesDep
 from fabric_server.errors import NotFound, Unauthorized
 from fabric_server.observability.metrics import CONTENT_TYPE, scrape
+from fabric_server.observability.state import gather
 
 router = APIRouter()
 
@@ -28,4 +29,5 @@ async def metrics(request: Request, services: ServicesDep) -> Response:
         expected = f"Bearer {token}"
         if not hmac.compare_digest(given.encode(), expected.encode()):
             raise Unauthorized("A valid metrics bearer token is required.")
-    return Response(scrape(), media_type=CONTENT_TYPE)
+    state = await gather(services.db, services.handlers)
+    return Response(scrape(state), media_type=CONTENT_TYPE)

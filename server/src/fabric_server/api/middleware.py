@@ -40,7 +40,7 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
 
         if scope["method"] in _BODY_METHODS and _declares_empty_body(headers):
-            scope = _with_json_object_body(scope)
+            _declare_json_object_body(scope)
             receive = _empty_object_receive(receive)
 
         started = False
@@ -81,12 +81,14 @@ def _declares_empty_body(headers: dict[bytes, bytes]) -> bool:
     return headers.get(b"content-length", b"0").strip() in (b"0", b"")
 
 
-def _with_json_object_body(scope: Scope) -> Scope:
+def _declare_json_object_body(scope: Scope) -> None:
+    """In place, not on a copy: the middleware outside this one reads the matched route
+    from this same scope once the app has answered (metrics and the access log)."""
     kept = [
         (k, v) for k, v in scope.get("headers", []) if k not in (b"content-length", b"content-type")
     ]
     kept += [(b"content-length", b"2"), (b"content-type", b"application/json")]
-    return {**scope, "headers": kept}
+    scope["headers"] = kept
 
 
 def _empty_object_receive(receive: Receive) -> Receive:

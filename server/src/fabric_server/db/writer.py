@@ -34,6 +34,7 @@ from sqlalchemy import Connection
 
 from fabric_server.db.database import Database, inside_write_transaction
 from fabric_server.observability.metrics import WRITER_BATCH
+from fabric_server.observability.tracing import carry_trace
 
 log = logging.getLogger("fabric_server.db")
 T = TypeVar("T")
@@ -109,7 +110,7 @@ class Writer:
         if inside_write_transaction():
             raise RuntimeError("a unit queued inside Database.write() would wait on its lock")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(unit, future))
+        self._queue.append(_Pending(carry_trace(unit), future))
         self._wake.set()
         if self._task is None or self._task.done():
             # A context of its own: the writer serves every caller, and carries none of their

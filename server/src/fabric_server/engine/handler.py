@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import abc
+import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import Database
 from fabric_server.db.models import WorkItem
 from fabric_server.engine.queue import LeaseLost, WorkQueue
+
+log = logging.getLogger("fabric_server.engine")
 
 
 class PermanentError(Exception):
@@ -45,20 +48,27 @@ class RetryingHandler(abc.ABC):
         back (same transaction as the hand-back)."""
 
     async def run(self, item: WorkItem) -> None:
+        log.debug("%s attempt %d of %d", item.kind, item.attempts, item.max_attempts)
         try:
             await self.execute(item)
         except LeaseLost:
             raise
         except PermanentError as exc:
+            log.info("%s failed for good: %s", item.kind, exc)
             await self.give_up(item, str(exc))
+            return
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             if item.attempts >= item.max_attempts:
+                log.warning("%s failed after %d attempts: %s", item.kind, item.attempts, error)
                 await self.give_up(item, error)
                 return
+            log.info("%s attempt %d failed, retried later: %s", item.kind, item.attempts, error)
             async with self.db.write() as session:
                 await self.on_retry(session, item, error)
                 await self.queue.retry_later(session, item, error)
+            return
+        log.debug("%s done", item.kind)
 
     async def give_up(self, item: WorkItem, error: str) -> None:
         async with self.db.write() as session:

@@ -34,6 +34,7 @@ from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.writer import Tx, Writer
 from fabric_server.engine.lanes import Candidate
 from fabric_server.engine.status import OPEN_WORK_STATUSES, WORK_TRANSITIONS, WorkStatus
+from fabric_server.observability.tracing import with_trace_context
 
 Clock = Callable[[], dt.datetime]
 WORK_CHANNEL = "fabric_work"
@@ -205,7 +206,7 @@ class WorkQueue:
                     "kind": kind,
                     "ref_id": ref_id,
                     "organization_id": organization_id,
-                    "payload": payload,
+                    "payload": with_trace_context(payload),
                     "priority": priority,
                     "status": WorkStatus.RUNNING if leased else WorkStatus.QUEUED,
                     "available_at": due,
@@ -322,7 +323,7 @@ class WorkQueue:
             kind=kind,
             ref_id=ref_id,
             organization_id=organization_id,
-            payload=payload or {},
+            payload=with_trace_context(payload or {}),
             priority=priority,
             max_attempts=max_attempts,
             available_at=now + dt.timedelta(seconds=delay_seconds),

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Collection
 
 from fabric_server.errors import RateLimited
+from fabric_server.observability.metrics import SSE_OPEN
 
 # A client refused for having too many streams open may try again once one of them ends.
 _RETRY_AFTER_SECONDS = 5
@@ -59,9 +60,11 @@ class OpenStreams:
         self.by_principal[principal_id] += 1
         for org_id in orgs:
             self.by_organization[org_id] += 1
+        SSE_OPEN.inc()
         return OpenStream(self, principal_id, orgs)
 
     def release(self, stream: OpenStream) -> None:
+        SSE_OPEN.dec()
         _decrement(self.by_principal, stream.principal_id)
         for org_id in stream.org_ids:
             _decrement(self.by_organization, org_id)

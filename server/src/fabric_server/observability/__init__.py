@@ -1,1 +1,1 @@
-"""Prometheus metrics: definitions, the scrape body and the HTTP middleware."""
+"""What operators see: Prometheus metrics, structured logs and OpenTelemetry traces."""

@@ -12,9 +12,14 @@ UNMATCHED = "unmatched"
 
 
 def route_template(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED
+    """The matched route's full path template. FastAPI keeps the route of a router included
+    in another router with its own path only (`/verify`); the full one (`/v1/auth/verify`)
+    is on the route context FastAPI records in the scope, used when present."""
+    context = (scope.get("fastapi") or {}).get("effective_route_context")
+    for path in (getattr(context, "path_format", None), getattr(scope.get("route"), "path", None)):
+        if isinstance(path, str):
+            return path
+    return UNMATCHED
 
 
 class MetricsMiddleware:

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.versions import ACCESS, SECRETS, VersionedCache, Versions
+from fabric_server.observability import calls
 from fabric_server.providers.base import (
     NO_CREDENTIALS,
     STREAMING_MODALITIES,
@@ -190,7 +191,7 @@ class ProviderRegistry:
                     dataclasses.replace(request, model=candidate.model), credentials
                 )
             except ProviderError as exc:
-                self._failed(candidate, exc, failures)
+                self._failed(candidate, exc, failures, started)
                 continue
             self.breaker.record_success(candidate.health_key)
             return self._execution(request, candidate, result, started, failures)
@@ -223,10 +224,11 @@ class ProviderRegistry:
                     yield item
             except ProviderError as exc:
                 if opened:
+                    _observe_failure(candidate, exc, started)
                     if exc.transient:
                         self.breaker.record_failure(candidate.health_key)
                     raise
-                self._failed(candidate, exc, failures)
+                self._failed(candidate, exc, failures, started)
                 continue
             if result is None:
                 raise RuntimeError(f"{candidate.provider.id} ended a stream without a result")
@@ -248,7 +250,7 @@ class ProviderRegistry:
             input_tokens=approximate_tokens(input_text(request.input)),
             output_tokens=approximate_tokens(text),
         )
-        return Execution(
+        execution = Execution(
             result=self._priced(
                 result,
                 self._providers[opened.provider_id],
@@ -258,6 +260,8 @@ class ProviderRegistry:
             tier=opened.tier,
             latency_ms=int((time.perf_counter() - opened.started) * 1000),
         )
+        _observe(execution, "interrupted")
+        return execution
 
     def _chain(
         self, request: ProviderRequest, tier: str | None, credentials: Credentials
@@ -275,9 +279,14 @@ class ProviderRegistry:
         return healthy[:1] + [c for c in healthy[1:] if c.provider.id != ECHO_ID]
 
     def _failed(
-        self, candidate: Candidate, exc: ProviderError, failures: list[ProviderError]
+        self,
+        candidate: Candidate,
+        exc: ProviderError,
+        failures: list[ProviderError],
+        started: float,
     ) -> None:
         """Note a failed attempt; re-raise it when routing may not try the next provider."""
+        _observe_failure(candidate, exc, started)
         if exc.transient:
             self.breaker.record_failure(candidate.health_key)
         if not exc.fallback:
@@ -306,13 +315,15 @@ class ProviderRegistry:
         failures: list[ProviderError],
     ) -> Execution:
         pinned = dataclasses.replace(request, model=candidate.model)
-        return Execution(
+        execution = Execution(
             result=self._priced(result, candidate.provider, pinned),
             modality=request.modality,
             tier=candidate.provider.tier,
             latency_ms=int((time.perf_counter() - started) * 1000),
             failed_attempts=tuple(_attempt(e) for e in failures),
         )
+        _observe(execution, calls.OK)
+        return execution
 
     def estimate(
         self, request: ProviderRequest, tier: str | None, credentials: Credentials
@@ -473,3 +484,21 @@ def _first(failures: list[ProviderError]) -> ProviderError:
 
 def _attempt(error: ProviderError) -> dict[str, Any]:
     return {"provider_id": error.provider_id, "code": error.code, "message": error.message}
+
+
+def _observe(execution: Execution, outcome: str) -> None:
+    result = execution.result
+    calls.provider_call(
+        result.provider_id,
+        result.model,
+        outcome,
+        execution.latency_ms / 1000,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        cost_usd=result.cost_usd,
+    )
+
+
+def _observe_failure(candidate: Candidate, exc: ProviderError, started: float) -> None:
+    seconds = time.perf_counter() - started
+    calls.provider_call(candidate.provider.id, candidate.model, exc.code, seconds)

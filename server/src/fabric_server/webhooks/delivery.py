@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpcore
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.database import Database
+from fabric_server.db.database import Database, after_commit
 from fabric_server.db.models import WorkItem
 from fabric_server.db.types import utcnow
 from fabric_server.engine.handler import RetryingHandler
@@ -27,6 +27,7 @@ from fabric_server.engine.queue import WorkQueue
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.net.guard import BlockedAddress
 from fabric_server.net.http import OutboundClient
+from fabric_server.observability import calls
 from fabric_server.secrets.crypto import MasterKey, SecretUnreadable
 from fabric_server.webhooks import repository
 from fabric_server.webhooks.dispatcher import DELIVER_KIND, DELIVER_MAX_CLAIMS
@@ -217,6 +218,9 @@ class DeliveryHandler(RetryingHandler):
         attempt.completed_at = now
         delivery.attempts = number
         delivery.updated_at = now
+        settled = "succeeded" if outcome.ok else "failed" if final else "retrying"
+        seconds = outcome.latency_ms / 1000
+        after_commit(session, lambda: calls.webhook_attempt(settled, number, seconds))
         if outcome.ok:
             attempt.status = delivery.status = "succeeded"
             delivery.next_retry_at = None
