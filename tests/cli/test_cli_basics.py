@@ -112,6 +112,9 @@ def test_workflows_apply_is_idempotent(fabric: Fabric, tmp_path: Path, output: s
         assert name in result.out
     exported = fabric("workflows", "export", name)
     assert yaml.safe_load(exported.out)["description"] == "Explain a topic"
+    as_json = fabric("-o", "json", "workflows", "export", name).json()
+    assert as_json == yaml.safe_load(exported.out)
+    assert fabric("workflows", "export", name, "--format", "json").json() == as_json
 
 
 def test_the_sdk_import_does_not_load_the_cli() -> None:
