@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 import yaml
+
+from fabric_platform.cli.main import cli
 
 from .conftest import Fabric
 
@@ -121,3 +125,33 @@ def test_the_sdk_import_does_not_load_the_cli() -> None:
     code = "import sys, fabric_platform; print('fabric_platform.cli' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_command_takes_every_output_format() -> None:
+    # `completion` prints a shell script, the one output with a single form.
+    def leaves(group: click.Group, prefix: str) -> Iterator[tuple[str, click.Command]]:
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from leaves(command, f"{prefix}{name} ")
+            else:
+                yield f"{prefix}{name}", command
+
+    missing = []
+    for name, command in leaves(cli, ""):
+        formats = [
+            p for p in command.params if isinstance(p, click.Option) and "--output" in p.opts
+        ]
+        if name != "completion" and not formats:
+            missing.append(name)
+    assert not missing, f"commands without --output: {missing}"
+
+
+@pytest.mark.parametrize("output", ["table", "json", "yaml"])
+def test_orgs_in_every_format(fabric: Fabric, output: str) -> None:
+    listed = fabric("-o", output, "orgs", "list")
+    assert listed.code == 0, listed.err
+    org_id = fabric("-o", "json", "orgs", "list").json()[0]["id"]
+    assert org_id in listed.out
+    used = fabric("-o", output, "orgs", "use", org_id)
+    assert used.code == 0, used.err
+    assert org_id in used.out
