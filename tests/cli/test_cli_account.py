@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
+import subprocess
+import sys
+import time
+from typing import Any
+from urllib.parse import unquote
 
+import httpx
 import pytest
+import yaml
 
-from fabric_platform import FabricClient
+from fabric_platform import FabricAuthError, FabricClient
 
 from .conftest import Fabric
 
 FORMATS = ["table", "json", "yaml"]
+CLI = [sys.executable, "-m", "fabric_platform.cli.main"]
 
 
 def test_password_login_whoami_and_logout(fabric: Fabric) -> None:
@@ -51,8 +60,18 @@ def test_password_login_whoami_and_logout(fabric: Fabric) -> None:
     used = fabric("--profile", "me", "orgs", "use", orgs[0]["id"])
     assert used.code == 0, used.err
     assert json.loads(path.read_text())["me"]["organization_id"] == orgs[0]["id"]
-    assert fabric("--profile", "me", "logout").out.strip() == "Logged out of profile 'me'."
+    session_token = json.loads(path.read_text())["me"]["access_token"]
+    logged_out = fabric("--profile", "me", "logout")
+    assert logged_out.out.strip() == (
+        "Logged out of profile 'me'; the session is ended on the server."
+    )
     assert "me" not in json.loads(path.read_text())
+    # The server ended the session: its token no longer works anywhere.
+    with (
+        FabricClient(base_url=fabric.base_url, api_key=session_token) as client,
+        pytest.raises(FabricAuthError),
+    ):
+        client.get_me()
 
     wrong = fabric("login", "--email", "cli-user@example.com", stdin="wrong password\n")
     assert wrong.code == 3
@@ -110,3 +129,69 @@ def test_completion_scripts(fabric: Fabric) -> None:
     assert "_fabric_completion" in fabric("completion", "bash").out
     assert "#compdef fabric" in fabric("completion", "zsh").out
     assert "complete" in fabric("completion", "fish").out
+
+
+@pytest.mark.parametrize("output", ["json", "yaml"])
+def test_login_and_logout_speak_every_format(fabric: Fabric, output: str) -> None:
+    email = f"formats-{output}@example.com"
+    with FabricClient(base_url=fabric.base_url) as client:
+        client.signup(email, "correct horse battery")
+    logged = fabric("-o", output, "login", "--email", email, stdin="correct horse battery\n")
+    assert logged.code == 0, logged.err
+    shown = _parse(logged.out, output)
+    assert shown["profile"] == "default"
+    assert shown["me"]["email"] == email
+    ended = _parse(fabric("-o", output, "logout").out, output)
+    assert ended == {"profile": "default", "removed": True, "session_ended": True}
+    again = _parse(fabric("-o", output, "logout").out, output)
+    assert again == {"profile": "default", "removed": False, "session_ended": False}
+
+
+def test_an_api_key_profile_is_forgotten_and_the_key_kept(fabric: Fabric) -> None:
+    with FabricClient(base_url=fabric.base_url) as client:
+        key = client.create_api_key("cli-logout")["key"]
+    assert fabric("login", "--api-key", key).code == 0
+    out = fabric("logout").out
+    assert "Its API key stays valid" in out
+    with FabricClient(base_url=fabric.base_url, api_key=key) as client:
+        assert client.get_me()
+
+
+def test_magic_link_login(fabric: Fabric) -> None:
+    email = "magic-cli@example.com"
+    with FabricClient(base_url=fabric.base_url) as client:
+        client.signup(email, "correct horse battery")
+    process = subprocess.Popen(
+        [*CLI, "-o", "json", "login", "--magic-link", "--email", email],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=fabric.env(),
+    )
+    try:
+        token = _mailed_token(fabric.base_url, email, "/v1/auth/magic-link/verify")
+        out, err = process.communicate(token + "\n", timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert json.loads(out)["me"]["email"] == email
+    me = fabric("-o", "json", "whoami").json()
+    assert me["email"] == email
+
+
+def _mailed_token(base_url: str, email: str, path: str) -> str:
+    """The token of the newest link to `path` mailed to `email` (the dev outbox)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        mails = httpx.get(f"{base_url}/v1/dev/outbox", params={"to": email}).json()["data"]
+        for mail in mails:
+            found = re.search(rf"{re.escape(path)}\?token=([^\s&]+)", mail["body"])
+            if found:
+                return unquote(found.group(1))
+        time.sleep(0.05)
+    raise AssertionError(f"no mail with a link to {path} reached {email}")
+
+
+def _parse(text: str, output: str) -> Any:
+    return json.loads(text) if output == "json" else yaml.safe_load(text)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 import yaml
+
+from fabric_platform.cli.main import cli
 
 from .conftest import Fabric
 
@@ -112,9 +116,42 @@ def test_workflows_apply_is_idempotent(fabric: Fabric, tmp_path: Path, output: s
         assert name in result.out
     exported = fabric("workflows", "export", name)
     assert yaml.safe_load(exported.out)["description"] == "Explain a topic"
+    as_json = fabric("-o", "json", "workflows", "export", name).json()
+    assert as_json == yaml.safe_load(exported.out)
+    assert fabric("workflows", "export", name, "--format", "json").json() == as_json
 
 
 def test_the_sdk_import_does_not_load_the_cli() -> None:
     code = "import sys, fabric_platform; print('fabric_platform.cli' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_command_takes_every_output_format() -> None:
+    # `completion` prints a shell script, the one output with a single form.
+    def leaves(group: click.Group, prefix: str) -> Iterator[tuple[str, click.Command]]:
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from leaves(command, f"{prefix}{name} ")
+            else:
+                yield f"{prefix}{name}", command
+
+    missing = []
+    for name, command in leaves(cli, ""):
+        formats = [
+            p for p in command.params if isinstance(p, click.Option) and "--output" in p.opts
+        ]
+        if name != "completion" and not formats:
+            missing.append(name)
+    assert not missing, f"commands without --output: {missing}"
+
+
+@pytest.mark.parametrize("output", ["table", "json", "yaml"])
+def test_orgs_in_every_format(fabric: Fabric, output: str) -> None:
+    listed = fabric("-o", output, "orgs", "list")
+    assert listed.code == 0, listed.err
+    org_id = fabric("-o", "json", "orgs", "list").json()[0]["id"]
+    assert org_id in listed.out
+    used = fabric("-o", output, "orgs", "use", org_id)
+    assert used.code == 0, used.err
+    assert org_id in used.out

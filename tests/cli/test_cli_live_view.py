@@ -24,9 +24,14 @@ name: cli-live
 nodes:
   - key: review
     operation: workflow.approval
+  - key: settle
+    operation: workflow.delay
+    depends_on: [review]
+    config:
+      seconds: 3
   - key: write_up
     operation: ai.generate
-    depends_on: [review]
+    depends_on: [settle]
     config:
       prompt_template: "Live {{context.topic}}"
 """
@@ -55,6 +60,18 @@ def wait_screen(tmux: Callable[..., str], wanted: str) -> str:
         time.sleep(0.05)
 
 
+def wait_line(tmux: Callable[..., str], *words: str) -> str:
+    """The first screen line holding every one of `words`, once one does."""
+    deadline = time.monotonic() + 30
+    while True:
+        screen = tmux("capture-pane", "-p", "-t", "live")
+        for line in screen.splitlines():
+            if all(word in line for word in words):
+                return line
+        assert time.monotonic() < deadline, screen
+        time.sleep(0.05)
+
+
 def test_follow_shows_node_states_and_the_final_run(
     fabric: Fabric, tmp_path: Path, tmux: Callable[..., str]
 ) -> None:
@@ -74,6 +91,13 @@ def test_follow_shows_node_states_and_the_final_run(
     assert "waiting" in wait_screen(tmux, "waiting")
     run_id = waiting.split("run ", 1)[1].split()[0]
     assert fabric("runs", "approve", run_id, "review").code == 0
+    # While a node runs, its line carries a progress bar that moves.
+    line = wait_line(tmux, "settle", "running")
+    assert "[" in line
+    assert "]" in line
+    bar = line[line.index("[") : line.index("]") + 1]
+    assert set(bar[1:-1]) <= {"#", "."}
+    assert len(bar) == 22
 
     screen = wait_screen(tmux, "EXIT=")
     assert "EXIT=0" in screen

@@ -6,9 +6,15 @@ from typing import Any, Optional
 
 import click
 
-from .. import FabricClient
+from .. import FabricAuthError, FabricClient
 from .app import OUTPUT_OPTION, App, fmt, pass_app
-from .config import credentials_path, remove_profile, session_values, update_profile
+from .config import (
+    credentials_path,
+    load_all,
+    remove_profile,
+    session_values,
+    update_profile,
+)
 from .output import emit
 
 
@@ -37,14 +43,14 @@ def login(
             access_expires_at=None,
         )
     else:
-        email = email or click.prompt("Email")
+        email = email or click.prompt("Email", err=True)
         with FabricClient(base_url=s.base_url) as client:
             if magic_link:
                 client.magic_link(email)
-                token = click.prompt("Token from the emailed link", hide_input=True)
+                token = click.prompt("Token from the emailed link", hide_input=True, err=True)
                 auth: Any = client.verify_magic_link(token)
             else:
-                password = click.prompt("Password", hide_input=True)
+                password = click.prompt("Password", hide_input=True, err=True)
                 auth = client.login(email, password)
             me = client.get_me()
         update_profile(s.profile, base_url=s.base_url, **session_values(auth))
@@ -56,10 +62,32 @@ def login(
 @OUTPUT_OPTION
 @pass_app
 def logout(app: App, output: Optional[str]) -> None:
-    """Forget the profile's stored credentials."""
-    removed = remove_profile(app.settings.profile)
-    text = f"Logged out of profile {app.settings.profile!r}." if removed else "Not logged in."
-    emit({"profile": app.settings.profile, "removed": removed}, fmt(app, output), text=text)
+    """End the profile's login session on the server and forget its credentials.
+
+    A profile holding an API key is only forgotten here: the key stays valid until it is
+    disabled (`fabric keys disable`)."""
+    profile = app.settings.profile
+    stored = load_all().get(profile, {})
+    session_ended = False
+    if stored.get("access_token") or stored.get("refresh_token"):
+        try:
+            # A session that expired is renewed first, so that it is the one revoked.
+            app.client().logout()
+            session_ended = True
+        except FabricAuthError:
+            session_ended = True  # the server had ended it already
+    removed = remove_profile(profile)
+    if not removed:
+        text = "Not logged in."
+    elif session_ended:
+        text = f"Logged out of profile {profile!r}; the session is ended on the server."
+    else:
+        text = (
+            f"Logged out of profile {profile!r}. Its API key stays valid: disable it with "
+            "`fabric keys disable` if it should stop working."
+        )
+    result = {"profile": profile, "removed": removed, "session_ended": session_ended}
+    emit(result, fmt(app, output), text=text)
 
 
 @click.command()

@@ -8,7 +8,10 @@ from typing import Any, Optional, Tuple
 import click
 from click.shell_completion import get_completion_class
 
+from .._events import EVENTS_PATH, _stream_params
 from .app import OUTPUT_OPTION, App, fmt, pass_app
+
+_KEEP_RECONNECTING = 1_000_000
 
 
 @click.group()
@@ -38,7 +41,10 @@ def tail(
     if run_id:
         stream = client.stream_run_events(run_id)
     else:
-        stream = client.stream_events(kinds=list(kinds) or None)
+        # A tail outlasts a server restart of any length: it keeps reconnecting (backoff up
+        # to 8 s) and resumes after the last event it printed (Last-Event-ID).
+        params = _stream_params(False, list(kinds) or None, None)
+        stream = client._stream(EVENTS_PATH, params, max_failures=_KEEP_RECONNECTING)
     form = fmt(app, output)
     count = 0
     with stream:

@@ -84,7 +84,7 @@ def secrets() -> None:
 def set_(app: App, name: str, output: Optional[str]) -> None:
     """Store the secret NAME; its value is read from stdin, or prompted for on a terminal."""
     if sys.stdin.isatty():
-        value = click.prompt("Value", hide_input=True, confirmation_prompt=True)
+        value = click.prompt("Value", hide_input=True, confirmation_prompt=True, err=True)
     else:
         value = sys.stdin.read().rstrip("\n")
     if not value:

@@ -138,14 +138,22 @@ def get(app: App, name: str, output: Optional[str]) -> None:
     emit(_get(app, name), fmt(app, output), [*COLUMNS, "description"])
 
 
-@workflows.command("export")
+@workflows.command(
+    "export",
+    epilog="\b\nExamples:\n  fabric workflows export triage > triage.yaml\n"
+    "  fabric -o json workflows export triage > triage.json",
+)
 @click.argument("name")
-@click.option("--format", "form", type=click.Choice(["yaml", "json"]), default="yaml")
+@click.option(
+    "--format", "form", type=click.Choice(["yaml", "json"]), help="Same as --output (yaml, json)."
+)
+@OUTPUT_OPTION
 @pass_app
-def export(app: App, name: str, form: str) -> None:
-    """Print a definition in the form `workflows apply` reads."""
+def export(app: App, name: str, form: Optional[str], output: Optional[str]) -> None:
+    """Print a definition in the form `workflows apply` reads (YAML unless JSON is asked)."""
     data = _comparable(_get(app, name))
-    emit(data, form)
+    chosen = form or fmt(app, output)
+    emit(data, chosen if chosen in ("yaml", "json") else "yaml")
 
 
 def register(group: click.Group) -> None:
