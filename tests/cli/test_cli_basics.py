@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import pytest
 import yaml
 
+from fabric_platform.cli.examples import leaves
 from fabric_platform.cli.main import cli
 
 from .conftest import Fabric
@@ -129,15 +129,8 @@ def test_the_sdk_import_does_not_load_the_cli() -> None:
 
 def test_every_command_takes_every_output_format() -> None:
     # `completion` prints a shell script, the one output with a single form.
-    def leaves(group: click.Group, prefix: str) -> Iterator[tuple[str, click.Command]]:
-        for name, command in group.commands.items():
-            if isinstance(command, click.Group):
-                yield from leaves(command, f"{prefix}{name} ")
-            else:
-                yield f"{prefix}{name}", command
-
     missing = []
-    for name, command in leaves(cli, ""):
+    for name, command in leaves(cli):
         formats = [
             p for p in command.params if isinstance(p, click.Option) and "--output" in p.opts
         ]
@@ -155,3 +148,10 @@ def test_orgs_in_every_format(fabric: Fabric, output: str) -> None:
     used = fabric("-o", output, "orgs", "use", org_id)
     assert used.code == 0, used.err
     assert org_id in used.out
+
+
+def test_every_command_shows_examples_in_its_help(fabric: Fabric) -> None:
+    for name, _ in leaves(cli):
+        shown = fabric(*name.split(), "--help")
+        assert shown.code == 0, shown.err
+        assert "Example" in shown.out, f"fabric {name} --help shows no example"

@@ -29,6 +29,7 @@ from . import (
 )
 from .app import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_SERVER, EXIT_USAGE, App
 from .config import resolve
+from .examples import add_examples
 
 EPILOG = """\b
 Exit codes: 0 success, 1 a failed run/job (--wait/--follow), 2 usage error,
@@ -74,6 +75,7 @@ def cli(
 
 for _module in (auth_cmds, jobs_cmds, workflows_cmds, runs_cmds, events_cmds, keys_cmds, org_cmds):
     _module.register(cli)
+add_examples(cli)
 
 
 def exit_code(error: FabricError) -> int:
