@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
 from types import SimpleNamespace
 
+import pytest
+
 from fabric_server.jobs.service import JOB_WORK_KIND
-from fabric_server.observability.logs import _REF_FIELD, JsonFormatter, bind_work, redact
+from fabric_server.observability.logs import (
+    _REF_FIELD,
+    JsonFormatter,
+    bind_work,
+    configure_logging,
+    redact,
+)
 from fabric_server.webhooks.dispatcher import DELIVER_KIND
 from fabric_server.workflows.effects import (
     NODE_TIMEOUT_KIND,
@@ -90,3 +99,19 @@ async def test_work_items_bind_their_ids() -> None:
 def test_every_work_kind_names_its_reference() -> None:
     kinds = {JOB_WORK_KIND, DELIVER_KIND, NODE_TIMEOUT_KIND, NODE_WORK_KIND}
     assert kinds | {RUN_CANCEL_KIND, RUN_START_KIND} == set(_REF_FIELD)
+
+
+def test_lines_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging("info", "text")
+    try:
+        monkeypatch.setattr(sys, "stderr", second)
+        first.close()  # the stream of the moment the handler was made is gone
+        logging.getLogger("fabric_server.test").info("still logged")
+        assert "still logged" in second.getvalue()
+    finally:
+        root.handlers[:] = before
+        root.setLevel(level)

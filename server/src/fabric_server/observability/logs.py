@@ -181,7 +181,22 @@ class TextFormatter(logging.Formatter):
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The handler `configure_logging` installs (found again and replaced on a second call)."""
+    """The handler `configure_logging` installs (found again and replaced on a second call).
+
+    It writes to whatever `sys.stderr` is when a line is logged, not the stream of the
+    moment it was made: a harness (or a daemon manager) may swap stderr, and a line must
+    never go to a stream that was closed meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """Ignored: the stream is always the current stderr."""
 
 
 def configure_logging(level: str, fmt: Literal["json", "text"]) -> None:
@@ -189,7 +204,7 @@ def configure_logging(level: str, fmt: Literal["json", "text"]) -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(handler)
-    handler = _Handler(sys.stderr)
+    handler = _Handler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(handler)
     numeric = logging.getLevelName(level.upper())
