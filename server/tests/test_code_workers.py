@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from metrics_helpers import scrape
 from server_helpers import assert_error, eventually
 from tenancy_helpers import create_org, events_of, verified_user
 from workflow_helpers import app_client, define, event_kinds, node, run_log, start, wait_for_run
@@ -466,3 +467,23 @@ async def test_registering_needs_the_worker_execute_scope(
     body = {"name": "w", "operations": [{"name": OP}]}
     headers = {"authorization": f"Bearer {key['key']}"}
     assert_error(await client.post("/v1/workers", json=body, headers=headers), 403, "forbidden")
+
+
+async def test_tasks_are_counted_with_how_long_they_waited_for_a_worker(
+    api: tuple[httpx.AsyncClient, Services],
+) -> None:
+    client, _ = api
+    before = await scrape(client)
+    worker = await register(client)
+    await start_doubling(client)
+    (task,) = await poll(client, worker)
+    ok(await complete(client, worker, task, {"doubled": 42}))
+    after = await scrape(client)
+
+    def grew(name: str, **labels: str) -> float:
+        was = before.value(name, **labels) if before.has(name, **labels) else 0.0
+        return after.value(name, **labels) - was
+
+    assert grew("fabric_worker_tasks_total", operation=OP, event="dispatched") == 1
+    assert grew("fabric_worker_tasks_total", operation=OP, event="claimed") == 1
+    assert grew("fabric_worker_task_wait_seconds_count", operation=OP) == 1

@@ -46,6 +46,7 @@ class EventMetrics:
         self.jobs = _Starts(limit)
         self.runs = _Starts(limit)
         self.nodes = _Starts(limit)
+        self.tasks = _Starts(limit)
         self._handlers: dict[str, Callable[[LogEvent], None]] = {
             "job.started": self._job_started,
             "job.completed": self._job_finished,
@@ -57,6 +58,8 @@ class EventMetrics:
             "workflow.node.started": self._node_started,
             "workflow.node.completed": self._node_finished,
             "workflow.node.failed": self._node_finished,
+            "workflow.node.dispatched": self._task_dispatched,
+            "workflow.node.claimed": self._task_claimed,
             "schedule.fired": self._schedule,
             "schedule.skipped": self._schedule,
         }
@@ -103,6 +106,22 @@ class EventMetrics:
         if started is not None:
             seconds = _seconds(started[1], event.created_at)
             m.NODE_DURATION.labels(operation, outcome).observe(seconds)
+
+    def _task_dispatched(self, event: LogEvent) -> None:
+        operation = m.OPERATIONS(event.payload.get("operation"))
+        m.WORKER_TASKS.labels(operation, "dispatched").inc()
+        key = (event.run_id, event.node_key, event.payload.get("attempt"))
+        self.tasks.remember(key, operation, event.created_at)
+
+    def _task_claimed(self, event: LogEvent) -> None:
+        operation = m.OPERATIONS(event.payload.get("operation"))
+        m.WORKER_TASKS.labels(operation, "claimed").inc()
+        # The first claim of a node attempt: a task taken again after its worker died
+        # is counted, without a second wait.
+        dispatched = self.tasks.forget((event.run_id, event.node_key, event.payload.get("attempt")))
+        if dispatched is not None:
+            waited = _seconds(dispatched[1], event.created_at)
+            m.WORKER_TASK_WAIT.labels(operation).observe(waited)
 
     def _schedule(self, event: LogEvent) -> None:
         trigger = "manual" if event.payload.get("trigger") == "manual" else "cron"

@@ -124,6 +124,17 @@ WEBHOOK_LATENCY = Histogram(
     "Time for a webhook receiver to answer one delivery attempt.",
     ["outcome"],
 )
+WORKER_TASKS = Counter(
+    "fabric_worker_tasks_total",
+    "Code workers' tasks by operation and event (dispatched: queued for a worker; "
+    "claimed: a worker took it).",
+    ["operation", "event"],
+)
+WORKER_TASK_WAIT = Histogram(
+    "fabric_worker_task_wait_seconds",
+    "Time from a task being queued to a code worker taking it, by operation.",
+    ["operation"],
+)
 SSE_OPEN = Gauge(
     "fabric_sse_open_streams",
     "Server-sent event streams open now.",
