@@ -25,6 +25,7 @@ from . import (
     keys_cmds,
     org_cmds,
     runs_cmds,
+    workers_cmds,
     workflows_cmds,
 )
 from .app import EXIT_AUTH, EXIT_NOT_FOUND, EXIT_SERVER, EXIT_USAGE, App
@@ -73,7 +74,16 @@ def cli(
     ctx.call_on_close(app.close)
 
 
-for _module in (auth_cmds, jobs_cmds, workflows_cmds, runs_cmds, events_cmds, keys_cmds, org_cmds):
+for _module in (
+    auth_cmds,
+    jobs_cmds,
+    workflows_cmds,
+    runs_cmds,
+    events_cmds,
+    keys_cmds,
+    org_cmds,
+    workers_cmds,
+):
     _module.register(cli)
 add_examples(cli)
 
