@@ -88,7 +88,7 @@ async def sleepy(inputs, step):
 
 @worker.operation("acme.block")
 def block(inputs, step):
-    name = inputs["name"]
+    name = step.config["name"]
     mark("started-" + name + "-" + str(os.getpid()))
     if not wait_for_release(step, name):
         return {"cancelled": True}
@@ -97,7 +97,7 @@ def block(inputs, step):
 
 @worker.operation("acme.ablock")
 async def ablock(inputs, step):
-    name = inputs["name"]
+    name = step.config["name"]
     mark("started-" + name + "-" + str(os.getpid()))
     try:
         while not (MARKERS / ("release-" + name)).exists():
@@ -326,7 +326,7 @@ def test_cancelling_the_run_reaches_the_running_function(
     workers.start("w1")
     wait_online(fabric, "w1")
     run_id = start_run(
-        fabric, "cancel-me", [{"key": "b", "operation": operation, "inputs": {"name": "c"}}]
+        fabric, "cancel-me", [{"key": "b", "operation": operation, "config": {"name": "c"}}]
     )
     wait_until(lambda: workers.started("c"), "the function to start")
 
@@ -344,7 +344,7 @@ def test_a_fan_out_spreads_over_two_workers(fabric: FabricClient, workers: Worke
     wait_online(fabric, "w1")
     wait_online(fabric, "w2")
     # acme.block runs one task at a time per worker: two at once need both workers.
-    nodes = [{"key": key, "operation": "acme.block", "inputs": {"name": key}} for key in ("a", "b")]
+    nodes = [{"key": key, "operation": "acme.block", "config": {"name": key}} for key in ("a", "b")]
     run_id = start_run(fabric, "fan-out", nodes)
     wait_until(lambda: workers.started("a") and workers.started("b"), "both tasks to start")
     pids = {workers.started(key)[0].read_text() for key in ("a", "b")}
@@ -362,7 +362,7 @@ def test_sigterm_lets_the_running_task_finish_then_deregisters(
     process = workers.start("w1")
     worker = wait_online(fabric, "w1")
     run_id = start_run(
-        fabric, "drain", [{"key": "d", "operation": "acme.block", "inputs": {"name": "d"}}]
+        fabric, "drain", [{"key": "d", "operation": "acme.block", "config": {"name": "d"}}]
     )
     wait_until(lambda: workers.started("d"), "the task to start")
 
@@ -382,7 +382,7 @@ def test_a_killed_worker_s_task_completes_once_elsewhere(
     doomed = workers.start("doomed")
     wait_online(fabric, "doomed")
     run_id = start_run(
-        fabric, "survive", [{"key": "k", "operation": "acme.block", "inputs": {"name": "k"}}]
+        fabric, "survive", [{"key": "k", "operation": "acme.block", "config": {"name": "k"}}]
     )
     (first,) = wait_until(lambda: workers.started("k"), "the task to start on the doomed one")
     assert first.read_text() == str(doomed.pid)
