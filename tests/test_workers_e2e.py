@@ -38,7 +38,10 @@ worker = Worker(poll_wait_seconds=2, shutdown_grace=20)
 
 
 def mark(name):
-    (MARKERS / name).write_text(str(os.getpid()))
+    # Whole or not at all: the test may read the marker the moment it appears.
+    partial = MARKERS / (".partial-" + name)
+    partial.write_text(str(os.getpid()))
+    os.replace(partial, MARKERS / name)
 
 
 def wait_for_release(step, name):
