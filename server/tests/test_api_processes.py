@@ -11,6 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 from server_helpers import ServerProcess
+from sqlalchemy import func, select
+
+from fabric_server.app import start
+from fabric_server.db.models import Organization
+from fabric_server.services import build_services
+from fabric_server.settings import DEFAULT_ORGANIZATION_ID
+from fabric_server.testing import fast_settings
 
 JOB = {"modality": "text", "input": {"prompt": "hi"}}
 
@@ -46,4 +53,30 @@ async def test_two_api_processes_serve_one_port(two_processes: ServerProcess) ->
 
     two_processes.process.send_signal(signal.SIGTERM)
     assert two_processes.process.wait(timeout=30) == 0
-    assert "Traceback" not in two_processes.logs()
+    logs = two_processes.logs()
+    if "Traceback" in logs:
+        at = logs.index("Traceback")
+        raise AssertionError(logs[max(0, at - 2000) : at + 6000])
+
+
+async def test_processes_starting_together_seed_the_dev_data_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    # Two API processes start at once on one database: both must come up (the dev seed
+    # checks then inserts, so they take turns).
+    if database_url.startswith("sqlite"):
+        pytest.skip("several API processes are for PostgreSQL; SQLite has one")
+    settings = fast_settings(database_url, tmp_path)
+    first, second = build_services(settings), build_services(settings)
+    try:
+        await asyncio.gather(start(first), start(second))
+        async with first.db.read() as session:
+            orgs = await session.scalar(
+                select(func.count())
+                .select_from(Organization)
+                .where(Organization.id == DEFAULT_ORGANIZATION_ID)
+            )
+        assert orgs == 1
+    finally:
+        await first.db.dispose()
+        await second.db.dispose()

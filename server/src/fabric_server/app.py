@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from fabric_server import __version__
 from fabric_server.access import key_routes as api_key_routes
@@ -53,6 +54,10 @@ from fabric_server.workflows import runs_routes as workflow_run_routes
 log = logging.getLogger("fabric_server")
 
 
+# The advisory lock taken while the dev seed is written (any constant of our own).
+_DEV_SEED_LOCK_KEY = 0x0FAB_5EED
+
+
 async def start(services: Services) -> None:
     """Prepare the database: migrations, and the dev seed in dev mode."""
     settings = services.settings
@@ -64,6 +69,12 @@ async def start(services: Services) -> None:
     services.auth.start()
     if settings.is_dev:
         async with services.db.write() as session:
+            if not services.db.is_sqlite:
+                # API processes starting together seed one at a time (each checks, then
+                # inserts what is missing): the second finds the first's rows.
+                await session.execute(
+                    text("SELECT pg_advisory_xact_lock(:k)"), {"k": _DEV_SEED_LOCK_KEY}
+                )
             await seed_dev(session)
             await seed_sample_galleries(session)
         log.warning(
