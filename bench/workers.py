@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 from _harness import dialects, percentile, server
-from workflows import define, run_once
+from workflows import define, run_once, throughput
 
 HERE = Path(__file__).resolve().parent
 
@@ -75,21 +75,9 @@ def _wait_online(base: str, count: int) -> None:
     raise RuntimeError("the workers did not come online")
 
 
-async def throughput(base: str, wf_id: str, runs: int, submitters: int) -> float:
+async def transitions(base: str, wf_id: str, runs: int, submitters: int) -> float:
     """Node transitions per second (10 per run)."""
-    limits = httpx.Limits(max_connections=submitters * 2)
-    async with httpx.AsyncClient(base_url=base, timeout=300, limits=limits) as client:
-        remaining = runs
-
-        async def submitter() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                await run_once(client, wf_id)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(submitter() for _ in range(submitters)))
-        return runs * 10 / (time.perf_counter() - started)
+    return 10 * await throughput(base, wf_id, runs, submitters)
 
 
 async def node_times(base: str, wf_id: str, samples: int) -> list[float]:
@@ -131,8 +119,8 @@ def main() -> None:
                     one_coded = await define(
                         client, "bench-1-worker", [{"key": "n", "type": "bench.noop"}]
                     )
-                base_rate = await throughput(base, builtin, args.runs, args.submitters)
-                rate = await throughput(base, coded, args.runs, args.submitters)
+                base_rate = await transitions(base, builtin, args.runs, args.submitters)
+                rate = await transitions(base, coded, args.runs, args.submitters)
                 base_times = await node_times(base, one_builtin, args.latency_samples)
                 times = await node_times(base, one_coded, args.latency_samples)
                 return base_rate, rate, base_times, times

@@ -291,7 +291,7 @@ class TaskBoard:
         late = []
         for row in kept:
             if row["id"] not in wanted:
-                _finish(tx, row, WorkStatus.CANCELLED)
+                self._finish(tx, row, WorkStatus.CANCELLED)
                 stop.append(row["id"])
                 continue
             limit = float(row["payload"].get("timeout_seconds") or 0)
@@ -370,7 +370,7 @@ class TaskBoard:
             or node is None
             or not machine.owns_attempt(loaded.run, node, int(task["node_attempt"]))
         ):
-            _finish(tx, row, WorkStatus.CANCELLED)
+            self._finish(tx, row, WorkStatus.CANCELLED)
             return "cancelled"
         step = self._decide(loaded, node, report, final)
         self.core.apply(tx, loaded, [step], pool)
@@ -389,7 +389,7 @@ class TaskBoard:
                     "task_id": task_id,
                 },
             )
-        _finish(tx, row, WorkStatus.DONE if report.output is not None else WorkStatus.FAILED)
+        self._finish(tx, row, WorkStatus.DONE if report.output is not None else WorkStatus.FAILED)
         return "recorded"
 
     def _decide(self, loaded: Loaded, node: NodeSnapshot, report: Report, final: bool) -> Step:
@@ -417,6 +417,11 @@ class TaskBoard:
             retry_delay=self.queue.retry.delay(node.attempts),
             now=now,
         )
+
+    def _finish(self, tx: Tx, row: Mapping[str, Any], status: WorkStatus) -> None:
+        """Finish a task this unit found held (the queue's lease-guarded finish)."""
+        held = WorkItem(id=row["id"], lease_owner=row["lease_owner"], attempts=row["attempts"])
+        self.queue.finish_in(tx, held, status=status)
 
     # -- releasing ---------------------------------------------------------------------------
 
@@ -511,19 +516,6 @@ def _held(
     if row["status"] != WorkStatus.RUNNING or not ours:
         return None, "lost"
     return row, "recorded"
-
-
-def _finish(tx: Tx, row: Mapping[str, Any], status: WorkStatus) -> None:
-    tx.conn.execute(
-        update(ITEMS)
-        .where(
-            ITEMS.c.id == row["id"],
-            ITEMS.c.lease_owner == row["lease_owner"],
-            ITEMS.c.attempts == row["attempts"],
-            ITEMS.c.status == WorkStatus.RUNNING,
-        )
-        .values(status=status, lease_owner=None, lease_expires_at=None, updated_at=utcnow())
-    )
 
 
 def _node(loaded: Loaded | None, key: str) -> NodeSnapshot | None:
