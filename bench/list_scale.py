@@ -33,7 +33,7 @@ from _proc import fabric_server
 from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from fabric_server.db.models import Job
+from fabric_server.jobs.models import Job
 from fabric_server.paging import encode_cursor
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 

@@ -9,7 +9,7 @@ import httpx
 from auth_helpers import bearer, outbox, signup, token_in
 from sqlalchemy import select
 
-from fabric_server.db.models import Event
+from fabric_server.events.models import Event
 from fabric_server.services import Services
 
 

@@ -14,7 +14,7 @@ from server_helpers import ServerProcess
 from sqlalchemy import func, select
 
 from fabric_server.app import start
-from fabric_server.db.models import Organization
+from fabric_server.orgs.models import Organization
 from fabric_server.services import build_services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 from fabric_server.testing import fast_settings

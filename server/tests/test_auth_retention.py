@@ -18,9 +18,9 @@ from sqlalchemy import select
 from tenancy_helpers import User, create_org, data, invite, verified_user
 
 from fabric_server.auth.models import AuthSession, OneTimeToken, RefreshToken
+from fabric_server.auth.models import User as Account
 from fabric_server.auth.retention import prune_sessions
 from fabric_server.auth.tokens import token_digest
-from fabric_server.db.models import User as Account
 from fabric_server.events.retention import RetentionRule, prune_once
 from fabric_server.runtime import retention_rules
 from fabric_server.services import Services, build_services

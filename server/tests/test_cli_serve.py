@@ -17,7 +17,9 @@ from server_helpers import wait_for_job
 from sqlalchemy import select
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import Event, Job, WorkItem
+from fabric_server.engine.models import WorkItem
+from fabric_server.events.models import Event
+from fabric_server.jobs.models import Job
 from fabric_server.settings import to_async_url
 from fabric_server.testing import free_port
 

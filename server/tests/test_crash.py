@@ -19,9 +19,11 @@ from server_helpers import WorkerProcesses, eventually
 from sqlalchemy import select
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import Event, UsageRecord, WorkItem
+from fabric_server.engine.models import WorkItem
+from fabric_server.events.models import Event
 from fabric_server.settings import Settings, to_async_url
 from fabric_server.testing import LiveServer, fast_settings
+from fabric_server.usage.models import UsageRecord
 
 JOB_SECONDS = 4.0
 LEASE_SECONDS = 1.5

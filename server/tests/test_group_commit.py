@@ -15,8 +15,9 @@ from server_helpers import ServerProcess, eventually
 from sqlalchemy import select
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import Event, Job
 from fabric_server.db.writer import Tx
+from fabric_server.events.models import Event
+from fabric_server.jobs.models import Job
 from fabric_server.services import Services
 from fabric_server.settings import to_async_url
 from fabric_server.testing import LiveServer, fast_settings

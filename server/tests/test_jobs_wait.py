@@ -10,7 +10,7 @@ import httpx
 from server_helpers import assert_error, eventually
 from sqlalchemy import func, select
 
-from fabric_server.db.models import Job
+from fabric_server.jobs.models import Job
 from fabric_server.services import Services
 from fabric_server.testing import LiveServer
 

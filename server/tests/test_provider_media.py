@@ -14,7 +14,6 @@ from fake_llm import FAKE_IMAGE, FakeLLM, Reply, Upload, openai_error
 from server_helpers import assert_error
 from sqlalchemy import select
 
-from fabric_server.db.models import UsageRecord
 from fabric_server.providers.base import Credentials, ProviderInputError, ProviderRequest
 from fabric_server.providers.echo import EchoProvider
 from fabric_server.providers.errors import (
@@ -32,6 +31,7 @@ from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.services import Services
 from fabric_server.settings import ModelPrice, Settings
 from fabric_server.testing import fast_settings
+from fabric_server.usage.models import UsageRecord
 
 KEY = "sk-media-secret"
 

@@ -14,10 +14,10 @@ from server_helpers import assert_error, eventually
 from sqlalchemy import select
 
 from fabric_server.audit.models import AuditLog
-from fabric_server.db.models import UsageRecord
 from fabric_server.services import Services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, DEV_OWNER_ID, Settings
 from fabric_server.testing import LiveServer, fast_settings
+from fabric_server.usage.models import UsageRecord
 
 STREAM = "/v1/providers/execute/stream"
 

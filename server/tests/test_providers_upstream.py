@@ -11,10 +11,10 @@ from fake_llm import FakeLLM, Reply, anthropic_error, openai_error
 from server_helpers import assert_error, wait_for_job
 from sqlalchemy import select
 
-from fabric_server.db.models import UsageRecord
 from fabric_server.services import Services
 from fabric_server.settings import DEV_OWNER_ID, Settings
 from fabric_server.testing import fast_settings
+from fabric_server.usage.models import UsageRecord
 
 
 @pytest.fixture

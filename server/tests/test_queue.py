@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import WorkItem
 from fabric_server.db.types import utcnow
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.queue import LeaseLost, RetryPolicy, WorkQueue
 from fabric_server.settings import to_async_url
 

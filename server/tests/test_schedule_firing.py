@@ -8,7 +8,7 @@ from server_helpers import eventually
 from sqlalchemy import select
 from workflow_helpers import app_client, get_run, wait_for_run
 
-from fabric_server.db.models import Event
+from fabric_server.events.models import Event
 from fabric_server.settings import Settings
 
 

@@ -9,7 +9,7 @@ from server_helpers import assert_error, wait_for_job
 from sqlalchemy import select
 from workflow_helpers import app_client
 
-from fabric_server.db.models import Event
+from fabric_server.events.models import Event
 from fabric_server.testing import fast_settings
 
 

@@ -17,8 +17,8 @@ from fastapi.routing import iter_route_contexts
 from tenancy_helpers import create_org, data, verified_user
 
 from fabric_server.app import create_app
-from fabric_server.db.models import WorkItem
 from fabric_server.db.types import new_id
+from fabric_server.engine.models import WorkItem
 from fabric_server.services import Services
 from fabric_server.settings import Settings
 from fabric_server.webhooks.models import WebhookDelivery

@@ -15,7 +15,8 @@ from server_helpers import assert_error
 from sqlalchemy import select, update
 from tenancy_helpers import add_member, create_org, data, events_of, verified_user
 
-from fabric_server.db.models import Event, Mail
+from fabric_server.events.models import Event
+from fabric_server.mail.models import Mail
 from fabric_server.secrets.crypto import SecretCipher, SecretUnreadable, derive_key
 from fabric_server.secrets.models import OrgSecret
 from fabric_server.services import Services

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from workflow_helpers import define, start, wait_for_run
 
 from fabric_server.app import create_app
-from fabric_server.db.models import WorkItem
+from fabric_server.engine.models import WorkItem
 from fabric_server.jobs.service import JOB_WORK_KIND
 from fabric_server.observability.tracing import Tracing, tracing_from_env
 from fabric_server.services import Services, build_services

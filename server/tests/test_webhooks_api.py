@@ -14,7 +14,8 @@ from server_helpers import assert_error
 from sqlalchemy import select
 from webhook_helpers import ORG, create_webhook, running_app
 
-from fabric_server.db.models import Event, Membership, Organization
+from fabric_server.events.models import Event
+from fabric_server.orgs.models import Membership, Organization
 from fabric_server.services import Services
 from fabric_server.testing import fast_settings
 

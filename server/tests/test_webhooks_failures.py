@@ -25,8 +25,9 @@ from webhook_helpers import (
 from webhook_receiver import Answer, Received, Receiver
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import Event, WorkItem
 from fabric_server.db.types import new_id, utcnow
+from fabric_server.engine.models import WorkItem
+from fabric_server.events.models import Event
 from fabric_server.services import Services
 from fabric_server.settings import to_async_url
 from fabric_server.testing import fast_settings

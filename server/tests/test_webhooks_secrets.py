@@ -17,8 +17,8 @@ from webhook_receiver import Receiver
 
 from fabric_server.db.database import Database
 from fabric_server.db.migrate import downgrade, migrate
-from fabric_server.db.models import Event
 from fabric_server.db.types import JSONType, UTCDateTime, new_id, utcnow
+from fabric_server.events.models import Event
 from fabric_server.secrets.crypto import MasterKey, SecretCipher, SecretUnreadable, derive_key
 from fabric_server.services import Services
 from fabric_server.settings import to_async_url

@@ -15,13 +15,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import Event, UsageRecord, WorkItem
 from fabric_server.db.types import utcnow
 from fabric_server.engine.handler import PermanentError, RetryingHandler
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.queue import RetryPolicy, WorkQueue
 from fabric_server.engine.worker import Worker
+from fabric_server.events.models import Event
 from fabric_server.services import Services
 from fabric_server.settings import to_async_url
+from fabric_server.usage.models import UsageRecord
 
 KIND = "test.work"
 LEASE = 5.0

@@ -22,9 +22,11 @@ from server_helpers import eventually
 from sqlalchemy import select
 from workflow_helpers import app_client, define, get_run, start
 
-from fabric_server.db.models import Event, UsageRecord, WorkItem
+from fabric_server.engine.models import WorkItem
+from fabric_server.events.models import Event
 from fabric_server.services import Services
 from fabric_server.testing import fast_settings
+from fabric_server.usage.models import UsageRecord
 from fabric_server.workflows.effects import WORK_KINDS
 from fabric_server.workflows.models import WorkflowNodeState, WorkflowRun
 

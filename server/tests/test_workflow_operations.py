@@ -18,8 +18,9 @@ from workflow_helpers import (
     wait_for_run,
 )
 
-from fabric_server.db.models import UsageRecord, WorkItem
+from fabric_server.engine.models import WorkItem
 from fabric_server.services import Services
+from fabric_server.usage.models import UsageRecord
 
 
 async def test_ai_generate_renders_templates_and_records_usage(

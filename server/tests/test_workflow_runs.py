@@ -20,7 +20,7 @@ from workflow_helpers import (
     wait_for_run,
 )
 
-from fabric_server.db.models import WorkItem
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.worker import Worker
 from fabric_server.services import Services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, DEV_OWNER_ID

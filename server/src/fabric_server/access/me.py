@@ -11,9 +11,8 @@ from fabric_server.access.principal import Principal
 from fabric_server.access.schemas import Me, MyPermission
 from fabric_server.access.service import Access, Resource
 from fabric_server.auth import repository as users
-from fabric_server.db.models import Organization
 from fabric_server.orgs import repository as orgs
-from fabric_server.orgs.models import Team
+from fabric_server.orgs.models import Organization, Team
 
 
 @dataclass

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fabric_server.db.models import Base
+from fabric_server.db.base import Base
 from fabric_server.db.types import JSONType, new_id, utcnow
 
 

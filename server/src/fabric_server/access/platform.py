@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.principal import Principal
 from fabric_server.auth import repository as users
+from fabric_server.auth.models import User
 from fabric_server.auth.passwords import normalize_email
-from fabric_server.db.models import User
 from fabric_server.errors import ValidationFailed
 from fabric_server.settings import DEV_OWNER_ID, Settings
 

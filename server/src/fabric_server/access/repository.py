@@ -10,7 +10,7 @@ from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.models import ApiKey, PermissionGrant
-from fabric_server.db.models import table_of
+from fabric_server.db.base import table_of
 from fabric_server.db.writer import Tx
 
 # --- grants --------------------------------------------------------------------------------

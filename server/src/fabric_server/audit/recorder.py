@@ -12,8 +12,9 @@ from fabric_server.access.principal import Principal
 from fabric_server.audit.actions import declared_action
 from fabric_server.audit.context import RequestAudit, current_request
 from fabric_server.audit.models import AuditLog
-from fabric_server.db.models import Event, table_of
+from fabric_server.db.base import table_of
 from fabric_server.db.types import new_id, utcnow
+from fabric_server.events.models import Event
 
 _ORG_PARAMS = ("org_id", "organization_id")
 _ID_PARAM = re.compile(r"(^id$|_id$|^name$|^key$|_key$)")

@@ -9,10 +9,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.auth import repository
-from fabric_server.db.models import Organization, User
+from fabric_server.auth.models import User
 from fabric_server.errors import Conflict
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository as orgs
+from fabric_server.orgs.models import Organization
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")

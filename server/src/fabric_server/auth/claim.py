@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access import repository as keys
 from fabric_server.auth.core import AuthCore
+from fabric_server.auth.models import User
 from fabric_server.auth.sessions import Sessions
-from fabric_server.db.models import User
 
 
 class AddressProof:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from fabric_server.auth.accounts import Accounts
 from fabric_server.auth.mail import AuthMail
+from fabric_server.auth.models import User
 from fabric_server.auth.passwords import Passwords
 from fabric_server.auth.ratelimit import SlidingWindowLimiter
 from fabric_server.auth.tokens import TokenSigner, load_signing_secret
 from fabric_server.db.database import Database
-from fabric_server.db.models import User
 from fabric_server.db.types import utcnow
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.mail import Mailer

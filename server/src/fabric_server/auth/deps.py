@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import Request
 
 from fabric_server.auth.core import ClientInfo, IssuedTokens
+from fabric_server.auth.models import User
 from fabric_server.auth.schemas import AuthResponse, AuthUser
-from fabric_server.db.models import User
 from fabric_server.errors import RateLimited
 
 

@@ -17,10 +17,9 @@ from fabric_server.auth import repository
 from fabric_server.auth.claim import AddressProof
 from fabric_server.auth.core import AuthCore, ClientInfo, IssuedTokens
 from fabric_server.auth.mailed import MailedTokens
-from fabric_server.auth.models import SocialIdentity
+from fabric_server.auth.models import SocialIdentity, User
 from fabric_server.auth.sessions import Sessions
 from fabric_server.auth.social import SocialProfile
-from fabric_server.db.models import User
 from fabric_server.errors import Conflict, Unauthorized
 
 

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.auth import repository
 from fabric_server.auth.core import PURPOSE_VERIFY, AuthCore
+from fabric_server.auth.models import User
 from fabric_server.auth.tokens import new_opaque_token, token_digest
-from fabric_server.db.models import User
 from fabric_server.errors import Unauthorized
 
 INVALID_LINK = "This link is invalid, has expired or was already used."

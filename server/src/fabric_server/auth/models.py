@@ -1,13 +1,13 @@
-"""Tables for accounts and sessions. The `users` table itself lives in `db/models.py`."""
+"""Tables for accounts: users and their sign-in sessions, tokens and identities."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fabric_server.db.models import Base
+from fabric_server.db.base import Base, Timestamped
 from fabric_server.db.types import new_id, utcnow
 
 
@@ -87,3 +87,15 @@ class SignInThrottle(Base):
     locked_until: Mapped[dt.datetime | None] = mapped_column()
     # Indexed for retention, which deletes pairs some days after their last failure.
     updated_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column()
+    last_login_at: Mapped[dt.datetime | None] = mapped_column()

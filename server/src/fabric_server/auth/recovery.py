@@ -22,9 +22,9 @@ from fabric_server.auth.core import (
     IssuedTokens,
 )
 from fabric_server.auth.mailed import MailedTokens
+from fabric_server.auth.models import User
 from fabric_server.auth.passwords import lookup_email
 from fabric_server.auth.sessions import Sessions
-from fabric_server.db.models import User
 
 
 class Recovery:

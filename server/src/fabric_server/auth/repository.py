@@ -15,8 +15,8 @@ from fabric_server.auth.models import (
     RefreshToken,
     SignInThrottle,
     SocialIdentity,
+    User,
 )
-from fabric_server.db.models import User
 
 # --- users ---------------------------------------------------------------------------------
 

@@ -20,9 +20,9 @@ from fabric_server.auth import repository, throttle
 from fabric_server.auth.accounts import email_taken
 from fabric_server.auth.core import AuthCore, ClientInfo, IssuedTokens
 from fabric_server.auth.mailed import MailedTokens
+from fabric_server.auth.models import User
 from fabric_server.auth.passwords import lookup_email, normalize_email
 from fabric_server.auth.sessions import Sessions
-from fabric_server.db.models import User
 from fabric_server.errors import Conflict, DomainError, RateLimited, Unauthorized
 
 WRONG_CREDENTIALS = "Wrong email or password."

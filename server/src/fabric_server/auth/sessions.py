@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.access.principal import Principal
 from fabric_server.auth import repository
 from fabric_server.auth.core import AuthCore, ClientInfo, IssuedTokens
-from fabric_server.auth.models import AuthSession
+from fabric_server.auth.models import AuthSession, User
 from fabric_server.auth.tokens import new_opaque_token, token_digest
-from fabric_server.db.models import User
 from fabric_server.db.versions import SESSIONS, VersionedCache, Versions
 from fabric_server.errors import DomainError, Forbidden, NotFound, Unauthorized
 

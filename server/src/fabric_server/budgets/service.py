@@ -23,7 +23,6 @@ from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
 from fabric_server.budgets import repository
 from fabric_server.budgets.models import DEFAULT_ALERT_THRESHOLDS, OrganizationBudget
-from fabric_server.db.models import UsageRecord
 from fabric_server.db.types import utcnow
 from fabric_server.db.versions import BUDGETS, VersionedCache, Versions
 from fabric_server.errors import DomainError
@@ -31,6 +30,7 @@ from fabric_server.events.outbox import EventRecorder
 from fabric_server.providers.base import Credentials, ProviderRequest
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.usage import repository as usage_repository
+from fabric_server.usage.models import UsageRecord
 from fabric_server.usage.service import month_start, next_month_start
 
 READ_ACTION = "usage.read"

@@ -26,8 +26,8 @@ from sqlalchemy import BigInteger, Connection, String, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
+from fabric_server.db.base import Base
 from fabric_server.db.database import Database, FabricSession, after_commit
-from fabric_server.db.models import Base
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

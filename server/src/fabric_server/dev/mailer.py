@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.models import Mail
+from fabric_server.mail.models import Mail
 from fabric_server.storage import private_dir, private_file
 
 log = logging.getLogger("fabric_server.mail")

@@ -8,7 +8,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import WorkItem
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.queue import LeaseLost, WorkQueue
 
 log = logging.getLogger("fabric_server.engine")

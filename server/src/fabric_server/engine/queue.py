@@ -28,11 +28,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.db.base import table_of
 from fabric_server.db.database import PROCESS_TOKEN, Database, after_commit, after_rollback
-from fabric_server.db.models import WorkItem, table_of
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.writer import Tx, Writer
 from fabric_server.engine.lanes import Candidate
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.status import OPEN_WORK_STATUSES, WORK_TRANSITIONS, WorkStatus
 from fabric_server.observability.tracing import with_trace_context
 

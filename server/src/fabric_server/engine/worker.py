@@ -15,8 +15,8 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db import versions
-from fabric_server.db.models import WorkItem
 from fabric_server.engine.lanes import COMPUTE, Allotment, Lane
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.queue import Lease, LeaseLost, WorkQueue
 
 log = logging.getLogger("fabric_server.worker")

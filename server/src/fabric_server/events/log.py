@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from fabric_server.db.models import Event
+from fabric_server.events.models import Event
 from fabric_server.events.repository import EventFilter
 
 

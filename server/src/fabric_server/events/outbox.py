@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy import Connection, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.db.base import table_of
 from fabric_server.db.database import PROCESS_TOKEN, after_commit
-from fabric_server.db.models import Event, table_of
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.writer import Tx
 from fabric_server.events.clip import clip_payload
 from fabric_server.events.log import LogEvent
+from fabric_server.events.models import Event
 
 log = logging.getLogger("fabric_server.events")
 

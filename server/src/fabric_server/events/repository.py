@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.models import Event
+from fabric_server.events.models import Event
 
 
 @dataclass(frozen=True)

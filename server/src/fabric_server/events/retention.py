@@ -19,8 +19,8 @@ from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import Event
 from fabric_server.db.types import utcnow
+from fabric_server.events.models import Event
 
 log = logging.getLogger("fabric_server.events")
 BATCH = 5000

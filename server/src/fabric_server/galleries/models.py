@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fabric_server.db.models import Base, Timestamped
+from fabric_server.db.base import Base, Timestamped
 from fabric_server.db.types import JSONType, new_id, utcnow
 
 

@@ -21,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.budgets.service import BudgetExceeded, BudgetService
 from fabric_server.db.database import Database
-from fabric_server.db.models import UsageRecord, WorkItem
 from fabric_server.db.types import utcnow
 from fabric_server.db.writer import Tx, Writer
 from fabric_server.engine.handler import PermanentError, RetryingHandler
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.jobs import repository
@@ -34,6 +34,7 @@ from fabric_server.jobs.transitions import move_job
 from fabric_server.providers.base import ProviderInputError, ProviderRequest
 from fabric_server.providers.errors import ProviderError
 from fabric_server.providers.registry import Execution, ProviderRegistry
+from fabric_server.usage.models import UsageRecord
 from fabric_server.usage.recorder import insert_usage, usage_record
 
 # A provider answering within this many seconds is recorded in a single commit.

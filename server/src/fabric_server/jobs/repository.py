@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, CursorResult, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.models import Job, UsageRecord, table_of
+from fabric_server.db.base import table_of
+from fabric_server.jobs.models import Job
 from fabric_server.jobs.status import JOB_TRANSITIONS, JobStatus
+from fabric_server.usage.models import UsageRecord
 
 
 async def get(session: AsyncSession, job_id: str) -> Job | None:

@@ -15,8 +15,8 @@ from fabric_server.api.pagination import CursorQuery
 from fabric_server.api.stream_access import still_allowed
 from fabric_server.api.waiting import MAX_WAIT_SECONDS, client_gone
 from fabric_server.audit.actions import audited
-from fabric_server.db.models import Job, UsageRecord
 from fabric_server.events.repository import EventFilter
+from fabric_server.jobs.models import Job
 from fabric_server.jobs.schemas import (
     JobBatchCreate,
     JobBatchOut,
@@ -27,6 +27,7 @@ from fabric_server.jobs.schemas import (
     JobUsage,
 )
 from fabric_server.paging import MAX_LIMIT, encode_cursor, page_request
+from fabric_server.usage.models import UsageRecord
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 

@@ -24,7 +24,6 @@ from fabric_server.access.service import Access
 from fabric_server.audit.recorder import audit_values, insert_audit_row
 from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
-from fabric_server.db.models import Job, UsageRecord
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.versions import Versions
 from fabric_server.db.writer import Tx, Writer
@@ -36,6 +35,7 @@ from fabric_server.events.outbox import EventRecorder
 from fabric_server.events.repository import EventFilter
 from fabric_server.events.waiting import wait_for_event
 from fabric_server.jobs import repository
+from fabric_server.jobs.models import Job
 from fabric_server.jobs.schemas import JobCreate
 from fabric_server.jobs.status import FINISHED_JOB_STATUSES, JobStatus
 from fabric_server.paging import PageRequest, split_page
@@ -46,6 +46,7 @@ from fabric_server.providers.base import (
     validate_input,
 )
 from fabric_server.providers.registry import ProviderRegistry
+from fabric_server.usage.models import UsageRecord
 
 JOB_WORK_KIND = "job.execute"
 TERMINAL_KINDS = ("job.completed", "job.failed")

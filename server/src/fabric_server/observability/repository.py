@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.models import WorkItem, table_of
+from fabric_server.db.base import table_of
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.status import WorkStatus
 
 _WORK = table_of(WorkItem)

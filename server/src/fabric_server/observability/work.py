@@ -10,7 +10,7 @@ from __future__ import annotations
 from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.models import WorkItem
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.worker import Handler
 from fabric_server.observability.logs import bind_work
 from fabric_server.observability.tracing import Tracing, context_of

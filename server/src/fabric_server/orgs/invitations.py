@@ -28,15 +28,15 @@ from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access, OrganizationArchived, WhenArchived
 from fabric_server.auth import repository as users
 from fabric_server.auth.accounts import Accounts
+from fabric_server.auth.models import User
 from fabric_server.auth.passwords import normalize_email
 from fabric_server.auth.tokens import new_opaque_token, token_digest
-from fabric_server.db.models import Membership, User
 from fabric_server.db.types import utcnow
 from fabric_server.errors import Conflict, DomainError, Forbidden, NotFound, RateLimited
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.mail import Mailer
 from fabric_server.orgs import repository
-from fabric_server.orgs.models import Invitation
+from fabric_server.orgs.models import Invitation, Membership
 from fabric_server.orgs.service import OrgService
 from fabric_server.settings import Settings
 

@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.access.platform import HOW_TO_BECOME_ONE, PlatformAdmins
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
-from fabric_server.db.models import Organization, table_of
+from fabric_server.db.base import table_of
 from fabric_server.engine.admission import InFlightLimit, LimitOf
 from fabric_server.errors import Forbidden, NotFound
 from fabric_server.events.outbox import EventRecorder
-from fabric_server.orgs.models import OrganizationLimits
+from fabric_server.orgs.models import Organization, OrganizationLimits
 
 NAMES = ("max_active_jobs", "max_active_runs")
 _LIMITS = table_of(OrganizationLimits)

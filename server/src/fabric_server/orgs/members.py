@@ -21,10 +21,11 @@ from fabric_server.access.policy import role_at_least
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
 from fabric_server.auth import repository as users
-from fabric_server.db.models import Membership, User
+from fabric_server.auth.models import User
 from fabric_server.errors import Conflict, Forbidden, NotFound
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository
+from fabric_server.orgs.models import Membership
 from fabric_server.orgs.service import OrgService
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.models import Membership, Organization, User
-from fabric_server.orgs.models import Invitation, Team, TeamMember
+from fabric_server.auth.models import User
+from fabric_server.orgs.models import Invitation, Membership, Organization, Team, TeamMember
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, DEV_OWNER_ID
 
 

@@ -7,11 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access, OrganizationArchived, Resource
-from fabric_server.db.models import Membership, Organization, User
+from fabric_server.auth.models import User
 from fabric_server.errors import Conflict, Forbidden
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository
-from fabric_server.orgs.models import Team
+from fabric_server.orgs.models import Membership, Organization, Team
 
 
 class OrgService:

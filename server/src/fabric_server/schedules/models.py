@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fabric_server.db.models import Base, Timestamped
+from fabric_server.db.base import Base, Timestamped
 from fabric_server.db.types import JSONType, new_id, utcnow
 
 

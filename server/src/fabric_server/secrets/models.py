@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fabric_server.db.models import Base
+from fabric_server.db.base import Base
 from fabric_server.db.types import new_id, utcnow
 
 

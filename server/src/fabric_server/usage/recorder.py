@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import Connection, insert
 
-from fabric_server.db.models import UsageRecord, table_of
+from fabric_server.db.base import table_of
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.providers.registry import Execution
+from fabric_server.usage.models import UsageRecord
 
 
 def usage_record(

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.models import UsageRecord
 from fabric_server.paging import InvalidCursor
+from fabric_server.usage.models import UsageRecord
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
 from fabric_server.api.pagination import CursorQuery
-from fabric_server.db.models import UsageRecord
 from fabric_server.paging import MAX_LIMIT, encode_cursor, page_request
 from fabric_server.usage import service
+from fabric_server.usage.models import UsageRecord
 from fabric_server.usage.repository import RecordFilter
 from fabric_server.usage.schemas import OrgUsageOut, OrgUsageRecordOut, UsageDayOut, UsageRecordPage
 

@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
-from fabric_server.db.models import UsageRecord
 from fabric_server.errors import Unprocessable
 from fabric_server.paging import PageRequest
 from fabric_server.usage import repository
+from fabric_server.usage.models import UsageRecord
 from fabric_server.usage.repository import RecordFilter
 
 READ_ACTION = "usage.read"

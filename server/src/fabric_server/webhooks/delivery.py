@@ -20,9 +20,9 @@ import httpcore
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import Database, after_commit
-from fabric_server.db.models import WorkItem
 from fabric_server.db.types import utcnow
 from fabric_server.engine.handler import RetryingHandler
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.net.guard import BlockedAddress

@@ -34,11 +34,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import Event
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.engine.queue import WorkQueue
 from fabric_server.events.broadcaster import Broadcaster
 from fabric_server.events.hub import LogEvent
+from fabric_server.events.models import Event
 from fabric_server.events.sse import event_to_dict
 from fabric_server.webhooks import repository
 from fabric_server.webhooks.matching import matches

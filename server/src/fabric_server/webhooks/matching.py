@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fabric_server.db.models import Event
+from fabric_server.events.models import Event
 from fabric_server.webhooks.models import Webhook
 
 _EVENT_FIELDS = ("organization_id", "job_id", "run_id", "node_key")

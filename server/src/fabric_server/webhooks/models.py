@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fabric_server.db.models import Base, Timestamped
+from fabric_server.db.base import Base, Timestamped
 from fabric_server.db.types import JSONType, new_id, utcnow
 
 

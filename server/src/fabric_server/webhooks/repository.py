@@ -10,7 +10,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.models import Event
+from fabric_server.events.models import Event
 from fabric_server.webhooks.models import (
     Webhook,
     WebhookAttempt,

@@ -8,10 +8,10 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.db.database import Database
-from fabric_server.db.models import WorkItem
 from fabric_server.db.types import utcnow
 from fabric_server.db.writer import Tx
 from fabric_server.engine.handler import RetryingHandler
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.queue import LeasePool, WorkQueue
 from fabric_server.workflows import machine
 from fabric_server.workflows.effects import task_kind

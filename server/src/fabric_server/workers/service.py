@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.access.principal import Principal
 from fabric_server.access.scope import caller_organization
 from fabric_server.access.service import Access
+from fabric_server.db.base import table_of
 from fabric_server.db.database import Database
-from fabric_server.db.models import table_of
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.writer import Tx, Writer
 from fabric_server.errors import BadRequest, Conflict, Unprocessable

@@ -20,10 +20,11 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Select, func, or_, select, update
 
+from fabric_server.db.base import table_of
 from fabric_server.db.database import Database
-from fabric_server.db.models import WorkItem, table_of
 from fabric_server.db.types import utcnow
 from fabric_server.db.writer import Tx, Writer
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.queue import LeasePool, WorkQueue
 from fabric_server.engine.status import WORK_TRANSITIONS, WorkStatus
 from fabric_server.errors import Conflict, NotFound, Unprocessable

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.sql import Executable
 
-from fabric_server.db.models import table_of
+from fabric_server.db.base import table_of
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.writer import Tx
 from fabric_server.engine.queue import LeasePool, WorkQueue

@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
-from fabric_server.db.models import WorkItem
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.writer import Tx, Writer
 from fabric_server.engine.handler import RetryingHandler
+from fabric_server.engine.models import WorkItem
 from fabric_server.engine.queue import LeasePool, WorkQueue
 from fabric_server.events.hub import EventHub
 from fabric_server.events.repository import EventFilter

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
-from fabric_server.db.models import Base, Timestamped
+from fabric_server.db.base import Base, Timestamped
 from fabric_server.db.types import JSONType, StatusType, new_id
 from fabric_server.workflows.node_state import Idle, NodeState, dump_state, parse_state
 from fabric_server.workflows.run_graph import RunGraph

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.db.models import Event, table_of
+from fabric_server.db.base import table_of
+from fabric_server.events.models import Event
 from fabric_server.workflows.models import WorkflowDefinition, WorkflowNodeState, WorkflowRun
 from fabric_server.workflows.status import TERMINAL_RUN_STATUSES, RunStatus
 

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access, WhenArchived
-from fabric_server.db.models import Event
 from fabric_server.engine.admission import InFlightLimit
 from fabric_server.errors import Conflict, NotFound, ValidationFailed
+from fabric_server.events.models import Event
 from fabric_server.paging import PageRequest, split_page
 from fabric_server.workflows import repository
 from fabric_server.workflows.bindings import BindingError

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fabric_server.db.models import Event
 from fabric_server.events.hub import LogEvent
+from fabric_server.events.models import Event
 from fabric_server.events.sse import event_to_dict
 from fabric_server.json_limits import render
 from fabric_server.workflows.models import WorkflowDefinition, WorkflowNodeState, WorkflowRun

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from fabric_server.db.models import UsageRecord
+from fabric_server.usage.models import UsageRecord
 from fabric_server.workflows.node_state import Sleeping
 from fabric_server.workflows.status import RunStatus
 from fabric_server.workflows.templating import TemplateError, render_value
