@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import secrets
+from functools import partial
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.auth import repository
 from fabric_server.auth.models import User
+from fabric_server.db.unique import write_unique
 from fabric_server.errors import Conflict
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository as orgs
@@ -54,11 +55,7 @@ class Accounts:
             email_verified=email_verified,
             password_hash=password_hash,
         )
-        try:
-            async with session.begin_nested():
-                await repository.add_user(session, user)
-        except IntegrityError:
-            raise email_taken() from None
+        await write_unique(session, partial(repository.add_user, session, user), email_taken)
         org = await self._personal_organization(session, user)
         await orgs.add_member(session, org.id, user.id, "owner")
         if self.dev_mode and await orgs.exists(session, DEFAULT_ORGANIZATION_ID):
@@ -80,9 +77,10 @@ class Accounts:
             if await orgs.slug_taken(session, slug):
                 continue
             try:
-                async with session.begin_nested():
-                    return await orgs.add_organization(session, slug, name)
-            except IntegrityError:
+                return await write_unique(
+                    session, partial(orgs.add_organization, session, slug, name), SlugTaken
+                )
+            except SlugTaken:
                 continue  # taken by a concurrent signup: try another suffix
         async with session.begin_nested():
             return await orgs.add_organization(session, f"{base}-{secrets.token_hex(8)}", name)
@@ -90,3 +88,10 @@ class Accounts:
 
 def email_taken() -> Conflict:
     return Conflict("An account with this email already exists.")
+
+
+class SlugTaken(Conflict):
+    """A personal organization's slug was taken by a concurrent signup."""
+
+    def __init__(self) -> None:
+        super().__init__("This organization slug was taken concurrently.")

@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
+from functools import partial
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.auth import repository
@@ -20,6 +21,7 @@ from fabric_server.auth.mailed import MailedTokens
 from fabric_server.auth.models import SocialIdentity, User
 from fabric_server.auth.sessions import Sessions
 from fabric_server.auth.social import SocialProfile
+from fabric_server.db.unique import write_unique
 from fabric_server.errors import Conflict, Unauthorized
 
 
@@ -47,21 +49,17 @@ class SocialLinker:
             link.avatar_url = profile.avatar_url or link.avatar_url
         else:
             user = await self._account_for(session, profile, method)
-            try:
-                async with session.begin_nested():
-                    await repository.add_identity(
-                        session,
-                        SocialIdentity(
-                            user_id=user.id,
-                            provider=profile.provider,
-                            provider_user_id=profile.provider_user_id,
-                            email=profile.email,
-                            avatar_url=profile.avatar_url,
-                            last_login_at=now,
-                        ),
-                    )
-            except IntegrityError:
-                raise Conflict("This sign-in is being linked concurrently; try again.") from None
+            identity = SocialIdentity(
+                user_id=user.id,
+                provider=profile.provider,
+                provider_user_id=profile.provider_user_id,
+                email=profile.email,
+                avatar_url=profile.avatar_url,
+                last_login_at=now,
+            )
+            await write_unique(
+                session, partial(repository.add_identity, session, identity), _linked_concurrently
+            )
             await self.core.events.record(
                 session,
                 "auth.social.linked",
@@ -94,3 +92,7 @@ class SocialLinker:
         )
         await self.mailed.send_verification(session, user)
         return user
+
+
+def _linked_concurrently() -> Conflict:
+    return Conflict("This sign-in is being linked concurrently; try again.")

@@ -18,9 +18,9 @@ import hmac
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from urllib.parse import quote
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.policy import role_at_least
@@ -32,6 +32,7 @@ from fabric_server.auth.models import User
 from fabric_server.auth.passwords import normalize_email
 from fabric_server.auth.tokens import new_opaque_token, token_digest
 from fabric_server.db.types import utcnow
+from fabric_server.db.unique import write_unique
 from fabric_server.errors import Conflict, DomainError, Forbidden, NotFound, RateLimited
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.mail import Mailer
@@ -150,11 +151,11 @@ class InvitationService:
             created_at=now,
             expires_at=now + dt.timedelta(seconds=self.settings.invitation_ttl_seconds),
         )
-        try:
-            async with session.begin_nested():
-                await repository.add_invitation(session, invitation)
-        except IntegrityError:
-            raise Conflict(f"{address} already has a pending invitation.") from None
+        await write_unique(
+            session,
+            partial(repository.add_invitation, session, invitation),
+            partial(Conflict, f"{address} already has a pending invitation."),
+        )
         await self._mail(session, invitation, token)
         await self.events.record(
             session,

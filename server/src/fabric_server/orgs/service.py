@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
+from functools import partial
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access, OrganizationArchived, Resource
 from fabric_server.auth.models import User
+from fabric_server.db.unique import write_unique
 from fabric_server.errors import Conflict, Forbidden
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository
@@ -25,13 +27,12 @@ class OrgService:
         """A new organization owned by the caller; 409 when the slug is taken."""
         if principal.kind == "api_key":
             raise Forbidden("API keys act inside their organization; they cannot create one.")
+        taken = partial(_slug_taken, slug)
         if await repository.slug_taken(session, slug):
-            raise Conflict(f"The organization slug {slug!r} is taken.")
-        try:
-            async with session.begin_nested():
-                org = await repository.add_organization(session, slug, name)
-        except IntegrityError:
-            raise Conflict(f"The organization slug {slug!r} is taken.") from None
+            raise taken()
+        org = await write_unique(
+            session, partial(repository.add_organization, session, slug, name), taken
+        )
         await self.events.record(
             session,
             "organization.created",
@@ -61,15 +62,16 @@ class OrgService:
         }
         if not changes:
             return org
+        taken = partial(_slug_taken, slug)
         if "slug" in changes and await repository.slug_taken(session, changes["slug"]):
-            raise Conflict(f"The organization slug {slug!r} is taken.")
-        try:
-            async with session.begin_nested():
-                for field, value in changes.items():
-                    setattr(org, field, value)
-                await session.flush()
-        except IntegrityError:
-            raise Conflict(f"The organization slug {slug!r} is taken.") from None
+            raise taken()
+
+        async def change() -> None:
+            for field, value in changes.items():
+                setattr(org, field, value)
+            await session.flush()
+
+        await write_unique(session, change, taken)
         await self.events.record(
             session,
             "organization.updated",
@@ -145,16 +147,11 @@ class OrgService:
     ) -> Team:
         """A team in `org_id` (the caller joins it as its owner); 409 on a taken slug."""
         await self.access.authorize(session, principal, org_id, "team.create")
+        taken = partial(Conflict, f"The team slug {slug!r} is taken in this organization.")
         if await repository.team_slug_taken(session, org_id, slug):
-            raise Conflict(f"The team slug {slug!r} is taken in this organization.")
-        try:
-            async with session.begin_nested():
-                team = await repository.add_team(
-                    session,
-                    Team(organization_id=org_id, slug=slug, name=name, created_by=principal.id),
-                )
-        except IntegrityError:
-            raise Conflict(f"The team slug {slug!r} is taken in this organization.") from None
+            raise taken()
+        new = Team(organization_id=org_id, slug=slug, name=name, created_by=principal.id)
+        team = await write_unique(session, partial(repository.add_team, session, new), taken)
         await repository.add_team_member(session, team, principal.id, "owner")
         await self.events.record(
             session,
@@ -174,3 +171,7 @@ class OrgService:
             resource=Resource("team", team_id),
         )
         return found
+
+
+def _slug_taken(slug: str | None) -> Conflict:
+    return Conflict(f"The organization slug {slug!r} is taken.")

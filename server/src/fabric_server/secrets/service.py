@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from functools import partial
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
 from fabric_server.db.types import utcnow
+from fabric_server.db.unique import create_or_find
 from fabric_server.errors import NotFound
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository as orgs
@@ -42,26 +43,25 @@ class SecretStore:
         """Store `value` under `name` (replacing any previous one); True when it is new."""
         await self.access.authorize(session, principal, org_id, "secret.manage")
         nonce, sealed = self.cipher.seal(org_id, name, value)
-        row = await repository.get(session, org_id, name)
-        created = row is None
-        if row is None:
-            try:
-                async with session.begin_nested():
-                    row = await repository.add(
-                        session,
-                        OrgSecret(
-                            organization_id=org_id,
-                            name=name,
-                            nonce=nonce,
-                            ciphertext=sealed,
-                            key_id=self.cipher.key_id,
-                            created_by=principal.id,
-                            updated_by=principal.id,
-                        ),
-                    )
-            except IntegrityError:  # set concurrently: replace that one instead
-                created, row = False, await repository.get(session, org_id, name)
-                assert row is not None
+        current = await repository.get(session, org_id, name)
+        if current is not None:
+            row, created = current, False
+        else:
+            new = OrgSecret(
+                organization_id=org_id,
+                name=name,
+                nonce=nonce,
+                ciphertext=sealed,
+                key_id=self.cipher.key_id,
+                created_by=principal.id,
+                updated_by=principal.id,
+            )
+            # Set concurrently by another request: replace that one instead.
+            row, created = await create_or_find(
+                session,
+                partial(repository.add, session, new),
+                partial(repository.get, session, org_id, name),
+            )
         if not created:
             row.nonce, row.ciphertext, row.key_id = nonce, sealed, self.cipher.key_id
             row.updated_at, row.updated_by = utcnow(), principal.id

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
+from fabric_server.db.unique import create_or_find
 from fabric_server.errors import Unprocessable, ValidationFailed
 from fabric_server.workflows import graph, repository
 from fabric_server.workflows.models import WorkflowDefinition
@@ -52,18 +53,18 @@ class DefinitionService:
                 defaults=defaults,
                 created_by=principal.id,
             )
-            try:
-                async with session.begin_nested():
-                    session.add(definition)
-                    await session.flush()
-                return definition, True
-            except IntegrityError:
-                # Another request created this name first: update that one instead.
-                existing = await repository.definition_by_name(
-                    session, org_id, body.name, lock=True
-                )
-                if existing is None:
-                    raise
+
+            async def insert() -> WorkflowDefinition:
+                session.add(definition)
+                await session.flush()
+                return definition
+
+            # Another request may create this name first: then update that one instead.
+            find = partial(repository.definition_by_name, session, org_id, body.name, lock=True)
+            found, created = await create_or_find(session, insert, find)
+            if created:
+                return found, True
+            existing = found
         existing.version += 1
         existing.nodes = nodes
         existing.defaults = defaults

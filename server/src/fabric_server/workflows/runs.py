@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access, WhenArchived
+from fabric_server.db.unique import create_or_find
 from fabric_server.engine.admission import InFlightLimit
 from fabric_server.errors import Conflict, NotFound, ValidationFailed
 from fabric_server.events.models import Event
@@ -66,30 +67,24 @@ class RunService:
                 return _replay(existing, digest), False
         if self.active_runs is not None:
             await self.active_runs.admit(org_id)
-        try:
-            async with session.begin_nested():
-                run = await self.launcher.create_run(
-                    session,
-                    definition,
-                    context=body.context,
-                    created_by=principal.id,
-                    priority=body.priority,
-                    metadata=body.metadata,
-                    environment=body.environment,
-                    idempotency_key=body.idempotency_key,
-                    request_hash=digest,
-                )
-        except IntegrityError:
-            # A concurrent request with the same key won the race; answer with its run.
-            if not body.idempotency_key:
-                raise
-            existing = await repository.run_by_idempotency_key(
-                session, org_id, body.idempotency_key
-            )
-            if existing is None:
-                raise
-            return _replay(existing, digest), False
-        return run, True
+        insert = partial(
+            self.launcher.create_run,
+            session,
+            definition,
+            context=body.context,
+            created_by=principal.id,
+            priority=body.priority,
+            metadata=body.metadata,
+            environment=body.environment,
+            idempotency_key=body.idempotency_key,
+            request_hash=digest,
+        )
+        if not body.idempotency_key:
+            return await insert(), True
+        # A concurrent request with the same key may win the race: answer with its run.
+        find = partial(repository.run_by_idempotency_key, session, org_id, body.idempotency_key)
+        run, created = await create_or_find(session, insert, find)
+        return (run, True) if created else (_replay(run, digest), False)
 
     async def start(
         self, session: AsyncSession, principal: Principal, run_id: str, priority: int | None
