@@ -10,8 +10,10 @@ from fabric_server.access.me import Identity
 from fabric_server.access.platform import PlatformAdmins
 from fabric_server.access.principal import CredentialVerifier
 from fabric_server.access.service import Access
+from fabric_server.assembly import Platform
 from fabric_server.audit.recorder import add_audit_row
-from fabric_server.auth.module import Auth, build_auth
+from fabric_server.auth import wiring as auth_wiring
+from fabric_server.auth.wiring import Auth
 from fabric_server.budgets.service import BudgetService
 from fabric_server.db import versions
 from fabric_server.db.database import Database
@@ -32,29 +34,32 @@ from fabric_server.mail import Mailer, build_mailer
 from fabric_server.observability.event_metrics import EventMetrics
 from fabric_server.observability.tracing import Tracing, tracing_from_env
 from fabric_server.observability.work import TracedHandler
+from fabric_server.orgs import wiring as orgs_wiring
 from fabric_server.orgs.invitations import InvitationService
 from fabric_server.orgs.limits import LimitService, limit_of
 from fabric_server.orgs.members import MemberService
 from fabric_server.orgs.service import OrgService
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.providers.setup import build_registry
-from fabric_server.schedules.wiring import Schedules, build_schedules
+from fabric_server.schedules import wiring as schedules_wiring
+from fabric_server.schedules.wiring import Schedules
+from fabric_server.secrets import wiring as secrets_wiring
 from fabric_server.secrets.crypto import MasterKey
-from fabric_server.secrets.rotation import OrgSecretTable, SealedTable
+from fabric_server.secrets.rotation import SealedTable
 from fabric_server.secrets.service import SecretStore
 from fabric_server.settings import Settings
-from fabric_server.webhooks.module import Webhooks, build_webhooks
-from fabric_server.webhooks.rotation import WebhookSecretTable
+from fabric_server.webhooks import wiring as webhooks_wiring
+from fabric_server.webhooks.wiring import Webhooks
+from fabric_server.workers import wiring as workers_wiring
 from fabric_server.workers.service import WorkerService
-from fabric_server.workers.wiring import build_workers
-from fabric_server.workflows import repository as workflow_repository
+from fabric_server.workflows import wiring as workflows_wiring
 from fabric_server.workflows.effects import (
     NODE_TIMEOUT_KIND,
     RUN_CANCEL_KIND,
     RUN_START_KIND,
     TASK_EXPIRE_KIND,
 )
-from fabric_server.workflows.wiring import Workflows, build_workflows
+from fabric_server.workflows.wiring import Workflows
 
 # Short work that must never wait behind the rest: starting and cancelling runs, time-outs.
 CONTROL_KINDS = (RUN_START_KIND, RUN_CANCEL_KIND, NODE_TIMEOUT_KIND, TASK_EXPIRE_KIND)
@@ -141,10 +146,6 @@ def build_services(
     platform_admins = PlatformAdmins.from_settings(settings)
     # Loaded when the server starts; seals organization secrets and webhook signing secrets.
     master_key = MasterKey(settings)
-    # Provider credentials: the organization's own secrets first, then server settings.
-    secrets = SecretStore(master_key, access, events)
-    providers = build_registry(settings, org_secrets=secrets)
-    providers.use_cache(cache_versions)
     hub = EventHub(db, poll_seconds=settings.sse_poll_seconds)
     events.on_commit(hub.publish)
     events.on_commit(EventMetrics().observe)
@@ -159,6 +160,21 @@ def build_services(
         ),
         recheck_seconds=settings.sse_recheck_seconds,
     )
+    platform = Platform(
+        settings=settings,
+        db=db,
+        writer=writer,
+        versions=cache_versions,
+        queue=queue,
+        events=events,
+        broadcaster=broadcaster,
+        hub=hub,
+        access=access,
+    )
+    secrets = secrets_wiring.assemble(platform, master_key)
+    # Provider credentials: the organization's own secrets first, then server settings.
+    providers = build_registry(settings, org_secrets=secrets.store)
+    providers.use_cache(cache_versions)
     budgets = BudgetService(access, events, providers)
     budgets.use_cache(cache_versions)
     active_jobs = InFlightLimit(
@@ -182,28 +198,28 @@ def build_services(
         max_attempts=settings.job_max_attempts,
         active_jobs=active_jobs,
     )
-    workflows = build_workflows(
-        settings, db, queue, events, access, providers, budgets, writer, hub
-    )
-    schedules = build_schedules(settings, db, events, access, workflows, broadcaster)
+    workflows = workflows_wiring.assemble(platform, providers, budgets)
+    schedules = schedules_wiring.assemble(platform, workflows)
     handlers: dict[str, Handler] = {
         JOB_WORK_KIND: JobHandler(db, writer, queue, events, providers, budgets, jobs)
     }
     mailer = build_mailer(settings)
-    auth = build_auth(settings, db, events, mailer)
+    auth = auth_wiring.assemble(platform, mailer)
     auth.sessions.use_cache(cache_versions)
-    handlers.update(workflows.handlers)
-    workers, worker_handlers = build_workers(
-        settings, db, writer, queue, events, access, secrets, workflows
+    workers = workers_wiring.assemble(platform, secrets.store, workflows)
+    orgs = orgs_wiring.assemble(
+        platform,
+        mailer,
+        auth.core.accounts,
+        platform_admins,
+        {"max_active_jobs": active_jobs, "max_active_runs": workflows.active_runs},
     )
-    handlers.update(worker_handlers)
-    access.register_resource("workflow", workflow_repository.organization_of_definition)
-    access.register_resource("workflow_run", workflow_repository.organization_of_run)
-    orgs = OrgService(access, events)
-    invitations = InvitationService(settings, access, events, mailer, orgs, auth.core.accounts)
     api_keys = ApiKeyService(db, access, events, writer=writer, versions=cache_versions)
-    webhooks = build_webhooks(settings, db, queue, events, access, broadcaster, master_key)
-    handlers[webhooks.work_kind] = webhooks.handler
+    webhooks = webhooks_wiring.assemble(platform, master_key)
+    for domain in (secrets, workflows, schedules, auth, workers, orgs, webhooks):
+        handlers.update(domain.handlers)
+        for resource_type, resolver in domain.resolvers.items():
+            access.register_resource(resource_type, resolver)
     events.on_commit(webhooks.dispatcher.observe)
     cache_versions.on_bump(versions.WEBHOOKS, webhooks.dispatcher.webhooks_changed)
     cache_versions.on_bump(versions.ACCESS, streamer.access_changed)
@@ -229,23 +245,18 @@ def build_services(
         webhooks=webhooks,
         schedules=schedules,
         handlers=handlers,
-        orgs=orgs,
-        members=MemberService(access, events, orgs),
-        invitations=invitations,
+        orgs=orgs.service,
+        members=orgs.members,
+        invitations=orgs.invitations,
         identity=Identity(access, platform_admins),
         grants=GrantService(access, events),
         api_keys=api_keys,
-        secrets=secrets,
+        secrets=secrets.store,
         master_key=master_key,
-        workers=workers,
-        limits=LimitService(
-            access,
-            platform_admins,
-            events,
-            {"max_active_jobs": active_jobs, "max_active_runs": workflows.active_runs},
-        ),
+        workers=workers.service,
+        limits=orgs.limits,
         tracing=tracing if tracing is not None else tracing_from_env(),
         # API keys first: they claim every `fab_…` token, the session verifier the rest.
         credential_verifiers=[api_keys.verify_credentials, auth.verify_credentials],
-        sealed_tables=[OrgSecretTable(), WebhookSecretTable()],
+        sealed_tables=[*secrets.sealed_tables, *webhooks.sealed_tables],
     )

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fabric_server.access.service import Access
+from fabric_server.assembly import Assembled, Platform
 from fabric_server.db.database import Database
 from fabric_server.events.broadcaster import Broadcaster
-from fabric_server.events.outbox import EventRecorder
 from fabric_server.schedules.firing import ScheduleFirer
 from fabric_server.schedules.scheduler import Scheduler
 from fabric_server.schedules.service import ScheduleService
-from fabric_server.settings import Settings
 from fabric_server.workflows.wiring import Workflows
 
 
-@dataclass
-class Schedules:
+@dataclass(kw_only=True)
+class Schedules(Assembled):
     firer: ScheduleFirer
     service: ScheduleService
     db: Database
@@ -32,24 +30,18 @@ class Schedules:
         return scheduler
 
 
-def build_schedules(
-    settings: Settings,
-    db: Database,
-    events: EventRecorder,
-    access: Access,
-    workflows: Workflows,
-    broadcaster: Broadcaster,
-) -> Schedules:
+def assemble(platform: Platform, workflows: Workflows) -> Schedules:
+    settings, db = platform.settings, platform.db
     firer = ScheduleFirer(
         db,
-        events,
+        platform.events,
         workflows.runs.launcher,
         misfire_grace_seconds=settings.scheduler_misfire_grace_seconds,
     )
     return Schedules(
         firer=firer,
-        service=ScheduleService(access, firer, workflows.runs.lifecycle),
+        service=ScheduleService(platform.access, firer, workflows.runs.lifecycle),
         db=db,
-        broadcaster=broadcaster,
+        broadcaster=platform.broadcaster,
         poll_seconds=settings.scheduler_poll_seconds,
     )

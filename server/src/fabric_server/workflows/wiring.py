@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fabric_server.access.service import Access
+from fabric_server.assembly import Assembled, Platform
 from fabric_server.budgets.service import BudgetService
-from fabric_server.db.database import Database
-from fabric_server.db.writer import Writer
 from fabric_server.engine.admission import InFlightLimit
-from fabric_server.engine.queue import WorkQueue
-from fabric_server.engine.worker import Handler
-from fabric_server.events.hub import EventHub
-from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs.limits import limit_of
 from fabric_server.providers.registry import ProviderRegistry
-from fabric_server.settings import Settings
 from fabric_server.workflows import repository
 from fabric_server.workflows.core_steps import CoreSteps
 from fabric_server.workflows.definitions import DefinitionService
@@ -40,29 +33,20 @@ from fabric_server.workflows.sizes import NodeLimits
 from fabric_server.workflows.writer import StepWriter
 
 
-@dataclass
-class Workflows:
+@dataclass(kw_only=True)
+class Workflows(Assembled):
     operations: OperationRegistry
     definitions: DefinitionService
     runs: RunService
-    handlers: dict[str, Handler]
     #: For the code workers' domain, which records their reports the same way.
     steps: Steps
     limits: NodeLimits
     active_runs: InFlightLimit
 
 
-def build_workflows(
-    settings: Settings,
-    db: Database,
-    queue: WorkQueue,
-    events: EventRecorder,
-    access: Access,
-    providers: ProviderRegistry,
-    budgets: BudgetService,
-    writer: Writer,
-    hub: EventHub,
-) -> Workflows:
+def assemble(platform: Platform, providers: ProviderRegistry, budgets: BudgetService) -> Workflows:
+    settings, db, queue, events = platform.settings, platform.db, platform.queue, platform.events
+    access = platform.access
     operations = build_operations(providers, settings, db, budgets)
     step_writer = StepWriter(queue, events, operations)
     launcher = RunLauncher(step_writer, default_timeout=settings.workflow_node_timeout_seconds)
@@ -70,7 +54,7 @@ def build_workflows(
     core = CoreSteps(
         queue, events, operations, default_timeout=settings.workflow_node_timeout_seconds
     )
-    steps = Steps(writer, queue, core)
+    steps = Steps(platform.writer, queue, core)
     limits = NodeLimits(
         rendered_bytes=settings.workflow_max_rendered_bytes,
         output_bytes=settings.workflow_max_node_output_bytes,
@@ -83,7 +67,7 @@ def build_workflows(
         operations,
         budgets,
         steps,
-        hub,
+        platform.hub,
         max_descendants=settings.workflow_max_descendants,
         limits=limits,
     )
@@ -109,6 +93,10 @@ def build_workflows(
             RUN_START_KIND: RunStartHandler(db, queue, lifecycle, steps),
             RUN_CANCEL_KIND: RunCancelHandler(db, queue, lifecycle, steps),
             NODE_TIMEOUT_KIND: NodeTimeoutHandler(db, queue, lifecycle, operations),
+        },
+        resolvers={
+            "workflow": repository.organization_of_definition,
+            "workflow_run": repository.organization_of_run,
         },
         steps=steps,
         limits=limits,

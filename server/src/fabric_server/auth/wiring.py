@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from fabric_server.access.principal import Principal
+from fabric_server.assembly import Assembled, Platform
 from fabric_server.auth.claim import AddressProof
 from fabric_server.auth.core import AuthCore
 from fabric_server.auth.linking import SocialLinker
@@ -16,14 +17,11 @@ from fabric_server.auth.redact import install_access_log_redaction
 from fabric_server.auth.service import AuthService
 from fabric_server.auth.sessions import Sessions
 from fabric_server.auth.social import OAuthFlow
-from fabric_server.db.database import Database
-from fabric_server.events.outbox import EventRecorder
 from fabric_server.mail import Mailer
-from fabric_server.settings import Settings
 
 
-@dataclass
-class Auth:
+@dataclass(kw_only=True)
+class Auth(Assembled):
     core: AuthCore
     service: AuthService
     sessions: Sessions
@@ -40,8 +38,9 @@ class Auth:
         return await self.sessions.verify_credentials(request, token)
 
 
-def build_auth(settings: Settings, db: Database, events: EventRecorder, mailer: Mailer) -> Auth:
-    core = AuthCore(settings, db, events, mailer)
+def assemble(platform: Platform, mailer: Mailer) -> Auth:
+    settings = platform.settings
+    core = AuthCore(settings, platform.db, platform.events, mailer)
     sessions = Sessions(core)
     mailed = MailedTokens(core)
     proof = AddressProof(core, sessions)

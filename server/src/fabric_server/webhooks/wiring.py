@@ -4,41 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fabric_server.access.service import Access
-from fabric_server.db.database import Database
-from fabric_server.engine.queue import WorkQueue
-from fabric_server.events.broadcaster import Broadcaster
-from fabric_server.events.outbox import EventRecorder
+from fabric_server.assembly import Assembled, Platform
 from fabric_server.net.guard import AddressGuard
 from fabric_server.net.http import OutboundClient
 from fabric_server.secrets.crypto import MasterKey
-from fabric_server.settings import Settings
+from fabric_server.secrets.rotation import SealedTable
 from fabric_server.webhooks.delivery import DeliveryHandler, DisablePolicy, RetrySchedule
 from fabric_server.webhooks.dispatcher import DELIVER_KIND, Dispatcher
+from fabric_server.webhooks.rotation import WebhookSecretTable
 from fabric_server.webhooks.service import WebhookService
 
 
-@dataclass
-class Webhooks:
+@dataclass(kw_only=True)
+class Webhooks(Assembled):
     service: WebhookService
     dispatcher: Dispatcher
     handler: DeliveryHandler
     client: OutboundClient
+    #: Re-sealed by master key rotation.
+    sealed_tables: list[SealedTable]
     work_kind: str = DELIVER_KIND
 
     async def aclose(self) -> None:
         await self.client.aclose()
 
 
-def build_webhooks(
-    settings: Settings,
-    db: Database,
-    queue: WorkQueue,
-    events: EventRecorder,
-    access: Access,
-    broadcaster: Broadcaster,
-    master_key: MasterKey,
-) -> Webhooks:
+def assemble(platform: Platform, master_key: MasterKey) -> Webhooks:
+    settings, db, queue, events = platform.settings, platform.db, platform.queue, platform.events
     guard = AddressGuard.build(
         allow_private=settings.webhook_private_allowed,
         allowed_networks=settings.webhook_allowed_networks,
@@ -59,11 +51,13 @@ def build_webhooks(
         ),
     )
     dispatcher = Dispatcher(
-        db, queue, broadcaster, poll_seconds=settings.webhook_dispatch_poll_seconds
+        db, queue, platform.broadcaster, poll_seconds=settings.webhook_dispatch_poll_seconds
     )
     return Webhooks(
-        service=WebhookService(access, events, guard, master_key, queue),
+        service=WebhookService(platform.access, events, guard, master_key, queue),
         dispatcher=dispatcher,
         handler=handler,
         client=client,
+        handlers={DELIVER_KIND: handler},
+        sealed_tables=[WebhookSecretTable()],
     )
