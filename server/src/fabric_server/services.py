@@ -27,6 +27,8 @@ from fabric_server.events.hub import EventHub
 from fabric_server.events.open_streams import OpenStreams
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.events.sse import EventStreamer
+from fabric_server.galleries import wiring as galleries_wiring
+from fabric_server.galleries.service import GalleryService
 from fabric_server.jobs import repository as jobs_repository
 from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
@@ -98,6 +100,7 @@ class Services:
     master_key: MasterKey
     workers: WorkerService
     limits: LimitService
+    galleries: GalleryService
     tracing: Tracing = field(default_factory=Tracing)
     credential_verifiers: list[CredentialVerifier] = field(default_factory=list)
     # Every table holding values sealed with the master key (re-sealed by key rotation).
@@ -216,7 +219,8 @@ def build_services(
     )
     api_keys = ApiKeyService(db, access, events, writer=writer, versions=cache_versions)
     webhooks = webhooks_wiring.assemble(platform, master_key)
-    for domain in (secrets, workflows, schedules, auth, workers, orgs, webhooks):
+    galleries = galleries_wiring.assemble(platform, platform_admins)
+    for domain in (secrets, workflows, schedules, auth, workers, orgs, webhooks, galleries):
         handlers.update(domain.handlers)
         for resource_type, resolver in domain.resolvers.items():
             access.register_resource(resource_type, resolver)
@@ -255,6 +259,7 @@ def build_services(
         master_key=master_key,
         workers=workers.service,
         limits=orgs.limits,
+        galleries=galleries.service,
         tracing=tracing if tracing is not None else tracing_from_env(),
         # API keys first: they claim every `fab_…` token, the session verifier the rest.
         credential_verifiers=[api_keys.verify_credentials, auth.verify_credentials],

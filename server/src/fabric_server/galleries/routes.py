@@ -26,7 +26,7 @@ router = APIRouter(tags=["galleries"], responses=ERROR_RESPONSES)
 
 
 def _service(services: Services) -> GalleryService:
-    return GalleryService(services.access, services.platform_admins)
+    return services.galleries
 
 
 @router.get(
