@@ -32,6 +32,7 @@ from ._errors import (
     FabricTimeoutError,
     FabricValidationError,
 )
+from ._tracecontext import trace_headers
 from ._version import __version__
 
 DEFAULT_BASE_URL = "http://localhost:3001"
@@ -398,6 +399,7 @@ class BaseClient(Generic[HttpClientT]):
             headers["X-Principal-Id"] = self._config.principal_id
         if options.idempotency_key is not None:
             headers["Idempotency-Key"] = options.idempotency_key
+        headers.update(trace_headers())
         if options.headers:
             headers.update(options.headers)
         return headers
