@@ -4,7 +4,7 @@ the queue to the worker, and through a workflow run's nodes."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
@@ -13,8 +13,10 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from server_helpers import wait_for_job
+from server_helpers import eventually, wait_for_job
 from sqlalchemy import select
+from webhook_helpers import create_webhook
+from webhook_receiver import Received, Receiver
 from workflow_helpers import define, start, wait_for_run
 
 from fabric_server.app import create_app
@@ -146,3 +148,66 @@ async def test_without_tracing_nothing_is_added_to_work_items(settings: Settings
             item = await session.scalar(select(WorkItem).where(WorkItem.ref_id == job_id))
         assert item is not None
         assert "traceparent" not in item.payload
+
+
+async def test_outbound_calls_carry_the_trace(settings: Settings) -> None:
+    """A webhook delivery and an `http.request` node send the `traceparent` of the trace
+    they run in, so the receiving service can join it."""
+    tracing, _ = _in_memory()
+    with Receiver() as receiver:
+        async with traced_app(settings, tracing) as (client, _):
+            await create_webhook(client, receiver.url, events=["job.completed"])
+            created = await client.post(
+                "/v1/jobs",
+                json={"modality": "text", "input": {"prompt": "trace me"}},
+                headers={"traceparent": TRACEPARENT},
+            )
+            await wait_for_job(client, created.json()["data"]["id"], "completed")
+            definition = await define(
+                client,
+                [
+                    {
+                        "key": "call",
+                        "operation": "http.request",
+                        "config": {"url": receiver.url, "method": "post", "json": {"n": 1}},
+                    }
+                ],
+            )
+            response = await client.post(
+                "/v1/workflow-runs",
+                json={"workflow_definition_id": definition["id"]},
+                headers={"traceparent": TRACEPARENT},
+            )
+            run = response.json()["data"]
+            await client.post(
+                f"/v1/workflow-runs/{run['id']}/start",
+                json={},
+                headers={"traceparent": TRACEPARENT},
+            )
+            finished = await wait_for_run(client, run["id"])
+            assert finished["status"] == "completed", str(finished)
+            await eventually(requests_of(receiver), lambda got: len(got) >= 2)
+
+    delivery = next(r for r in receiver.requests if r.headers.get("x-fabric-delivery"))
+    node_call = next(r for r in receiver.requests if not r.headers.get("x-fabric-delivery"))
+    for request in (delivery, node_call):
+        assert request.headers["traceparent"].split("-")[1] == TRACE_ID
+
+
+async def test_without_tracing_outbound_calls_carry_no_trace(settings: Settings) -> None:
+    with Receiver() as receiver:
+        async with traced_app(settings, Tracing()) as (client, _):
+            await create_webhook(client, receiver.url, events=["job.completed"])
+            created = await client.post(
+                "/v1/jobs", json={"modality": "text", "input": {"prompt": "untraced"}}
+            )
+            await wait_for_job(client, created.json()["data"]["id"], "completed")
+            await eventually(requests_of(receiver), lambda got: len(got) >= 1)
+    assert "traceparent" not in receiver.requests[0].headers
+
+
+def requests_of(receiver: Receiver) -> Callable[[], Awaitable[list[Received]]]:
+    async def probe() -> list[Received]:
+        return list(receiver.requests)
+
+    return probe

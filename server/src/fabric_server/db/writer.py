@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -62,8 +63,8 @@ class Tx:
 
     def after_commit(self, callback: AfterCommit) -> None:
         """Run `callback` on the event loop once the transaction committed (never after a
-        rollback)."""
-        self._callbacks.append(callback)
+        rollback), in the context of the unit that asked (its trace, say)."""
+        self._callbacks.append(functools.partial(contextvars.copy_context().run, callback))
 
 
 @dataclass

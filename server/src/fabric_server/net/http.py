@@ -8,6 +8,10 @@ only the first `max_body` bytes of an answer are read.
 
 `PinnedTransport` gives httpx clients the same guarantee (provider calls to endpoints an
 organization chose).
+
+Outbound calls made while a trace span is current (a traced work item: a webhook delivery, an
+`http.request` node) carry its W3C `traceparent`, so the receiver can join the trace; with
+tracing off no span is current and nothing is added.
 """
 
 from __future__ import annotations
@@ -22,8 +26,16 @@ from typing import Any
 
 import httpcore
 import httpx
+from opentelemetry import propagate
 
 from fabric_server.net.guard import AddressGuard, BlockedAddress, IPAddress
+
+
+def trace_headers() -> dict[str, str]:
+    """The current span's trace context as headers (empty when no span is current)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
 
 
 @dataclass(frozen=True)
@@ -136,7 +148,8 @@ class OutboundClient:
         """
         self.guard.check_url(url, names=False)  # names are checked once resolved
         async with asyncio.timeout(timeout):
-            request_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
+            sent = {**trace_headers(), **headers}
+            request_headers = [(k.encode(), v.encode()) for k, v in sent.items()]
             limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
             async with self._pool.stream(
                 "POST", url, headers=request_headers, content=body, extensions={"timeout": limits}

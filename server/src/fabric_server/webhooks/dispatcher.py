@@ -19,6 +19,11 @@ remembers which organizations have an active endpoint and hears of this process'
 events from memory: a commit whose events concern none of them wakes nothing, and with no
 endpoint anywhere the dispatcher only looks again once per poll interval (which is also how
 it learns of endpoints created by other processes).
+
+Tracing: an event this process committed inside a trace (a job's execution, a request) is
+remembered with that trace's `traceparent`, and its deliveries carry it, so a delivery's span
+and the webhook call join the trace that caused the event. Events committed by another
+process are delivered in traces of their own.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,6 +45,7 @@ from fabric_server.events.broadcaster import Broadcaster
 from fabric_server.events.hub import LogEvent
 from fabric_server.events.models import Event
 from fabric_server.events.sse import event_to_dict
+from fabric_server.net.http import trace_headers
 from fabric_server.webhooks import repository
 from fabric_server.webhooks.matching import matches
 from fabric_server.webhooks.models import WebhookAttempt
@@ -49,6 +55,8 @@ DELIVER_KIND = "webhook.deliver"
 # A delivery attempt whose worker keeps dying is given up after this many claims.
 DELIVER_MAX_CLAIMS = 3
 _INSERT_CHUNK = 500
+# How many recent events' trace contexts are remembered for their deliveries.
+_TRACED_EVENTS = 10_000
 
 
 def event_body(event: Event) -> str:
@@ -78,12 +86,24 @@ class Dispatcher:
         self._wake = asyncio.Event()
         # Organizations with an active endpoint; None: unknown (read before the next pass).
         self._active: set[str] | None = None
+        # Event id -> the `traceparent` it was committed in (this process's recent events).
+        self._traces: OrderedDict[str, str] = OrderedDict()
 
     def observe(self, events: list[LogEvent]) -> None:
         """Events this process committed: wake up if any may need a delivery."""
         active = self._active
         if active is None or any(e.organization_id in active for e in events):
+            self._remember_trace(events)
             self._wake.set()
+
+    def _remember_trace(self, events: list[LogEvent]) -> None:
+        traceparent = trace_headers().get("traceparent")
+        if traceparent is None:
+            return
+        for event in events:
+            self._traces[event.id] = traceparent
+        while len(self._traces) > _TRACED_EVENTS:
+            self._traces.popitem(last=False)
 
     def webhooks_changed(self) -> None:
         """Endpoints were created, changed or removed: look again."""
@@ -172,6 +192,7 @@ class Dispatcher:
             subscribers[webhook.organization_id].append(webhook)
         now = self.clock()
         rows: list[dict[str, Any]] = []
+        origins: dict[str, str] = {}  # delivery id -> the trace its event was committed in
         for event in events:
             wanted = [
                 w for w in subscribers.get(event.organization_id or "", []) if matches(w, event)
@@ -179,10 +200,14 @@ class Dispatcher:
             if not wanted:
                 continue
             body = event_body(event)
+            origin = self._traces.pop(event.id, None)
             for webhook in wanted:
+                delivery_id = new_id()
+                if origin is not None:
+                    origins[delivery_id] = origin
                 rows.append(
                     {
-                        "id": new_id(),
+                        "id": delivery_id,
                         "webhook_id": webhook.id,
                         "organization_id": webhook.organization_id,
                         "event_id": event.id,
@@ -216,8 +241,13 @@ class Dispatcher:
                     DELIVER_KIND,
                     ref_id=delivery_id,
                     organization_id=row["organization_id"],
-                    payload={"attempt": 1},
+                    payload=_with_origin({"attempt": 1}, origins.get(delivery_id)),
                     max_attempts=DELIVER_MAX_CLAIMS,
                 )
         if rows:
             log.debug("dispatched %d webhook deliveries for %d events", len(rows), len(events))
+
+
+def _with_origin(payload: dict[str, Any], traceparent: str | None) -> dict[str, Any]:
+    """A delivery's work payload, carrying the trace its event was committed in."""
+    return payload if traceparent is None else {**payload, "traceparent": traceparent}

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from fabric_server.net.guard import is_public
+from fabric_server.net.http import trace_headers
 from fabric_server.workflows.nodes.base import (
     Completed,
     NodeError,
@@ -128,7 +129,7 @@ class HttpRequest(Operation):
                 request = client.build_request(
                     method,
                     pinned,
-                    headers={**_without_host(headers), "Host": host_header},
+                    headers={**trace_headers(), **_without_host(headers), "Host": host_header},
                     content=content,
                     extensions=extensions,
                 )
