@@ -23,6 +23,7 @@ import uvicorn
 
 from fabric_server.app import begin_shutdown, create_app, start
 from fabric_server.db.migrate import migrate
+from fabric_server.observability import metrics
 from fabric_server.observability.logs import configure_logging
 from fabric_server.runtime import Background
 from fabric_server.secrets.rotation import Census, KeyRotation, RotationRefused
@@ -60,6 +61,8 @@ def serve_processes(settings: Settings, sock: socket.socket) -> int:
             if child.is_alive() and child.pid is not None:
                 os.kill(child.pid, signum)
 
+    # One scrape adds up all API processes (PROMETHEUS_MULTIPROC_DIR): start from zero.
+    metrics.clear_multiprocess_dir()
     children = [start() for _ in range(settings.api_processes)]
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
@@ -70,6 +73,8 @@ def serve_processes(settings: Settings, sock: socket.socket) -> int:
                 log.warning(
                     "API process %s exited (%s); starting another", child.pid, child.exitcode
                 )
+                if child.pid is not None:
+                    metrics.process_exited(child.pid)
                 children[index] = start()
         stopping.wait(0.5)
     for child in children:

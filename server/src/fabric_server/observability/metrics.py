@@ -10,6 +10,7 @@ depth, pool use) come from a collector the scrape is given (`observability.state
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -149,10 +150,32 @@ SCHEDULE_FIRINGS = Counter(
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+def multiprocess_dir() -> Path | None:
+    """The directory the processes share their metrics through, when one is set."""
+    value = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(value) if value else None
+
+
+def clear_multiprocess_dir() -> None:
+    """Forget earlier runs' values (before any process of this run has started)."""
+    directory = multiprocess_dir()
+    if directory is None:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
+def process_exited(pid: int) -> None:
+    """A process of this run is gone: its live gauges (open streams) stop counting."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 def scrape(state: Collector | None = None) -> bytes:
     """The Prometheus text body for this process (or all processes in multiprocess mode),
     followed by what `state` reports at scrape time."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if multiprocess_dir() is not None:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         body = generate_latest(registry)
