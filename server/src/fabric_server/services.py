@@ -19,9 +19,11 @@ from fabric_server.db.writer import Writer
 from fabric_server.engine.admission import InFlightLimit
 from fabric_server.engine.lanes import CONTROL, DELIVERY, build_lanes
 from fabric_server.engine.queue import RetryPolicy, WorkQueue
+from fabric_server.engine.traced import TracedHandler
 from fabric_server.engine.worker import Handler, Worker
 from fabric_server.events.broadcaster import MemoryBroadcaster
 from fabric_server.events.hub import EventHub
+from fabric_server.events.metrics import EventMetrics
 from fabric_server.events.open_streams import OpenStreams
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.events.sse import EventStreamer
@@ -29,9 +31,7 @@ from fabric_server.jobs import repository as jobs_repository
 from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
-from fabric_server.observability.event_metrics import EventMetrics
 from fabric_server.observability.tracing import Tracing, tracing_from_env
-from fabric_server.observability.work import TracedHandler
 from fabric_server.orgs.invitations import InvitationService
 from fabric_server.orgs.limits import LimitService, limit_of
 from fabric_server.orgs.members import MemberService

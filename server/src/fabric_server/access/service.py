@@ -29,12 +29,12 @@ from fabric_server.access.policy import (
     role_allows,
 )
 from fabric_server.access.principal import Principal
-from fabric_server.audit.context import note_organization
 from fabric_server.db.database import is_write_transaction
 from fabric_server.db.versions import ACCESS, VersionedCache, Versions
 from fabric_server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from fabric_server.jobs import repository as jobs
 from fabric_server.orgs import repository as orgs
+from fabric_server.request_context import note_organization
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 
 # Finds the organization a resource belongs to (None: no such resource).
