@@ -6,12 +6,11 @@ from dataclasses import dataclass, field
 
 from fabric_server.access.grants import GrantService
 from fabric_server.access.keys import ApiKeyService
-from fabric_server.access.me import Identity
-from fabric_server.access.platform import PlatformAdmins
 from fabric_server.access.principal import CredentialVerifier
 from fabric_server.access.service import Access
 from fabric_server.audit.recorder import add_audit_row
 from fabric_server.auth.module import Auth, build_auth
+from fabric_server.auth.platform import PlatformAdmins
 from fabric_server.budgets.service import BudgetService
 from fabric_server.db import versions
 from fabric_server.db.database import Database
@@ -32,8 +31,10 @@ from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
 from fabric_server.observability.tracing import Tracing, tracing_from_env
+from fabric_server.orgs import repository as org_repository
 from fabric_server.orgs.invitations import InvitationService
 from fabric_server.orgs.limits import LimitService, limit_of
+from fabric_server.orgs.me import Identity
 from fabric_server.orgs.members import MemberService
 from fabric_server.orgs.service import OrgService
 from fabric_server.providers.registry import ProviderRegistry
@@ -137,7 +138,11 @@ def build_services(
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
         writer=writer,
     )
-    access = Access(dev_mode=settings.is_dev, versions=cache_versions)
+    access = Access(
+        dev_mode=settings.is_dev, archived=org_repository.archived, versions=cache_versions
+    )
+    access.register_resource("team", org_repository.organization_of_team)
+    access.register_resource("job", jobs_repository.organization_of)
     platform_admins = PlatformAdmins.from_settings(settings)
     # Loaded when the server starts; seals organization secrets and webhook signing secrets.
     master_key = MasterKey(settings)
