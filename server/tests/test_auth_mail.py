@@ -18,6 +18,7 @@ from fabric_server.auth.module import build_auth
 from fabric_server.db.database import Database
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.mail import build_mailer
+from fabric_server.orgs.personal import PersonalOrganizations
 from fabric_server.settings import Settings
 from fabric_server.testing import fast_settings, free_port
 
@@ -134,7 +135,14 @@ async def test_links_can_point_at_a_web_app(database_url: str, tmp_path: Path) -
 def test_production_needs_a_signing_secret(tmp_path: Path) -> None:
     settings = Settings(env="production", data_dir=tmp_path)
     db = Database(settings.resolved_database_url)
-    auth = build_auth(settings, db, EventRecorder(lambda: None), build_mailer(settings))
+    personal = PersonalOrganizations(dev_mode=False)
+    auth = build_auth(
+        settings,
+        db,
+        EventRecorder(lambda: None),
+        build_mailer(settings),
+        personal_organization=personal.create,
+    )
     with pytest.raises(RuntimeError, match="FABRIC_SIGNING_SECRET"):
         auth.start()
     assert not (tmp_path / "signing_secret").exists()

@@ -36,6 +36,7 @@ from fabric_server.orgs.invitations import InvitationService
 from fabric_server.orgs.limits import LimitService, limit_of
 from fabric_server.orgs.me import Identity
 from fabric_server.orgs.members import MemberService
+from fabric_server.orgs.personal import PersonalOrganizations
 from fabric_server.orgs.service import OrgService
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.providers.setup import build_registry
@@ -195,7 +196,8 @@ def build_services(
         JOB_WORK_KIND: JobHandler(db, writer, queue, events, providers, budgets, jobs)
     }
     mailer = build_mailer(settings)
-    auth = build_auth(settings, db, events, mailer)
+    personal = PersonalOrganizations(dev_mode=settings.is_dev)
+    auth = build_auth(settings, db, events, mailer, personal_organization=personal.create)
     auth.sessions.use_cache(cache_versions)
     handlers.update(workflows.handlers)
     workers, worker_handlers = build_workers(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from fabric_server.access.principal import Principal
+from fabric_server.auth.accounts import PersonalOrganization
 from fabric_server.auth.claim import AddressProof
 from fabric_server.auth.core import AuthCore
 from fabric_server.auth.linking import SocialLinker
@@ -40,8 +41,16 @@ class Auth:
         return await self.sessions.verify_credentials(request, token)
 
 
-def build_auth(settings: Settings, db: Database, events: EventRecorder, mailer: Mailer) -> Auth:
-    core = AuthCore(settings, db, events, mailer)
+def build_auth(
+    settings: Settings,
+    db: Database,
+    events: EventRecorder,
+    mailer: Mailer,
+    *,
+    personal_organization: PersonalOrganization,
+) -> Auth:
+    """`personal_organization` creates each new account's own organization."""
+    core = AuthCore(settings, db, events, mailer, personal_organization=personal_organization)
     sessions = Sessions(core)
     mailed = MailedTokens(core)
     proof = AddressProof(core, sessions)
