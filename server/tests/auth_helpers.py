@@ -13,8 +13,8 @@ import httpx
 from sqlalchemy import select
 
 from fabric_server.app import create_app
-from fabric_server.dev.mailer import list_outbox
 from fabric_server.events.models import Event
+from fabric_server.mail.outbox import list_outbox
 from fabric_server.services import Services, build_services
 from fabric_server.settings import Settings
 

@@ -8,10 +8,11 @@ import httpx
 from fastapi.routing import APIRoute, iter_route_contexts
 from server_helpers import assert_error
 
+from fabric_server.access.models import Membership
 from fabric_server.app import create_app
 from fabric_server.audit.actions import declared_action
 from fabric_server.audit.context import MUTATING_METHODS
-from fabric_server.orgs.models import Membership, Organization
+from fabric_server.orgs.models import Organization
 from fabric_server.services import Services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, DEV_OWNER_ID, Settings
 

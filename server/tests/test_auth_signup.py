@@ -8,8 +8,9 @@ from auth_helpers import PASSWORD, auth_events, bearer, login, outbox, signup
 from server_helpers import assert_error
 from sqlalchemy import select
 
+from fabric_server.access.models import Membership
 from fabric_server.auth.models import User
-from fabric_server.orgs.models import Membership, Organization
+from fabric_server.orgs.models import Organization
 from fabric_server.services import Services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 

@@ -21,10 +21,11 @@ from server_helpers import assert_error, wait_for_job
 from sqlalchemy import select
 from workflow_helpers import app_client, node, run_workflow
 
+from fabric_server.access.models import Membership
 from fabric_server.engine.worker import Worker
 from fabric_server.events.models import Event
 from fabric_server.jobs.service import JOB_WORK_KIND
-from fabric_server.orgs.models import Membership, Organization
+from fabric_server.orgs.models import Organization
 from fabric_server.services import Services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, Settings
 from fabric_server.testing import fast_settings

@@ -14,8 +14,9 @@ import httpx
 import pytest
 from server_helpers import WorkerProcesses, eventually
 
+from fabric_server.access.models import Membership
 from fabric_server.events.retention import prune_events
-from fabric_server.orgs.models import Membership, Organization
+from fabric_server.orgs.models import Organization
 from fabric_server.services import Services
 from fabric_server.testing import LiveServer, fast_settings
 

@@ -8,8 +8,9 @@ from typing import Any
 import httpx
 from server_helpers import assert_error
 
+from fabric_server.access.models import Membership
 from fabric_server.galleries.seed import SAMPLE_GALLERY_ID
-from fabric_server.orgs.models import Membership, Organization
+from fabric_server.orgs.models import Organization
 from fabric_server.services import Services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 

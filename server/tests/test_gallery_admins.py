@@ -12,7 +12,7 @@ from auth_helpers import app_client, bearer, signup
 from server_helpers import assert_error
 from tenancy_helpers import User, add_member, create_org, data, verified_user
 
-from fabric_server.access.platform import PlatformAdmins
+from fabric_server.auth.platform import PlatformAdmins
 from fabric_server.services import Services
 from fabric_server.settings import Settings
 from fabric_server.testing import fast_settings

@@ -7,7 +7,8 @@ import uuid
 import httpx
 from server_helpers import assert_error, wait_for_job
 
-from fabric_server.orgs.models import Membership, Organization
+from fabric_server.access.models import Membership
+from fabric_server.orgs.models import Organization
 from fabric_server.services import Services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, DEV_OWNER_ID
 

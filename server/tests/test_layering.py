@@ -1,5 +1,6 @@
 """The package layering holds (the import contracts in pyproject.toml, also run by `make
-lint`): domain code never imports the HTTP layer."""
+lint`): domain code never imports the HTTP layer, and the packages import each other without
+cycles."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from cli_helpers import cli_env, start_cli, stop_process, wait_until_answering
 from webhook_receiver import Receiver
 
 from fabric_server.db.database import Database
-from fabric_server.dev.mailer import list_outbox
+from fabric_server.mail.outbox import list_outbox
 from fabric_server.settings import Settings
 from fabric_server.testing import free_port
 

@@ -9,7 +9,8 @@ from server_helpers import assert_error
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.orgs.models import Membership, Organization
+from fabric_server.access.models import Membership
+from fabric_server.orgs.models import Organization
 from fabric_server.services import Services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, DEV_OWNER_ID
 from fabric_server.usage.models import UsageRecord

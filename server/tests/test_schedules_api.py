@@ -10,7 +10,8 @@ import pytest
 from server_helpers import assert_error
 from workflow_helpers import define
 
-from fabric_server.orgs.models import Membership, Organization
+from fabric_server.access.models import Membership
+from fabric_server.orgs.models import Organization
 from fabric_server.services import Services
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, DEV_OWNER_ID
 

@@ -12,8 +12,7 @@ from server_helpers import assert_error
 from sqlalchemy import select, update
 from tenancy_helpers import User, add_member, create_org, data, events_of, verified_user
 
-from fabric_server.access.models import ApiKey
-from fabric_server.orgs.models import Membership
+from fabric_server.access.models import ApiKey, Membership
 from fabric_server.services import Services
 from fabric_server.testing import fast_settings
 

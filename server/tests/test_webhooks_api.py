@@ -14,8 +14,9 @@ from server_helpers import assert_error
 from sqlalchemy import select
 from webhook_helpers import ORG, create_webhook, running_app
 
+from fabric_server.access.models import Membership
 from fabric_server.events.models import Event
-from fabric_server.orgs.models import Membership, Organization
+from fabric_server.orgs.models import Organization
 from fabric_server.services import Services
 from fabric_server.testing import fast_settings
 

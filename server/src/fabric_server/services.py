@@ -6,13 +6,12 @@ from dataclasses import dataclass, field
 
 from fabric_server.access.grants import GrantService
 from fabric_server.access.keys import ApiKeyService
-from fabric_server.access.me import Identity
-from fabric_server.access.platform import PlatformAdmins
 from fabric_server.access.principal import CredentialVerifier
 from fabric_server.access.service import Access
 from fabric_server.assembly import Platform
 from fabric_server.audit.recorder import add_audit_row
 from fabric_server.auth import wiring as auth_wiring
+from fabric_server.auth.platform import PlatformAdmins
 from fabric_server.auth.wiring import Auth
 from fabric_server.budgets.service import BudgetService
 from fabric_server.db import versions
@@ -21,9 +20,11 @@ from fabric_server.db.writer import Writer
 from fabric_server.engine.admission import InFlightLimit
 from fabric_server.engine.lanes import CONTROL, DELIVERY, build_lanes
 from fabric_server.engine.queue import RetryPolicy, WorkQueue
+from fabric_server.engine.traced import TracedHandler
 from fabric_server.engine.worker import Handler, Worker
 from fabric_server.events.broadcaster import MemoryBroadcaster
 from fabric_server.events.hub import EventHub
+from fabric_server.events.metrics import EventMetrics
 from fabric_server.events.open_streams import OpenStreams
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.events.sse import EventStreamer
@@ -33,13 +34,14 @@ from fabric_server.jobs import repository as jobs_repository
 from fabric_server.jobs.handler import JobHandler
 from fabric_server.jobs.service import JOB_WORK_KIND, JobService
 from fabric_server.mail import Mailer, build_mailer
-from fabric_server.observability.event_metrics import EventMetrics
 from fabric_server.observability.tracing import Tracing, tracing_from_env
-from fabric_server.observability.work import TracedHandler
+from fabric_server.orgs import repository as org_repository
 from fabric_server.orgs import wiring as orgs_wiring
 from fabric_server.orgs.invitations import InvitationService
 from fabric_server.orgs.limits import LimitService, limit_of
+from fabric_server.orgs.me import Identity
 from fabric_server.orgs.members import MemberService
+from fabric_server.orgs.personal import PersonalOrganizations
 from fabric_server.orgs.service import OrgService
 from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.providers.setup import build_registry
@@ -145,7 +147,10 @@ def build_services(
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
         writer=writer,
     )
-    access = Access(dev_mode=settings.is_dev, versions=cache_versions)
+    access = Access(
+        dev_mode=settings.is_dev, archived=org_repository.archived, versions=cache_versions
+    )
+    access.register_resource("job", jobs_repository.organization_of)
     platform_admins = PlatformAdmins.from_settings(settings)
     # Loaded when the server starts; seals organization secrets and webhook signing secrets.
     master_key = MasterKey(settings)
@@ -207,7 +212,8 @@ def build_services(
         JOB_WORK_KIND: JobHandler(db, writer, queue, events, providers, budgets, jobs)
     }
     mailer = build_mailer(settings)
-    auth = auth_wiring.assemble(platform, mailer)
+    personal = PersonalOrganizations(dev_mode=settings.is_dev)
+    auth = auth_wiring.assemble(platform, mailer, personal.create)
     auth.sessions.use_cache(cache_versions)
     workers = workers_wiring.assemble(platform, secrets.store, workflows)
     orgs = orgs_wiring.assemble(

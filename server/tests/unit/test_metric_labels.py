@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fabric_server.db.types import utcnow
-from fabric_server.observability.event_metrics import _Starts
+from fabric_server.events.metrics import _Starts
 from fabric_server.observability.labels import OTHER, UNKNOWN, LabelValues, attempt_label
 
 

@@ -17,7 +17,6 @@ from fabric_server.access.schemas import GrantCreate
 from fabric_server.access.service import Access
 from fabric_server.errors import Forbidden, NotFound, ValidationFailed
 from fabric_server.events.outbox import EventRecorder
-from fabric_server.orgs import repository as orgs
 
 
 class GrantService:
@@ -44,13 +43,15 @@ class GrantService:
                 raise Forbidden("Only owners can allow every action.")
             if action != ALL_ACTIONS and action not in held:
                 raise Forbidden(f"You cannot allow {body.action}: you do not hold it.")
-        target = await orgs.member_role(session, org_id, body.principal_id)
+        target = await repository.member_role(session, org_id, body.principal_id)
         if target is not None and not role_at_least(role, target):
             raise Forbidden("You cannot change the permissions of someone above your role.")
-        if body.team_id is not None:
-            team = await orgs.get_team(session, body.team_id)
-            if team is None or team.organization_id != org_id:
-                raise NotFound(f"Team {body.team_id} was not found.")
+        team_id = body.team_id
+        if (
+            team_id is not None
+            and await self.access.organization_of(session, "team", team_id) != org_id
+        ):
+            raise NotFound(f"Team {team_id} was not found.")
         grant = await repository.add_grant(
             session,
             PermissionGrant(

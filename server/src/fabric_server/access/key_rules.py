@@ -13,11 +13,11 @@ from collections.abc import Collection
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access import repository
 from fabric_server.access.models import ApiKey
 from fabric_server.access.policy import ALL_ACTIONS, ROLE_RANK
 from fabric_server.access.principal import Principal
 from fabric_server.errors import Forbidden
-from fabric_server.orgs import repository as orgs
 
 
 def limited(principal: Principal) -> bool:
@@ -59,7 +59,7 @@ async def may_manage(
     within the caller's."""
     if not within(key.scopes, principal):
         return False
-    creator_role = await orgs.member_role(session, key.organization_id, key.created_by)
+    creator_role = await repository.member_role(session, key.organization_id, key.created_by)
     if creator_role is None:  # a departed creator's key no longer works: anyone may clean up
         return True
     return ROLE_RANK.get(creator_role, 0) <= ROLE_RANK.get(caller_role, -1)

@@ -36,7 +36,6 @@ from fabric_server.errors import (
     ValidationFailed,
 )
 from fabric_server.events.outbox import EventRecorder
-from fabric_server.orgs import repository as orgs
 
 KEY_PREFIX = "fab_live_"
 _SHOWN = 8  # random characters kept in the display prefix
@@ -119,7 +118,7 @@ class ApiKeyService:
         creator's own actions in the organization, or beyond the scopes of the credential
         making it (which a key made without scopes inherits)."""
         await self.access.authorize(session, principal, org_id, "api_key.manage")
-        if await orgs.member_role(session, org_id, principal.id) is None:
+        if await repository.member_role(session, org_id, principal.id) is None:
             raise Forbidden("API keys are made by members of the organization.")
         wanted = scopes_for_new_key(principal, normalize_scopes(scopes))
         _, allowed = await self.access.effective_actions(session, principal, org_id)
@@ -255,7 +254,7 @@ class ApiKeyService:
                 key = await self._find(session, token)
                 if key is None:
                     return None
-                role = await orgs.member_role(session, key.organization_id, key.created_by)
+                role = await repository.member_role(session, key.organization_id, key.created_by)
             return KeyStanding(
                 id=key.id,
                 organization_id=key.organization_id,

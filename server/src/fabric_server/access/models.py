@@ -1,10 +1,13 @@
-"""Tables for explicit permission grants and API keys."""
+"""Tables for who holds which role where: memberships, explicit permission grants, API keys.
+
+Organizations manage memberships (members, invitations); authorization reads them.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fabric_server.db.base import Base
@@ -55,3 +58,18 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     rotated_at: Mapped[dt.datetime | None] = mapped_column()
     last_used_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Membership(Base):
+    """A principal's role in an organization."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("organization_id", "principal_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    principal_id: Mapped[str] = mapped_column(String(36), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

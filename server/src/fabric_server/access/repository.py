@@ -1,4 +1,4 @@
-"""SQL for permission grants and API keys."""
+"""SQL for authorization: memberships (the reads it needs), permission grants, API keys."""
 
 from __future__ import annotations
 
@@ -9,9 +9,31 @@ from typing import Any
 from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.access.models import ApiKey, PermissionGrant
+from fabric_server.access.models import ApiKey, Membership, PermissionGrant
 from fabric_server.db.base import table_of
 from fabric_server.db.writer import Tx
+
+# --- memberships ----------------------------------------------------------------------------
+
+
+async def member_role(session: AsyncSession, org_id: str, principal_id: str) -> str | None:
+    return await session.scalar(
+        select(Membership.role).where(
+            Membership.organization_id == org_id,
+            Membership.principal_id == principal_id,
+            Membership.active.is_(True),
+        )
+    )
+
+
+async def member_org_ids(session: AsyncSession, principal_id: str) -> list[str]:
+    rows = await session.scalars(
+        select(Membership.organization_id).where(
+            Membership.principal_id == principal_id, Membership.active.is_(True)
+        )
+    )
+    return list(rows)
+
 
 # --- grants --------------------------------------------------------------------------------
 

@@ -29,16 +29,17 @@ from fabric_server.access.policy import (
     role_allows,
 )
 from fabric_server.access.principal import Principal
-from fabric_server.audit.context import note_organization
 from fabric_server.db.database import is_write_transaction
 from fabric_server.db.versions import ACCESS, VersionedCache, Versions
 from fabric_server.errors import Conflict, Forbidden, NotFound, Unprocessable
-from fabric_server.jobs import repository as jobs
-from fabric_server.orgs import repository as orgs
+from fabric_server.request_context import note_organization
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID
 
 # Finds the organization a resource belongs to (None: no such resource).
 ResourceResolver = Callable[[AsyncSession, str], Awaitable[str | None]]
+
+# Whether an organization is archived (None: no such organization).
+ArchivedFlag = Callable[[AsyncSession, str], Awaitable[bool | None]]
 
 # What an archived organization answers to an authorized call: `refuse_writes` (the default)
 # refuses it when made inside a write transaction, `refuse` always (for calls that change
@@ -145,19 +146,21 @@ REFUSALS = {
 class Access:
     """Answers authorization questions; another organization's data is simply not found."""
 
-    def __init__(self, *, dev_mode: bool, versions: Versions | None = None) -> None:
+    def __init__(
+        self, *, dev_mode: bool, archived: ArchivedFlag, versions: Versions | None = None
+    ) -> None:
+        """`archived` reads an organization's archived flag; the organizations domain owns
+        that table, and registers its other resources (teams) with `register_resource`,
+        as every domain does."""
         self.dev_mode = dev_mode
+        self.archived = archived
         # Answers are cached per process, exact thanks to the `access` version counter.
         self._standings: VersionedCache[tuple[str, str], Standing] | None = None
         self._memberships: VersionedCache[str, tuple[str, ...]] | None = None
         if versions is not None:
             self._standings = VersionedCache(versions, ACCESS)
             self._memberships = VersionedCache(versions, ACCESS)
-        self.resolvers: dict[str, ResourceResolver] = {
-            "organization": _organization_of_org,
-            "team": _organization_of_team,
-            "job": _organization_of_job,
-        }
+        self.resolvers: dict[str, ResourceResolver] = {"organization": self._organization_of_org}
 
     @property
     def known_resource_types(self) -> set[str]:
@@ -168,12 +171,23 @@ class Access:
         """Teach authorization checks a resource type (each domain registers its own)."""
         self.resolvers[resource_type] = resolver
 
+    async def organization_of(
+        self, session: AsyncSession, resource_type: str, resource_id: str
+    ) -> str | None:
+        """The organization a resource belongs to; None when there is no such resource (or
+        no resolver for its type)."""
+        resolver = self.resolvers.get(resource_type)
+        return None if resolver is None else await resolver(session, resource_id)
+
+    async def _organization_of_org(self, session: AsyncSession, org_id: str) -> str | None:
+        return org_id if await self.archived(session, org_id) is not None else None
+
     async def standing(self, session: AsyncSession, principal_id: str, org_id: str) -> Standing:
         """The principal's role, the organization's archived flag and the grants (cached)."""
 
         async def load() -> Standing:
-            role = await orgs.member_role(session, org_id, principal_id)
-            archived = await orgs.archived(session, org_id)
+            role = await repository.member_role(session, org_id, principal_id)
+            archived = await self.archived(session, org_id)
             grants = await repository.grants_for(session, principal_id, org_id)
             return Standing(role, archived, tuple(GrantRule.of(g) for g in grants))
 
@@ -185,7 +199,7 @@ class Access:
         """The organizations the principal is an active member of (cached)."""
 
         async def load() -> tuple[str, ...]:
-            return tuple(await orgs.member_org_ids(session, principal_id))
+            return tuple(await repository.member_org_ids(session, principal_id))
 
         if self._memberships is None:
             return await load()
@@ -410,17 +424,3 @@ def grant_matches(grant: Grant, action: str, resource: Resource | None) -> bool:
     if grant.resource_type is not None and grant.resource_type != resource.type:
         return False
     return grant.resource_id is None or grant.resource_id == resource.id
-
-
-async def _organization_of_org(session: AsyncSession, org_id: str) -> str | None:
-    return org_id if await orgs.exists(session, org_id) else None
-
-
-async def _organization_of_team(session: AsyncSession, team_id: str) -> str | None:
-    team = await orgs.get_team(session, team_id)
-    return None if team is None else team.organization_id
-
-
-async def _organization_of_job(session: AsyncSession, job_id: str) -> str | None:
-    job = await jobs.get(session, job_id)
-    return None if job is None else job.organization_id

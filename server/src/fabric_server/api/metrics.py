@@ -11,9 +11,9 @@ import hmac
 from fastapi import APIRouter, Request, Response
 
 from fabric_server.api.deps import ServicesDep
+from fabric_server.engine.gauges import gather
 from fabric_server.errors import NotFound, Unauthorized
 from fabric_server.observability.metrics import CONTENT_TYPE, scrape
-from fabric_server.observability.state import gather
 
 router = APIRouter()
 

@@ -9,8 +9,8 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fabric_server.api.envelope import error_response
-from fabric_server.audit.context import RequestAudit, current_request
 from fabric_server.db import versions
+from fabric_server.request_context import RequestAudit, current_request
 
 log = logging.getLogger("fabric_server.api")
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")

@@ -1,64 +1,35 @@
-"""The request an audit row belongs to, carried in a context variable.
+"""Which requests get an audit row.
 
-The request middleware opens a `RequestAudit` for every HTTP request; the write transaction
-asks it, just before committing, to add the audit row. Work that is not a request (workers,
-schedulers) has no `RequestAudit` and is not audited here: its record is the event log.
+The request middleware opens a `RequestAudit` for every HTTP request (`request_context`);
+the write transaction asks `wants_row`, just before committing, whether to add the audit
+row. Work that is not a request (workers, schedulers) has no `RequestAudit` and is not
+audited here: its record is the event log.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-from dataclasses import dataclass, field
-from typing import Any
-
-from starlette.types import Scope
 
 from fabric_server.audit.actions import writes_no_row
+from fabric_server.request_context import RequestAudit, continue_in_this_task, current_request
+
+__all__ = [
+    "MUTATING_METHODS",
+    "RequestAudit",
+    "continue_in_this_task",
+    "current_request",
+    "wants_row",
+]
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-@dataclass
-class RequestAudit:
-    scope: Scope
-    request_id: str
-    task: asyncio.Task[Any] | None = field(default_factory=asyncio.current_task)
-    recorded: bool = False
-    # The first organization the request was authorized in: where a change that carries no
-    # organization of its own (a gallery item, a bulk update) happened.
-    organization_id: str | None = None
-
-    @property
-    def method(self) -> str:
-        return str(self.scope.get("method", ""))
-
-    def wants_row(self) -> bool:
-        """True for the first commit of a mutating request, in the request's own task."""
-        return (
-            not self.recorded
-            and self.method in MUTATING_METHODS
-            and self.task is asyncio.current_task()
-            and self.scope.get("route") is not None
-            and not writes_no_row(getattr(self.scope["route"], "endpoint", None))
-        )
-
-
-current_request: contextvars.ContextVar[RequestAudit | None] = contextvars.ContextVar(
-    "fabric_request_audit", default=None
-)
-
-
-def note_organization(org_id: str) -> None:
-    """Remember that the current request was authorized in `org_id` (the first one wins)."""
-    audit = current_request.get()
-    if audit is not None and audit.organization_id is None:
-        audit.organization_id = org_id
-
-
-def continue_in_this_task(audit: RequestAudit | None) -> contextvars.Token[RequestAudit | None]:
-    """Make `audit` the current request's, in the current task: for work a response body
-    does after the handler returned (a streamed answer), which is still that request's."""
-    if audit is not None:
-        audit.task = asyncio.current_task()
-    return current_request.set(audit)
+def wants_row(audit: RequestAudit) -> bool:
+    """True for the first commit of a mutating request, in the request's own task."""
+    return (
+        not audit.recorded
+        and audit.method in MUTATING_METHODS
+        and audit.task is asyncio.current_task()
+        and audit.scope.get("route") is not None
+        and not writes_no_row(getattr(audit.scope["route"], "endpoint", None))
+    )

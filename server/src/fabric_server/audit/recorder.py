@@ -10,11 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.principal import Principal
 from fabric_server.audit.actions import declared_action
-from fabric_server.audit.context import RequestAudit, current_request
+from fabric_server.audit.context import wants_row
 from fabric_server.audit.models import AuditLog
 from fabric_server.db.base import table_of
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.events.models import Event
+from fabric_server.request_context import RequestAudit, current_request
 
 _ORG_PARAMS = ("org_id", "organization_id")
 _ID_PARAM = re.compile(r"(^id$|_id$|^name$|^key$|_key$)")
@@ -29,7 +30,7 @@ def action_of(route: Any) -> str:
 async def add_audit_row(session: AsyncSession) -> None:
     """Before-commit hook: record the request's audit row once, in the same transaction."""
     audit = current_request.get()
-    if audit is None or not audit.wants_row():
+    if audit is None or not wants_row(audit):
         return
     audit.recorded = True
     session.add(_row(audit, session))
@@ -51,7 +52,7 @@ def audit_values(*, resource_id: str | None, organization_id: str | None) -> dic
     group-commit writer, which writes it in the same transaction; None when the request
     records none (not a mutating request, or recorded already)."""
     audit = current_request.get()
-    if audit is None or not audit.wants_row():
+    if audit is None or not wants_row(audit):
         return None
     audit.recorded = True
     return {

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fabric_server.auth.accounts import Accounts
+from fabric_server.auth.accounts import Accounts, PersonalOrganization
 from fabric_server.auth.mail import AuthMail
 from fabric_server.auth.models import User
 from fabric_server.auth.passwords import Passwords
@@ -56,6 +56,7 @@ class AuthCore:
         events: EventRecorder,
         mailer: Mailer,
         *,
+        personal_organization: PersonalOrganization,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.settings = settings
@@ -77,7 +78,7 @@ class AuthCore:
         self.limiter = SlidingWindowLimiter(
             settings.auth_rate_limit, settings.auth_rate_window_seconds
         )
-        self.accounts = Accounts(events, dev_mode=settings.is_dev)
+        self.accounts = Accounts(events, personal_organization)
         self._signer: TokenSigner | None = None
 
     def start(self) -> None:

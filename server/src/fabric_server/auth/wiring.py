@@ -8,6 +8,7 @@ from fastapi import Request
 
 from fabric_server.access.principal import Principal
 from fabric_server.assembly import Assembled, Platform
+from fabric_server.auth.accounts import PersonalOrganization
 from fabric_server.auth.claim import AddressProof
 from fabric_server.auth.core import AuthCore
 from fabric_server.auth.linking import SocialLinker
@@ -38,9 +39,18 @@ class Auth(Assembled):
         return await self.sessions.verify_credentials(request, token)
 
 
-def assemble(platform: Platform, mailer: Mailer) -> Auth:
+def assemble(
+    platform: Platform, mailer: Mailer, personal_organization: PersonalOrganization
+) -> Auth:
+    """`personal_organization` creates each new account's own organization."""
     settings = platform.settings
-    core = AuthCore(settings, platform.db, platform.events, mailer)
+    core = AuthCore(
+        settings,
+        platform.db,
+        platform.events,
+        mailer,
+        personal_organization=personal_organization,
+    )
     sessions = Sessions(core)
     mailed = MailedTokens(core)
     proof = AddressProof(core, sessions)

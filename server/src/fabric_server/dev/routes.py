@@ -11,8 +11,8 @@ from pydantic import BaseModel
 
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
-from fabric_server.dev.mailer import list_outbox
 from fabric_server.errors import NotFound
+from fabric_server.mail.outbox import list_outbox
 
 router = APIRouter(prefix="/v1/dev", tags=["dev"], responses=ERROR_RESPONSES)
 

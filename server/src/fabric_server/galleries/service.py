@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.access.platform import HOW_TO_BECOME_ONE, PlatformAdmins
 from fabric_server.access.principal import Principal
 from fabric_server.access.scope import caller_organization
 from fabric_server.access.service import Access
+from fabric_server.auth.platform import HOW_TO_BECOME_ONE, PlatformAdmins
 from fabric_server.errors import Forbidden, NotFound, Unprocessable
 from fabric_server.galleries import repository
 from fabric_server.galleries.models import Gallery, GalleryItem

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fabric_server.access.platform import PlatformAdmins
 from fabric_server.assembly import Assembled, Platform
+from fabric_server.auth.platform import PlatformAdmins
 from fabric_server.galleries.service import GalleryService
 
 

@@ -19,6 +19,12 @@ async def get(session: AsyncSession, job_id: str) -> Job | None:
     return await session.get(Job, job_id)
 
 
+async def organization_of(session: AsyncSession, job_id: str) -> str | None:
+    """Resolver for permission checks on `job:<id>`."""
+    job = await get(session, job_id)
+    return None if job is None else job.organization_id
+
+
 _JOBS = table_of(Job)
 # The hot path's statements, built once so SQLAlchemy compiles each once.
 INSERT = insert(_JOBS)

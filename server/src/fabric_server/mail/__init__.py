@@ -13,7 +13,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.dev.mailer import OutboxMailer
+from fabric_server.mail.outbox import OutboxMailer
 from fabric_server.mail.smtp import SmtpMailer
 from fabric_server.settings import Settings
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from opentelemetry import trace
 from starlette.types import Scope
 
-from fabric_server.audit.context import current_request
+from fabric_server.request_context import current_request
 
 # Libraries that log what they send and receive (SQL parameters and rows, HTTP headers)
 # below WARNING: kept at WARNING whatever the server's level, so debug logs stay free of

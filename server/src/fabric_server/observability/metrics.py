@@ -4,7 +4,7 @@ Every update is an in-memory counter or histogram change; nothing here touches t
 database. With `PROMETHEUS_MULTIPROC_DIR` set, the processes of `serve --workers N`
 write to that directory and each scrape aggregates them; otherwise every process
 answers for itself. Values read from the database or the engine at scrape time (queue
-depth, pool use) come from a collector the scrape is given (`observability.state`).
+depth, pool use) come from a collector the scrape is given (`engine.gauges`).
 """
 
 from __future__ import annotations

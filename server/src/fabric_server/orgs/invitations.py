@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.models import Membership
 from fabric_server.access.policy import role_at_least
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access, OrganizationArchived, WhenArchived
@@ -37,7 +38,7 @@ from fabric_server.errors import Conflict, DomainError, Forbidden, NotFound, Rat
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.mail import Mailer
 from fabric_server.orgs import repository
-from fabric_server.orgs.models import Invitation, Membership
+from fabric_server.orgs.models import Invitation
 from fabric_server.orgs.service import OrgService
 from fabric_server.settings import Settings
 

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.access.platform import HOW_TO_BECOME_ONE, PlatformAdmins
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
+from fabric_server.auth.platform import HOW_TO_BECOME_ONE, PlatformAdmins
 from fabric_server.db.base import table_of
 from fabric_server.engine.admission import InFlightLimit, LimitOf
 from fabric_server.errors import Forbidden, NotFound

@@ -17,6 +17,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access import repository as access_repository
+from fabric_server.access.models import Membership
 from fabric_server.access.policy import role_at_least
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
@@ -25,7 +26,6 @@ from fabric_server.auth.models import User
 from fabric_server.errors import Conflict, Forbidden, NotFound
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository
-from fabric_server.orgs.models import Membership
 from fabric_server.orgs.service import OrgService
 
 

@@ -1,4 +1,4 @@
-"""Tables for organizations, their memberships, teams and invitations."""
+"""Tables for organizations, their teams, invitations and limits (memberships: access)."""
 
 from __future__ import annotations
 
@@ -93,16 +93,3 @@ class Organization(Timestamped, Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
-class Membership(Base):
-    __tablename__ = "memberships"
-    __table_args__ = (UniqueConstraint("organization_id", "principal_id"),)
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    organization_id: Mapped[str] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-    )
-    principal_id: Mapped[str] = mapped_column(String(36), index=True)
-    role: Mapped[str] = mapped_column(String(16))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

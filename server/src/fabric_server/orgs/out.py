@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from fabric_server.access.models import Membership
 from fabric_server.auth.models import User
 from fabric_server.orgs.invitations import status_of
-from fabric_server.orgs.models import Invitation, Membership, Organization, Team
+from fabric_server.orgs.models import Invitation, Organization, Team
 from fabric_server.orgs.schemas import (
     InvitationOut,
     MembershipOut,

@@ -8,8 +8,10 @@ from typing import Any
 from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.models import Membership
+from fabric_server.access.repository import member_role
 from fabric_server.auth.models import User
-from fabric_server.orgs.models import Invitation, Membership, Organization, Team, TeamMember
+from fabric_server.orgs.models import Invitation, Organization, Team, TeamMember
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, DEV_OWNER_ID
 
 
@@ -24,25 +26,6 @@ async def archived(session: AsyncSession, org_id: str) -> bool | None:
         select(Organization.archived).where(Organization.id == org_id)
     )
     return flag
-
-
-async def member_role(session: AsyncSession, org_id: str, principal_id: str) -> str | None:
-    return await session.scalar(
-        select(Membership.role).where(
-            Membership.organization_id == org_id,
-            Membership.principal_id == principal_id,
-            Membership.active.is_(True),
-        )
-    )
-
-
-async def member_org_ids(session: AsyncSession, principal_id: str) -> list[str]:
-    rows = await session.scalars(
-        select(Membership.organization_id).where(
-            Membership.principal_id == principal_id, Membership.active.is_(True)
-        )
-    )
-    return list(rows)
 
 
 async def slug_taken(session: AsyncSession, slug: str) -> bool:
@@ -157,6 +140,12 @@ async def add_membership(
 
 async def get_team(session: AsyncSession, team_id: str) -> Team | None:
     return await session.get(Team, team_id)
+
+
+async def organization_of_team(session: AsyncSession, team_id: str) -> str | None:
+    """Resolver for permission checks on `team:<id>`."""
+    team = await get_team(session, team_id)
+    return None if team is None else team.organization_id
 
 
 async def teams(session: AsyncSession, org_id: str) -> list[Team]:

@@ -6,6 +6,7 @@ from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access.models import Membership
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access, OrganizationArchived, Resource
 from fabric_server.auth.models import User
@@ -13,7 +14,7 @@ from fabric_server.db.unique import write_unique
 from fabric_server.errors import Conflict, Forbidden
 from fabric_server.events.outbox import EventRecorder
 from fabric_server.orgs import repository
-from fabric_server.orgs.models import Membership, Organization, Team
+from fabric_server.orgs.models import Organization, Team
 
 
 class OrgService:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fabric_server.access.platform import PlatformAdmins
 from fabric_server.assembly import Assembled, Platform
 from fabric_server.auth.accounts import Accounts
+from fabric_server.auth.platform import PlatformAdmins
 from fabric_server.engine.admission import InFlightLimit
 from fabric_server.mail import Mailer
+from fabric_server.orgs import repository
 from fabric_server.orgs.invitations import InvitationService
 from fabric_server.orgs.limits import LimitService
 from fabric_server.orgs.members import MemberService
@@ -39,4 +40,5 @@ def assemble(
         members=MemberService(access, events, service),
         invitations=InvitationService(platform.settings, access, events, mailer, service, accounts),
         limits=LimitService(access, platform_admins, events, admissions),
+        resolvers={"team": repository.organization_of_team},
     )

@@ -12,13 +12,13 @@ from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fabric_server.access import repository as access_repository
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
 from fabric_server.db.types import utcnow
 from fabric_server.db.unique import create_or_find
 from fabric_server.errors import NotFound
 from fabric_server.events.outbox import EventRecorder
-from fabric_server.orgs import repository as orgs
 from fabric_server.secrets import repository
 from fabric_server.secrets.crypto import MasterKey, SecretCipher
 from fabric_server.secrets.models import OrgSecret
@@ -120,7 +120,7 @@ class SecretStore:
             return True
         if endpoint_by is None:
             return False
-        return await orgs.member_role(session, org_id, endpoint_by) == "owner"
+        return await access_repository.member_role(session, org_id, endpoint_by) == "owner"
 
     async def get_many(
         self, session: AsyncSession, org_id: str, names: Collection[str]

@@ -18,8 +18,8 @@ from sqlalchemy.pool import Pool
 
 from fabric_server.db.database import Database
 from fabric_server.db.types import utcnow
+from fabric_server.engine.repository import QueueRow, queue_rows
 from fabric_server.observability.labels import LabelValues
-from fabric_server.observability.repository import QueueRow, queue_rows
 
 log = logging.getLogger("fabric_server.observability")
 _KINDS = LabelValues(100)

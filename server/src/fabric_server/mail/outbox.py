@@ -1,4 +1,4 @@
-"""Outgoing mail. Without SMTP configured, mail goes to the dev outbox (table + files)."""
+"""The dev outbox: without SMTP configured, mail is kept in a table and in files."""
 
 from __future__ import annotations
 

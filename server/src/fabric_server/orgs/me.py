@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.access.platform import PlatformAdmins
 from fabric_server.access.principal import Principal
 from fabric_server.access.schemas import Me, MyPermission
 from fabric_server.access.service import Access, Resource
 from fabric_server.auth import repository as users
+from fabric_server.auth.platform import PlatformAdmins
 from fabric_server.orgs import repository as orgs
 from fabric_server.orgs.models import Organization, Team
 
