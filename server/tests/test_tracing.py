@@ -211,3 +211,52 @@ def requests_of(receiver: Receiver) -> Callable[[], Awaitable[list[Received]]]:
         return list(receiver.requests)
 
     return probe
+
+
+async def test_every_provider_call_is_a_client_span_of_its_callers_trace(
+    settings: Settings,
+) -> None:
+    """Jobs, `ai.generate` nodes and the execute routes call providers through the one
+    provider-call use case: each call is a `provider.*` client span in the caller's trace,
+    with the provider, model, tokens and cost."""
+    tracing, exporter = _in_memory()
+    headers = {"traceparent": TRACEPARENT}
+    async with traced_app(settings, tracing) as (client, _):
+        created = await client.post(
+            "/v1/jobs", json={"modality": "text", "input": {"prompt": "a job"}}, headers=headers
+        )
+        await wait_for_job(client, created.json()["data"]["id"], "completed")
+        executed = await client.post(
+            "/v1/providers/execute",
+            json={"modality": "text", "input": {"prompt": "direct"}},
+            headers=headers,
+        )
+        assert executed.status_code == 200, executed.text
+        streamed = await client.post(
+            "/v1/providers/execute/stream",
+            json={"modality": "text", "input": {"prompt": "streamed"}},
+            headers=headers,
+        )
+        assert "event: completed" in streamed.text
+        definition = await define(
+            client,
+            [{"key": "ask", "operation": "ai.generate", "config": {"prompt_template": "hi"}}],
+        )
+        run = await start(client, definition["id"])
+        assert (await wait_for_run(client, run["id"]))["status"] == "completed"
+
+    spans = exporter.get_finished_spans()
+    calls = [s for s in spans if s.name.startswith("provider.")]
+    assert sorted(s.name for s in calls) == [
+        "provider.execute",
+        "provider.execute",
+        "provider.execute",
+        "provider.stream",
+    ]
+    assert all(s.kind == SpanKind.CLIENT for s in calls)
+    in_request_trace = [s for s in calls if _trace_id(s) == TRACE_ID]
+    assert len(in_request_trace) == 3  # the job, the direct call and the stream
+    for span in calls:
+        assert span.attributes is not None
+        assert span.attributes["fabric.provider.id"] == "echo"
+        assert span.attributes["fabric.provider.cost_usd"] == 0.0

@@ -13,11 +13,11 @@ from fabric_server.audit.recorder import add_audit_row
 from fabric_server.auth import wiring as auth_wiring
 from fabric_server.auth.platform import PlatformAdmins
 from fabric_server.auth.wiring import Auth
+from fabric_server.budgets import wiring as budgets_wiring
 from fabric_server.budgets.service import BudgetService
 from fabric_server.db import versions
 from fabric_server.db.database import Database
 from fabric_server.db.writer import Writer
-from fabric_server.engine.admission import InFlightLimit
 from fabric_server.engine.lanes import CONTROL, DELIVERY, build_lanes
 from fabric_server.engine.queue import RetryPolicy, WorkQueue
 from fabric_server.engine.traced import TracedHandler
@@ -30,21 +30,22 @@ from fabric_server.events.outbox import EventRecorder
 from fabric_server.events.sse import EventStreamer
 from fabric_server.galleries import wiring as galleries_wiring
 from fabric_server.galleries.service import GalleryService
-from fabric_server.jobs import repository as jobs_repository
-from fabric_server.jobs.handler import JobHandler
-from fabric_server.jobs.service import JOB_WORK_KIND, JobService
+from fabric_server.jobs import wiring as jobs_wiring
+from fabric_server.jobs.service import JobService
 from fabric_server.mail import Mailer, build_mailer
 from fabric_server.observability.tracing import Tracing, tracing_from_env
 from fabric_server.orgs import repository as org_repository
 from fabric_server.orgs import wiring as orgs_wiring
 from fabric_server.orgs.invitations import InvitationService
-from fabric_server.orgs.limits import LimitService, limit_of
+from fabric_server.orgs.limits import LimitService
 from fabric_server.orgs.me import Identity
 from fabric_server.orgs.members import MemberService
 from fabric_server.orgs.personal import PersonalOrganizations
 from fabric_server.orgs.service import OrgService
+from fabric_server.provider_calls import wiring as provider_calls_wiring
+from fabric_server.provider_calls.use_case import ProviderCalls
+from fabric_server.providers import wiring as providers_wiring
 from fabric_server.providers.registry import ProviderRegistry
-from fabric_server.providers.setup import build_registry
 from fabric_server.schedules import wiring as schedules_wiring
 from fabric_server.schedules.wiring import Schedules
 from fabric_server.secrets import wiring as secrets_wiring
@@ -84,6 +85,7 @@ class Services:
     platform_admins: PlatformAdmins
     providers: ProviderRegistry
     budgets: BudgetService
+    calls: ProviderCalls
     streamer: EventStreamer
     mailer: Mailer
     jobs: JobService
@@ -134,6 +136,7 @@ def build_services(
 ) -> Services:
     """Everything the server runs on; tracing as the `OTEL_*` environment says, unless
     given."""
+    tracing = tracing if tracing is not None else tracing_from_env()
     db = db or Database(settings.resolved_database_url)
     db.before_commit.append(add_audit_row)
     cache_versions = versions.Versions(db)
@@ -150,7 +153,6 @@ def build_services(
     access = Access(
         dev_mode=settings.is_dev, archived=org_repository.archived, versions=cache_versions
     )
-    access.register_resource("job", jobs_repository.organization_of)
     platform_admins = PlatformAdmins.from_settings(settings)
     # Loaded when the server starts; seals organization secrets and webhook signing secrets.
     master_key = MasterKey(settings)
@@ -181,36 +183,13 @@ def build_services(
     )
     secrets = secrets_wiring.assemble(platform, master_key)
     # Provider credentials: the organization's own secrets first, then server settings.
-    providers = build_registry(settings, org_secrets=secrets.store)
-    providers.use_cache(cache_versions)
-    budgets = BudgetService(access, events, providers)
-    budgets.use_cache(cache_versions)
-    active_jobs = InFlightLimit(
-        db,
-        what="jobs",
-        setting="FABRIC_ORG_MAX_ACTIVE_JOBS",
-        limit=settings.org_max_active_jobs,
-        count=jobs_repository.count_active,
-        limit_of=limit_of("max_active_jobs"),
-    )
-    jobs = JobService(
-        db,
-        writer,
-        cache_versions,
-        access,
-        queue,
-        events,
-        providers,
-        budgets,
-        hub,
-        max_attempts=settings.job_max_attempts,
-        active_jobs=active_jobs,
-    )
-    workflows = workflows_wiring.assemble(platform, providers, budgets)
+    providers = providers_wiring.assemble(platform, secrets.store)
+    budgets = budgets_wiring.assemble(platform, providers.registry)
+    calls = provider_calls_wiring.assemble(platform, providers.registry, budgets.service, tracing)
+    jobs = jobs_wiring.assemble(platform, calls.calls)
+    workflows = workflows_wiring.assemble(platform, calls.calls)
     schedules = schedules_wiring.assemble(platform, workflows)
-    handlers: dict[str, Handler] = {
-        JOB_WORK_KIND: JobHandler(db, writer, queue, events, providers, budgets, jobs)
-    }
+    handlers: dict[str, Handler] = {}
     mailer = build_mailer(settings)
     personal = PersonalOrganizations(dev_mode=settings.is_dev)
     auth = auth_wiring.assemble(platform, mailer, personal.create)
@@ -221,12 +200,13 @@ def build_services(
         mailer,
         auth.core.accounts,
         platform_admins,
-        {"max_active_jobs": active_jobs, "max_active_runs": workflows.active_runs},
+        {"max_active_jobs": jobs.active_jobs, "max_active_runs": workflows.active_runs},
     )
     api_keys = ApiKeyService(db, access, events, writer=writer, versions=cache_versions)
     webhooks = webhooks_wiring.assemble(platform, master_key)
     galleries = galleries_wiring.assemble(platform, platform_admins)
-    for domain in (secrets, workflows, schedules, auth, workers, orgs, webhooks, galleries):
+    domains = (secrets, providers, budgets, calls, jobs, workflows, schedules, auth, workers)
+    for domain in (*domains, orgs, webhooks, galleries):
         handlers.update(domain.handlers)
         for resource_type, resolver in domain.resolvers.items():
             access.register_resource(resource_type, resolver)
@@ -245,11 +225,12 @@ def build_services(
         queue=queue,
         access=access,
         platform_admins=platform_admins,
-        providers=providers,
-        budgets=budgets,
+        providers=providers.registry,
+        budgets=budgets.service,
+        calls=calls.calls,
         streamer=streamer,
         mailer=mailer,
-        jobs=jobs,
+        jobs=jobs.service,
         auth=auth,
         workflows=workflows,
         webhooks=webhooks,
@@ -266,7 +247,7 @@ def build_services(
         workers=workers.service,
         limits=orgs.limits,
         galleries=galleries.service,
-        tracing=tracing if tracing is not None else tracing_from_env(),
+        tracing=tracing,
         # API keys first: they claim every `fab_…` token, the session verifier the rest.
         credential_verifiers=[api_keys.verify_credentials, auth.verify_credentials],
         sealed_tables=[*secrets.sealed_tables, *webhooks.sealed_tables],

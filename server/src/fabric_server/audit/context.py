@@ -11,15 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from fabric_server.audit.actions import writes_no_row
-from fabric_server.request_context import RequestAudit, continue_in_this_task, current_request
-
-__all__ = [
-    "MUTATING_METHODS",
-    "RequestAudit",
-    "continue_in_this_task",
-    "current_request",
-    "wants_row",
-]
+from fabric_server.request_context import RequestAudit
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

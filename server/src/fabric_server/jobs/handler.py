@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.budgets.service import BudgetExceeded, BudgetService
+from fabric_server.budgets.service import BudgetExceeded
 from fabric_server.db.database import Database
 from fabric_server.db.types import utcnow
 from fabric_server.db.writer import Tx, Writer
@@ -31,11 +31,11 @@ from fabric_server.jobs import repository
 from fabric_server.jobs.service import JobRow, JobService
 from fabric_server.jobs.status import FINISHED_JOB_STATUSES, JobStatus
 from fabric_server.jobs.transitions import move_job
+from fabric_server.provider_calls.use_case import ProviderCalls
 from fabric_server.providers.base import ProviderInputError, ProviderRequest
 from fabric_server.providers.errors import ProviderError
-from fabric_server.providers.registry import Execution, ProviderRegistry
+from fabric_server.providers.registry import Execution
 from fabric_server.usage.models import UsageRecord
-from fabric_server.usage.recorder import insert_usage, usage_record
 
 # A provider answering within this many seconds is recorded in a single commit.
 FAST_WINDOW = 0.05
@@ -51,15 +51,13 @@ class JobHandler(RetryingHandler):
         writer: Writer,
         queue: WorkQueue,
         events: EventRecorder,
-        providers: ProviderRegistry,
-        budgets: BudgetService,
+        calls: ProviderCalls,
         jobs: JobService,
     ) -> None:
         super().__init__(db, queue)
         self.writer = writer
         self.events = events
-        self.providers = providers
-        self.budgets = budgets
+        self.calls = calls
         self.jobs = jobs
 
     async def execute(self, item: WorkItem) -> None:
@@ -75,16 +73,14 @@ class JobHandler(RetryingHandler):
             params=job["params"] or {},
         )
         org_id = job["organization_id"]
-        async with self.db.read() as session:
-            credentials = await self.providers.credentials(session, org_id)
-            try:
-                await self.budgets.check(session, org_id, request, job["tier"], credentials)
-            except BudgetExceeded as exc:  # the job fails without starting (nothing to keep)
-                raise PermanentError(f"{exc.code}: {exc.message}") from exc
-            except ProviderInputError as exc:
-                raise PermanentError(str(exc)) from exc
+        try:
+            credentials = await self.calls.admit(org_id, request, job["tier"])
+        except BudgetExceeded as exc:  # the job fails without starting (nothing to keep)
+            raise PermanentError(f"{exc.code}: {exc.message}") from exc
+        except ProviderInputError as exc:
+            raise PermanentError(str(exc)) from exc
         started_at = utcnow()
-        call = asyncio.ensure_future(self.providers.execute(request, job["tier"], credentials))
+        call = asyncio.ensure_future(self.calls.run(request, job["tier"], credentials))
         done, _ = await asyncio.wait({call}, timeout=FAST_WINDOW)
         start_recorded = not done
         if start_recorded:
@@ -103,7 +99,7 @@ class JobHandler(RetryingHandler):
             if isinstance(exc, ProviderError) and not exc.transient:
                 raise PermanentError(f"{exc.code}: {exc.message}") from exc
             raise
-        record = usage_record(
+        record = self.calls.usage(
             execution,
             organization_id=org_id,
             principal_id=job["created_by"],
@@ -152,7 +148,7 @@ class JobHandler(RetryingHandler):
         params = {"b_id": job["id"], "b_output": result.output, "b_now": utcnow()}
         if tx.conn.execute(repository.MARK_COMPLETED, params).rowcount != 1:
             return  # finished already (a re-executed job completes once)
-        insert_usage(tx.conn, record)
+        self.calls.record_unpaid_in(tx.conn, record)
         self.events.record_in(
             tx,
             "job.completed",
@@ -177,7 +173,7 @@ class JobHandler(RetryingHandler):
         async with self.db.write() as session:
             # Usage only when the job moved (a re-executed job records it once), and before
             # the event: the budget row lock precedes the event-order lock.
-            record_usage = functools.partial(self.budgets.record_usage, session, [record])
+            record_usage = functools.partial(self.calls.record_in, session, [record])
             now = repository.now()
             await move_job(
                 session,

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fabric_server.access.principal import Principal
 from fabric_server.access.service import Access
 from fabric_server.audit.recorder import audit_values, insert_audit_row
-from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.versions import Versions
@@ -39,13 +38,13 @@ from fabric_server.jobs.models import Job
 from fabric_server.jobs.schemas import JobCreate
 from fabric_server.jobs.status import FINISHED_JOB_STATUSES, JobStatus
 from fabric_server.paging import PageRequest, split_page
+from fabric_server.provider_calls.use_case import ProviderCalls
 from fabric_server.providers.base import (
     Credentials,
     ProviderInputError,
     ProviderRequest,
     validate_input,
 )
-from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.usage.models import UsageRecord
 
 JOB_WORK_KIND = "job.execute"
@@ -65,8 +64,7 @@ class JobService:
         access: Access,
         queue: WorkQueue,
         events: EventRecorder,
-        providers: ProviderRegistry,
-        budgets: BudgetService,
+        calls: ProviderCalls,
         hub: EventHub,
         *,
         max_attempts: int,
@@ -78,8 +76,7 @@ class JobService:
         self.access = access
         self.queue = queue
         self.events = events
-        self.providers = providers
-        self.budgets = budgets
+        self.calls = calls
         self.hub = hub
         self.max_attempts = max_attempts
         self.active_jobs = active_jobs
@@ -118,7 +115,7 @@ class JobService:
                     plan.replay_of = _replay(found, plan.digest)
                 else:
                     async with self.db.read() as session:
-                        await self.budgets.check(
+                        await self.calls.check_budget_in(
                             session, plan.org_id, plan.request, plan.body.tier, plan.credentials
                         )
         if self.active_jobs is not None:
@@ -329,8 +326,7 @@ class JobService:
         )
         try:
             validate_input(request)
-            credentials = await self.providers.credentials(session, org_id)
-            self.providers.plan(request, body.tier, credentials)
+            credentials = await self.calls.credentials_in(session, org_id, request, body.tier)
         except ProviderInputError as exc:
             raise Unprocessable(
                 str(exc), details={"errors": [{"path": "input", "message": str(exc)}]}

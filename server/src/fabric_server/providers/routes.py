@@ -21,6 +21,12 @@ from fabric_server.api.envelope import (
 from fabric_server.audit.actions import audited
 from fabric_server.errors import Unprocessable
 from fabric_server.events.sse import SSE_HEADERS
+from fabric_server.provider_calls.streaming import (
+    StreamCall,
+    execution_data,
+    first_event,
+    frames,
+)
 from fabric_server.providers.base import (
     Credentials,
     ProviderInputError,
@@ -38,13 +44,6 @@ from fabric_server.providers.service import (
     EXECUTE_ACTION,
     READ_ACTION,
     authorized_organization,
-)
-from fabric_server.providers.streaming import (
-    StreamCall,
-    execution_data,
-    first_event,
-    frames,
-    record_usage,
 )
 from fabric_server.services import Services
 
@@ -95,13 +94,12 @@ async def execute(
     body: ExecuteBody, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> JSONResponse:
     provider_request = _provider_request(body)
-    registry = services.providers
     org_id, credentials = await _admit(services, principal, body, provider_request)
     try:
-        execution = await registry.execute(provider_request, body.tier, credentials)
+        execution = await services.calls.run(provider_request, body.tier, credentials)
     except ProviderInputError as exc:
         raise _invalid(exc) from exc
-    await record_usage(services.db, services.budgets, execution, org_id, principal)
+    await services.calls.record(execution, org_id, principal)
     return ok(request, execution_data(execution))
 
 
@@ -122,17 +120,14 @@ async def execute_stream(
     body: ExecuteBody, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> StreamingResponse:
     provider_request = _provider_request(body)
-    registry = services.providers
     org_id, credentials = await _admit(services, principal, body, provider_request)
-    events = registry.stream(provider_request, body.tier, credentials)
+    events = services.calls.stream(provider_request, body.tier, credentials)
     try:
         first = await first_event(events)
     except ProviderInputError as exc:
         raise _invalid(exc) from exc
     call = StreamCall(
-        db=services.db,
-        registry=registry,
-        budgets=services.budgets,
+        calls=services.calls,
         request=provider_request,
         organization_id=org_id,
         principal=principal,
@@ -186,9 +181,8 @@ async def _admit(
         org_id = await authorized_organization(
             services.access, session, principal, body.organization_id, EXECUTE_ACTION
         )
-        credentials = await services.providers.credentials(session, org_id)
         try:
-            await services.budgets.check(session, org_id, request, body.tier, credentials)
+            credentials = await services.calls.admit_in(session, org_id, request, body.tier)
         except ProviderInputError as exc:
             raise _invalid(exc) from exc
     return org_id, credentials

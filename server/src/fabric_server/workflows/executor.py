@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fabric_server.budgets.service import BudgetService
 from fabric_server.db.database import Database
 from fabric_server.db.types import new_id, utcnow
 from fabric_server.db.writer import Tx, Writer
@@ -32,7 +31,7 @@ from fabric_server.engine.models import WorkItem
 from fabric_server.engine.queue import LeasePool, WorkQueue
 from fabric_server.events.hub import EventHub
 from fabric_server.events.repository import EventFilter
-from fabric_server.usage.recorder import insert_usage
+from fabric_server.provider_calls.use_case import ProviderCalls
 from fabric_server.workflows import machine, repository
 from fabric_server.workflows.core_steps import DEFINITIONS, RUNS, CoreSteps, Loaded
 from fabric_server.workflows.effects import NODE_WORK_KIND
@@ -172,7 +171,7 @@ class NodeHandler(RetryingHandler):
         queue: WorkQueue,
         lifecycle: RunLifecycle,
         operations: OperationRegistry,
-        budgets: BudgetService,
+        calls: ProviderCalls,
         steps: Steps,
         hub: EventHub,
         *,
@@ -184,7 +183,7 @@ class NodeHandler(RetryingHandler):
         self.limits = limits or NodeLimits()
         self.lifecycle = lifecycle
         self.operations = operations
-        self.budgets = budgets
+        self.calls = calls
         self.steps = steps
         self.core = steps.core
         self.hub = hub
@@ -251,7 +250,7 @@ class NodeHandler(RetryingHandler):
         ):
             if isinstance(result, Completed):
                 for record in result.usage:  # free calls: no spend, no budget lock
-                    insert_usage(tx.conn, record)
+                    self.calls.record_unpaid_in(tx.conn, record)
             steps = self._decide(tx, loaded, loaded.run, loaded.nodes, node.key, result, utcnow())
             self.core.apply(tx, loaded, steps, pool)
         self.queue.finish_in(tx, item)
@@ -399,7 +398,7 @@ class NodeHandler(RetryingHandler):
                 snapshot = self.lifecycle.writer.node_snapshot(node)
                 if machine.owns_attempt(run_snapshot(run), snapshot, attempt):
                     # Before any event of this transaction: the budget row lock first.
-                    await self.budgets.record_usage(session, result.usage)
+                    await self.calls.record_in(session, result.usage)
                     too_large = self.limits.refusal(
                         run.context, result.output, result.context_patch
                     )

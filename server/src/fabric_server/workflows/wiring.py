@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fabric_server.assembly import Assembled, Platform
-from fabric_server.budgets.service import BudgetService
 from fabric_server.engine.admission import InFlightLimit
 from fabric_server.orgs.limits import limit_of
-from fabric_server.providers.registry import ProviderRegistry
+from fabric_server.provider_calls.use_case import ProviderCalls
 from fabric_server.workflows import repository
 from fabric_server.workflows.core_steps import CoreSteps
 from fabric_server.workflows.definitions import DefinitionService
@@ -44,10 +43,10 @@ class Workflows(Assembled):
     active_runs: InFlightLimit
 
 
-def assemble(platform: Platform, providers: ProviderRegistry, budgets: BudgetService) -> Workflows:
+def assemble(platform: Platform, calls: ProviderCalls) -> Workflows:
     settings, db, queue, events = platform.settings, platform.db, platform.queue, platform.events
     access = platform.access
-    operations = build_operations(providers, settings, db, budgets)
+    operations = build_operations(calls, settings)
     step_writer = StepWriter(queue, events, operations)
     launcher = RunLauncher(step_writer, default_timeout=settings.workflow_node_timeout_seconds)
     lifecycle = RunLifecycle(queue, step_writer, launcher)
@@ -65,7 +64,7 @@ def assemble(platform: Platform, providers: ProviderRegistry, budgets: BudgetSer
         queue,
         lifecycle,
         operations,
-        budgets,
+        calls,
         steps,
         platform.hub,
         max_descendants=settings.workflow_max_descendants,

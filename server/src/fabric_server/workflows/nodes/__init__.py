@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fabric_server.budgets.service import BudgetService
-from fabric_server.db.database import Database
-from fabric_server.providers.registry import ProviderRegistry
+from fabric_server.provider_calls.use_case import ProviderCalls
 from fabric_server.settings import Settings
 from fabric_server.workflows.nodes.ai import AIGenerate
 from fabric_server.workflows.nodes.base import Operation
@@ -56,12 +54,10 @@ class OperationRegistry:
         return sorted({*known, *(name.replace(".", "_", 1) for name in known)})
 
 
-def build_operations(
-    providers: ProviderRegistry, settings: Settings, db: Database, budgets: BudgetService
-) -> OperationRegistry:
+def build_operations(calls: ProviderCalls, settings: Settings) -> OperationRegistry:
     return OperationRegistry(
         [
-            AIGenerate(providers, db, budgets),
+            AIGenerate(calls),
             Noop(),
             MergeContext(),
             ValidateContext(),

@@ -1,4 +1,4 @@
-"""`ai.generate`: one provider call, through the provider registry, with a usage record.
+"""`ai.generate`: one provider call, through the provider-call use case, with a usage record.
 
 A paid call in an organization whose monthly budget is spent fails the node with
 `budget_exceeded` (not retried) before anyone is called."""
@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fabric_server.budgets.service import BudgetExceeded, BudgetService
-from fabric_server.db.database import Database
+from fabric_server.budgets.service import BudgetExceeded
+from fabric_server.provider_calls.use_case import ProviderCalls
 from fabric_server.providers.base import MODALITIES, ProviderInputError, ProviderRequest
 from fabric_server.providers.errors import ProviderError
-from fabric_server.providers.registry import ProviderRegistry
-from fabric_server.usage.recorder import usage_record
 from fabric_server.workflows.nodes.base import (
     Completed,
     NodeError,
@@ -36,10 +34,9 @@ class AIGenerate(Operation):
     aliases = ("ai_invoke",)
     templated = ("prompt_template",)
 
-    def __init__(self, providers: ProviderRegistry, db: Database, budgets: BudgetService) -> None:
-        self.providers = providers
-        self.db = db
-        self.budgets = budgets
+    def __init__(self, calls: ProviderCalls) -> None:
+        self.calls = calls
+        self.providers = calls.providers
 
     def check(self, node: NodeSpec) -> list[str]:
         config = node.config
@@ -79,10 +76,7 @@ class AIGenerate(Operation):
         )
         tier = config.get("tier")
         try:
-            async with self.db.read() as session:
-                credentials = await self.providers.credentials(session, node.organization_id)
-                await self.budgets.check(session, node.organization_id, request, tier, credentials)
-            execution = await self.providers.execute(request, tier, credentials)
+            execution = await self.calls.execute(node.organization_id, request, tier)
         except BudgetExceeded as exc:
             raise NodeError(f"{exc.code}: {exc.message}") from exc
         except ProviderInputError as exc:
@@ -107,7 +101,7 @@ class AIGenerate(Operation):
             "model": result.model,
             "usage": usage,
         }
-        record = usage_record(
+        record = self.calls.usage(
             execution,
             organization_id=node.organization_id,
             principal_id=node.created_by,

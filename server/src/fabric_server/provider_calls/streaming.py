@@ -27,13 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fabric_server.access.principal import Principal
-from fabric_server.audit.context import RequestAudit, continue_in_this_task, current_request
-from fabric_server.budgets.service import BudgetService
-from fabric_server.db.database import Database
 from fabric_server.errors import DomainError, Unprocessable
+from fabric_server.provider_calls.use_case import ProviderCalls
 from fabric_server.providers.base import ProviderInputError, ProviderRequest, TextDelta
-from fabric_server.providers.registry import Execution, ProviderRegistry, StreamEvent, StreamOpened
-from fabric_server.usage.recorder import usage_record
+from fabric_server.providers.registry import Execution, StreamEvent, StreamOpened
+from fabric_server.request_context import RequestAudit, continue_in_this_task, current_request
 
 log = logging.getLogger("fabric_server.providers")
 
@@ -44,9 +42,7 @@ KEEPALIVE = b": keep-alive\n\n"
 class StreamCall:
     """One streamed execution: who asked, what, and what has been sent so far."""
 
-    db: Database
-    registry: ProviderRegistry
-    budgets: BudgetService
+    calls: ProviderCalls
     request: ProviderRequest
     organization_id: str
     principal: Principal
@@ -64,9 +60,7 @@ class StreamCall:
         self.recorded = True
         token = continue_in_this_task(self.audit)
         try:
-            await record_usage(
-                self.db, self.budgets, execution, self.organization_id, self.principal
-            )
+            await self.calls.record(execution, self.organization_id, self.principal)
         finally:
             current_request.reset(token)
 
@@ -74,29 +68,11 @@ class StreamCall:
         """Account for an interrupted stream that had already produced text."""
         if self.opened is None or self.recorded:
             return
-        partial = self.registry.partial(self.request, self.opened, "".join(self.sent))
+        partial = self.calls.partial(self.request, self.opened, "".join(self.sent))
         try:
             await self.record(partial)
         except Exception:
             log.exception("could not record the usage of an interrupted stream")
-
-
-async def record_usage(
-    db: Database,
-    budgets: BudgetService,
-    execution: Execution,
-    organization_id: str,
-    principal: Principal,
-) -> None:
-    """The usage row of a direct call (and any budget alert it triggers), in one transaction."""
-    record = usage_record(
-        execution,
-        organization_id=organization_id,
-        principal_id=principal.id,
-        api_key_id=principal.api_key_id,
-    )
-    async with db.write() as session:
-        await budgets.record_usage(session, [record])
 
 
 def execution_data(execution: Execution) -> dict[str, Any]:
