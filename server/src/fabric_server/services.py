@@ -150,9 +150,12 @@ def build_services(
         retry=RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds),
         writer=writer,
     )
+    # The platform every domain is assembled from. Access (with API keys and grants) is part
+    # of it: it sits below the domains, which teach it their resources through `resolvers`.
     access = Access(
         dev_mode=settings.is_dev, archived=org_repository.archived, versions=cache_versions
     )
+    api_keys = ApiKeyService(db, access, events, writer=writer, versions=cache_versions)
     platform_admins = PlatformAdmins.from_settings(settings)
     # Loaded when the server starts; seals organization secrets and webhook signing secrets.
     master_key = MasterKey(settings)
@@ -193,7 +196,6 @@ def build_services(
     mailer = build_mailer(settings)
     personal = PersonalOrganizations(dev_mode=settings.is_dev)
     auth = auth_wiring.assemble(platform, mailer, personal.create)
-    auth.sessions.use_cache(cache_versions)
     workers = workers_wiring.assemble(platform, secrets.store, workflows)
     orgs = orgs_wiring.assemble(
         platform,
@@ -202,7 +204,6 @@ def build_services(
         platform_admins,
         {"max_active_jobs": jobs.active_jobs, "max_active_runs": workflows.active_runs},
     )
-    api_keys = ApiKeyService(db, access, events, writer=writer, versions=cache_versions)
     webhooks = webhooks_wiring.assemble(platform, master_key)
     galleries = galleries_wiring.assemble(platform, platform_admins)
     domains = (secrets, providers, budgets, calls, jobs, workflows, schedules, auth, workers)
@@ -239,7 +240,7 @@ def build_services(
         orgs=orgs.service,
         members=orgs.members,
         invitations=orgs.invitations,
-        identity=Identity(access, platform_admins),
+        identity=orgs.identity,
         grants=GrantService(access, events),
         api_keys=api_keys,
         secrets=secrets.store,

@@ -52,6 +52,7 @@ def assemble(
         personal_organization=personal_organization,
     )
     sessions = Sessions(core)
+    sessions.use_cache(platform.versions)
     mailed = MailedTokens(core)
     proof = AddressProof(core, sessions)
     return Auth(

@@ -13,6 +13,7 @@ from fabric_server.mail import Mailer
 from fabric_server.orgs import repository
 from fabric_server.orgs.invitations import InvitationService
 from fabric_server.orgs.limits import LimitService
+from fabric_server.orgs.me import Identity
 from fabric_server.orgs.members import MemberService
 from fabric_server.orgs.service import OrgService
 
@@ -23,6 +24,8 @@ class Orgs(Assembled):
     members: MemberService
     invitations: InvitationService
     limits: LimitService
+    #: The caller's own view (`GET /v1/me`): who they are and where they belong.
+    identity: Identity
 
 
 def assemble(
@@ -40,5 +43,6 @@ def assemble(
         members=MemberService(access, events, service),
         invitations=InvitationService(platform.settings, access, events, mailer, service, accounts),
         limits=LimitService(access, platform_admins, events, admissions),
+        identity=Identity(access, platform_admins),
         resolvers={"team": repository.organization_of_team},
     )
