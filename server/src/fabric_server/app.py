@@ -22,6 +22,7 @@ from fabric_server.api.docs import install_docs
 from fabric_server.api.handlers import install_error_handlers
 from fabric_server.api.middleware import RequestContextMiddleware
 from fabric_server.api.openapi import install_openapi
+from fabric_server.api.response_check import ResponseModelCheck
 from fabric_server.audit import routes as audit_routes
 from fabric_server.auth import routes as auth_routes
 from fabric_server.budgets import routes as budget_routes
@@ -167,6 +168,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = services
     install_error_handlers(app)
     # Added first, so it runs inside the request context (ids, the error net).
+    if settings.check_responses:
+        app.add_middleware(ResponseModelCheck)
     app.add_middleware(JsonBodyGuard, max_depth=settings.json_max_depth)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.is_dev:

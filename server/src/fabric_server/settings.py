@@ -285,6 +285,11 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer token required by `GET /metrics` (enables it).",
     )
+    check_responses: bool = Field(
+        default=False,
+        description="Answer 500 when a route's success data is not the model its "
+        "`response_model` declares (for tests and development).",
+    )
     password_require_classes: bool = Field(
         default=False, description="Also demand upper, lower, digit and symbol (off: NIST)."
     )

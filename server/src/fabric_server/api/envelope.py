@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from fastapi import Request
@@ -38,9 +40,35 @@ def request_id_of(request: Request) -> str:
     return rid if isinstance(rid, str) else "req_unknown"
 
 
+# Where `ok` notes what it sent, for the response check (api/response_check.py).
+SENT_DATA = "sent_data"
+
+
+@dataclass(frozen=True)
+class SentData:
+    """What `ok` answered with: one model (or None), or a list of models."""
+
+    many: bool
+    models: frozenset[type[BaseModel] | None]
+
+
 def ok(request: Request, data: Any, status: int = 200) -> JSONResponse:
-    """A success response in the envelope. `data` must already be JSON-ready."""
-    body = {"data": data, "meta": {"status": status, "request_id": request_id_of(request)}}
+    """A success response in the envelope: `data` is an instance of the model the route
+    declares (`response_model=Envelope[X]`), a list of them (`Envelope[list[X]]`), or None
+    (`Envelope[None]`); it is sent as the model dumps it."""
+    sent: Any
+    if data is None or isinstance(data, BaseModel):
+        sent = None if data is None else data.model_dump(mode="json")
+        note = SentData(many=False, models=frozenset({None if data is None else type(data)}))
+    elif isinstance(data, Sequence) and all(isinstance(item, BaseModel) for item in data):
+        sent = [item.model_dump(mode="json") for item in data]
+        note = SentData(many=True, models=frozenset(type(item) for item in data))
+    else:  # TRANSITION: routes not yet answering with their model
+        body = {"data": data, "meta": {"status": status, "request_id": request_id_of(request)}}
+        setattr(request.state, SENT_DATA, "unchecked")
+        return JSONResponse(body, status_code=status)
+    setattr(request.state, SENT_DATA, note)
+    body = {"data": sent, "meta": {"status": status, "request_id": request_id_of(request)}}
     return JSONResponse(body, status_code=status)
 
 

@@ -29,12 +29,12 @@ class Readiness(BaseModel):
 
 @router.get("/v1/health", response_model=Envelope[Health], summary="Service health")
 async def health(request: Request) -> JSONResponse:
-    return ok(request, {"status": "ok", "version": __version__})
+    return ok(request, Health(status="ok", version=__version__))
 
 
 @router.get("/healthz", response_model=Envelope[Health], summary="Liveness")
 async def healthz(request: Request) -> JSONResponse:
-    return ok(request, {"status": "ok", "version": __version__})
+    return ok(request, Health(status="ok", version=__version__))
 
 
 @router.get("/readyz", response_model=Envelope[Readiness], summary="Readiness (checks the DB)")
@@ -44,4 +44,4 @@ async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
     except Exception as exc:
         log.warning("readiness check failed: database unreachable (%s)", type(exc).__name__)
         raise Unavailable("The database is unreachable.") from exc
-    return ok(request, {"status": "ready", "database": services.db.dialect})
+    return ok(request, Readiness(status="ready", database=services.db.dialect))

@@ -100,7 +100,7 @@ async def delete_schedule(
 ) -> JSONResponse:
     async with services.db.write() as session:
         await services.schedules.service.delete(session, principal, schedule_id)
-    return ok(request, {"id": schedule_id, "deleted": True})
+    return ok(request, ScheduleDeleted(id=schedule_id, deleted=True))
 
 
 @router.post(

@@ -82,7 +82,10 @@ class ScheduleService:
         session.add(schedule)
         await session.flush()
         await self._event(
-            session, schedule, "schedule.created", {"schedule": schedule_out(schedule)}
+            session,
+            schedule,
+            "schedule.created",
+            {"schedule": schedule_out(schedule).model_dump(mode="json")},
         )
         return schedule
 
@@ -114,7 +117,10 @@ class ScheduleService:
             session,
             schedule,
             "schedule.updated",
-            {"schedule": schedule_out(schedule), "changed": sorted(changes)},
+            {
+                "schedule": schedule_out(schedule).model_dump(mode="json"),
+                "changed": sorted(changes),
+            },
         )
         return schedule
 

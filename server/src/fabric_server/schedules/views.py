@@ -1,8 +1,6 @@
-"""Rows to wire objects (validated by the response schemas, then JSON-ready)."""
+"""Rows to wire objects (the response models)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fabric_server.schedules.models import Schedule, ScheduleFiring
 from fabric_server.schedules.schemas import FiringOut, ScheduleOut, TriggerOut
@@ -10,12 +8,12 @@ from fabric_server.schedules.schemas import FiringOut, ScheduleOut, TriggerOut
 SKIPPED = "skipped"
 
 
-def schedule_out(schedule: Schedule) -> dict[str, Any]:
+def schedule_out(schedule: Schedule) -> ScheduleOut:
     data = {name: getattr(schedule, name) for name in ScheduleOut.model_fields}
-    return ScheduleOut.model_validate(data).model_dump(mode="json")
+    return ScheduleOut.model_validate(data)
 
 
-def firing_out(firing: ScheduleFiring, run_status: str | None) -> dict[str, Any]:
+def firing_out(firing: ScheduleFiring, run_status: str | None) -> FiringOut:
     data = {
         "id": firing.id,
         "schedule_id": firing.schedule_id,
@@ -27,10 +25,10 @@ def firing_out(firing: ScheduleFiring, run_status: str | None) -> dict[str, Any]
         "status": SKIPPED if firing.run_id is None else (run_status or "unknown"),
         "reason": firing.reason,
     }
-    return FiringOut.model_validate(data).model_dump(mode="json")
+    return FiringOut.model_validate(data)
 
 
-def trigger_out(firing: ScheduleFiring) -> dict[str, Any]:
+def trigger_out(firing: ScheduleFiring) -> TriggerOut:
     data = {
         "run_id": firing.run_id,
         "schedule_id": firing.schedule_id,
@@ -38,4 +36,4 @@ def trigger_out(firing: ScheduleFiring) -> dict[str, Any]:
         "trigger": firing.trigger,
         "held": firing.held,
     }
-    return TriggerOut.model_validate(data).model_dump(mode="json")
+    return TriggerOut.model_validate(data)
