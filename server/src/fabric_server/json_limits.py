@@ -71,14 +71,17 @@ def clip_depth(value: Any, max_depth: int = RENDER_DEPTH) -> Any:
     return [clip_depth(child, max_depth - 1) for child in value]
 
 
-def render(model: type[ModelT], data: Mapping[str, Any]) -> dict[str, Any]:
-    """`model`'s JSON form of `data`; a value nested too deeply to render is clipped rather
-    than failing the response (and every list that holds it)."""
+def render(model: type[ModelT], data: Mapping[str, Any]) -> ModelT:
+    """`data` as a `model`; a value nested too deeply to render is clipped rather than
+    failing the response (and every list that holds it)."""
     try:
-        return model.model_validate(data).model_dump(mode="json")
+        found = model.model_validate(data)
+        if find_problem(dict(data), RENDER_DEPTH, nul=False) is not None:
+            found.model_dump(mode="json")  # deep: does it still render?
+        return found
     except (ValueError, RecursionError):
         clipped = {key: clip_depth(child) for key, child in data.items()}
-        return model.model_validate(clipped).model_dump(mode="json")
+        return model.model_validate(clipped)
 
 
 def _dotted(path: tuple[str, ...]) -> str:

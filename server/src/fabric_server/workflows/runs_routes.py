@@ -82,7 +82,7 @@ async def list_runs(
         )
         nodes = await services.workflows.runs.node_states_of(session, [run.id for run in rows])
         items = [run_out(run, nodes.get(run.id, [])) for run in rows]
-    return ok(request, {"items": items, "next_cursor": encode_cursor(last) if last else None})
+    return ok(request, RunPage(items=items, next_cursor=encode_cursor(last) if last else None))
 
 
 @router.post(
@@ -98,7 +98,9 @@ async def bulk_cancel_runs(
         cancelled, skipped = await services.workflows.runs.bulk_cancel(
             session, principal, body.run_ids
         )
-    return ok(request, {"cancelled": cancelled, "skipped": skipped})
+    return ok(
+        request, BulkCancelResult.model_validate({"cancelled": cancelled, "skipped": skipped})
+    )
 
 
 @router.get(f"{RUNS}/{{run_id}}", response_model=Envelope[RunOut], summary="Get a run")

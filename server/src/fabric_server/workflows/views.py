@@ -1,4 +1,4 @@
-"""Rows to wire objects (validated by the response schemas, then JSON-ready)."""
+"""Rows to wire objects (the response models)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from fabric_server.workflows.status import NodeStatus
 _CURRENT_NODE_STATUSES = (NodeStatus.RUNNING, NodeStatus.WAITING)
 
 
-def definition_out(definition: WorkflowDefinition) -> dict[str, Any]:
+def definition_out(definition: WorkflowDefinition) -> DefinitionOut:
     data = {name: getattr(definition, name) for name in DefinitionOut.model_fields}
     return render(DefinitionOut, data)
 
 
-def run_out(run: WorkflowRun, nodes: Sequence[WorkflowNodeState]) -> dict[str, Any]:
+def run_out(run: WorkflowRun, nodes: Sequence[WorkflowNodeState]) -> RunOut:
     data = {name: getattr(run, name) for name in _RUN_COLUMNS}
     data["metadata"] = run.run_metadata
     data["progress"] = _progress(nodes)
@@ -50,7 +50,7 @@ def node_states_out(run: WorkflowRun, nodes: Sequence[WorkflowNodeState]) -> lis
 
 def run_log_out(
     run: WorkflowRun, nodes: Sequence[WorkflowNodeState], events: Sequence[Event]
-) -> dict[str, Any]:
+) -> RunLog:
     data = {
         "run_id": run.id,
         "status": run.status,
