@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -110,12 +110,9 @@ def as_utc(moment: dt.datetime | None) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC)
 
 
-def _page(rows: list[AuditLog], limit: int) -> dict[str, Any]:
+def _page(rows: list[AuditLog], limit: int) -> AuditPage:
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [
-        AuditLogOut.model_validate(row, from_attributes=True).model_dump(mode="json")
-        for row in rows
-    ]
+    items = [AuditLogOut.model_validate(row, from_attributes=True) for row in rows]
     next_cursor = encode_cursor(rows[-1].id) if more and rows else None
-    return {"items": items, "next_cursor": next_cursor}
+    return AuditPage(items=items, next_cursor=next_cursor)

@@ -23,7 +23,7 @@ async def get_budget(
 ) -> JSONResponse:
     async with services.db.read() as session:
         data = await services.budgets.view(session, principal, org_id)
-    return ok(request, BudgetOut.model_validate(data).model_dump(mode="json"))
+    return ok(request, BudgetOut.model_validate(data))
 
 
 @router.put(
@@ -39,7 +39,7 @@ async def set_budget(
         data = await services.budgets.set(
             session, principal, org_id, body.monthly_limit_usd, body.alert_thresholds
         )
-    return ok(request, BudgetOut.model_validate(data).model_dump(mode="json"))
+    return ok(request, BudgetOut.model_validate(data))
 
 
 @router.get(
@@ -52,4 +52,4 @@ async def get_spending(
 ) -> JSONResponse:
     async with services.db.read() as session:
         data = await services.budgets.spending(session, principal, org_id)
-    return ok(request, SpendingOut.model_validate(data).model_dump(mode="json"))
+    return ok(request, SpendingOut.model_validate(data))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -46,7 +46,7 @@ async def get_usage(
         data = await service.summary(
             services.access, session, principal, org_id, start, end, _today()
         )
-    return ok(request, OrgUsageOut.model_validate(data).model_dump(mode="json"))
+    return ok(request, OrgUsageOut.model_validate(data))
 
 
 @router.get(
@@ -72,7 +72,9 @@ async def list_records(
     async with services.db.read() as session:
         rows, last = await service.records(services.access, session, principal, org_id, where, page)
         items = [record_out(row) for row in rows]
-    return ok(request, {"items": items, "next_cursor": encode_cursor(last) if last else None})
+    return ok(
+        request, UsageRecordPage(items=items, next_cursor=encode_cursor(last) if last else None)
+    )
 
 
 @router.get(
@@ -92,13 +94,13 @@ async def get_daily(
         rows = await service.daily(
             services.access, session, principal, org_id, start, end, _today()
         )
-    return ok(request, [UsageDayOut.model_validate(r).model_dump(mode="json") for r in rows])
+    return ok(request, [UsageDayOut.model_validate(r) for r in rows])
 
 
-def record_out(row: UsageRecord) -> dict[str, Any]:
+def record_out(row: UsageRecord) -> OrgUsageRecordOut:
     data = {name: getattr(row, name) for name in _RECORD_FIELDS}
     data["estimated_cost_usd"] = row.cost_usd
-    return OrgUsageRecordOut.model_validate(data).model_dump(mode="json")
+    return OrgUsageRecordOut.model_validate(data)
 
 
 _RECORD_FIELDS = tuple(
