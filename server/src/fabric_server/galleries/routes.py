@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -91,7 +91,7 @@ async def delete_gallery(
 ) -> JSONResponse:
     async with services.db.write() as session:
         await _service(services).delete(session, principal, gallery_id)
-    return ok(request, {"id": gallery_id, "deleted": True})
+    return ok(request, DeletedOut(id=gallery_id, deleted=True))
 
 
 @router.get(
@@ -151,10 +151,10 @@ async def delete_item(
 ) -> JSONResponse:
     async with services.db.write() as session:
         await _service(services).delete_item(session, principal, item_id)
-    return ok(request, {"id": item_id, "deleted": True})
+    return ok(request, DeletedOut(id=item_id, deleted=True))
 
 
-def gallery_out(gallery: Gallery, item_count: int) -> dict[str, Any]:
+def gallery_out(gallery: Gallery, item_count: int) -> GalleryOut:
     return GalleryOut(
         id=gallery.id,
         organization_id=gallery.organization_id,
@@ -166,10 +166,10 @@ def gallery_out(gallery: Gallery, item_count: int) -> dict[str, Any]:
         item_count=item_count,
         created_at=gallery.created_at,
         updated_at=gallery.updated_at,
-    ).model_dump(mode="json")
+    )
 
 
-def item_out(item: GalleryItem, tags: list[str]) -> dict[str, Any]:
+def item_out(item: GalleryItem, tags: list[str]) -> GalleryItemOut:
     return GalleryItemOut(
         id=item.id,
         gallery_id=item.gallery_id,
@@ -179,4 +179,4 @@ def item_out(item: GalleryItem, tags: list[str]) -> dict[str, Any]:
         tags=tags,
         metadata=item.metadata_,
         created_at=item.created_at,
-    ).model_dump(mode="json")
+    )
