@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -41,7 +41,7 @@ async def create_webhook(
         webhook, secret = await services.webhooks.service.create(
             session, principal, body.organization_id, body
         )
-        data = {**webhook_out(webhook), "secret": secret}
+        data = WebhookCreated(**webhook_out(webhook).model_dump(), secret=secret)
     return ok(request, data, 201)
 
 
@@ -63,7 +63,7 @@ async def create_org_webhook(
         webhook, secret = await services.webhooks.service.create(
             session, principal, organization_id, body
         )
-        data = {**webhook_out(webhook), "secret": secret}
+        data = WebhookCreated(**webhook_out(webhook).model_dump(), secret=secret)
     return ok(request, data, 201)
 
 
@@ -119,7 +119,7 @@ async def delete_webhook(
 ) -> JSONResponse:
     async with services.db.write() as session:
         await services.webhooks.service.delete(session, principal, webhook_id)
-    return ok(request, {"id": webhook_id, "deleted": True})
+    return ok(request, WebhookDeleted(id=webhook_id, deleted=True))
 
 
 @router.post(
@@ -161,10 +161,10 @@ async def list_deliveries(
     async with services.db.read() as session:
         rows, last = await services.webhooks.service.attempts(session, principal, webhook_id, page)
         items = [attempt_out(attempt, delivery) for attempt, delivery in rows]
-    return ok(request, {"items": items, "next_cursor": encode_cursor(last) if last else None})
+    return ok(request, DeliveryPage(items=items, next_cursor=encode_cursor(last) if last else None))
 
 
-def webhook_out(webhook: Webhook) -> dict[str, Any]:
+def webhook_out(webhook: Webhook) -> WebhookOut:
     return WebhookOut(
         id=webhook.id,
         organization_id=webhook.organization_id,
@@ -178,10 +178,10 @@ def webhook_out(webhook: Webhook) -> dict[str, Any]:
         created_at=webhook.created_at,
         updated_at=webhook.updated_at,
         disabled_reason=webhook.disabled_reason,
-    ).model_dump(mode="json")
+    )
 
 
-def attempt_out(attempt: WebhookAttempt, delivery: WebhookDelivery) -> dict[str, Any]:
+def attempt_out(attempt: WebhookAttempt, delivery: WebhookDelivery) -> DeliveryAttemptOut:
     return DeliveryAttemptOut(
         id=attempt.id,
         delivery_id=delivery.id,
@@ -198,4 +198,4 @@ def attempt_out(attempt: WebhookAttempt, delivery: WebhookDelivery) -> dict[str,
         next_retry_at=attempt.next_retry_at,
         created_at=attempt.created_at,
         completed_at=attempt.completed_at,
-    ).model_dump(mode="json")
+    )
