@@ -3,7 +3,7 @@ worker speaks about its tasks (long poll, heartbeat, reports, progress and logs)
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -81,7 +81,7 @@ async def list_workers(
         )
     counts = await workers.in_flight(rows)
     items = [worker_out(workers, w, counts.get(w.id, 0)) for w in rows]
-    return ok(request, {"items": items, "next_cursor": encode_cursor(last) if last else None})
+    return ok(request, WorkerPage(items=items, next_cursor=encode_cursor(last) if last else None))
 
 
 @router.get("/{worker_id}", response_model=Envelope[WorkerOut], summary="Get a code worker")
@@ -125,7 +125,7 @@ async def poll_tasks(
     tasks = await services.workers.poll(
         principal, worker_id, dict(body.capacity), body.wait_seconds, request.is_disconnected
     )
-    return ok(request, tasks)
+    return ok(request, [TaskOut.model_validate(task) for task in tasks])
 
 
 @router.post(
@@ -143,7 +143,7 @@ async def heartbeat(
 ) -> JSONResponse:
     held = [HeldTask(task.id, task.attempt) for task in body.tasks]
     cancel, expires = await services.workers.heartbeat(principal, worker_id, held)
-    return ok(request, {"cancel": cancel, "lease_expires_at": expires.isoformat()})
+    return ok(request, HeartbeatOut(cancel=cancel, lease_expires_at=expires.isoformat()))
 
 
 @router.post(
@@ -162,7 +162,7 @@ async def complete_task(
 ) -> JSONResponse:
     report = Report(output=body.output)
     await services.workers.report(principal, worker_id, task_id, body.attempt, report)
-    return ok(request, {"task_id": task_id, "status": "completed"})
+    return ok(request, TaskReported(task_id=task_id, status="completed"))
 
 
 @router.post(
@@ -181,7 +181,7 @@ async def fail_task(
 ) -> JSONResponse:
     report = Report(error=body.error, retryable=body.retryable, details=body.details)
     await services.workers.report(principal, worker_id, task_id, body.attempt, report)
-    return ok(request, {"task_id": task_id, "status": "failed"})
+    return ok(request, TaskReported(task_id=task_id, status="failed"))
 
 
 @router.post(
@@ -203,7 +203,7 @@ async def task_progress(
     await services.workers.note(
         principal, worker_id, task_id, body.attempt, "workflow.node.progress", payload
     )
-    return ok(request, {"task_id": task_id, "accepted": True}, 202)
+    return ok(request, Accepted(task_id=task_id, accepted=True), 202)
 
 
 @router.post(
@@ -225,11 +225,11 @@ async def task_log(
     await services.workers.note(
         principal, worker_id, task_id, body.attempt, "workflow.node.log", payload
     )
-    return ok(request, {"task_id": task_id, "accepted": True}, 202)
+    return ok(request, Accepted(task_id=task_id, accepted=True), 202)
 
 
-def worker_out(workers: WorkerService, worker: CodeWorker, in_flight: int) -> dict[str, Any]:
-    return {
+def worker_out(workers: WorkerService, worker: CodeWorker, in_flight: int) -> WorkerOut:
+    data = {
         "id": worker.id,
         "organization_id": worker.organization_id,
         "name": worker.name,
@@ -244,3 +244,4 @@ def worker_out(workers: WorkerService, worker: CodeWorker, in_flight: int) -> di
         "heartbeat_interval_seconds": workers.heartbeat_seconds,
         "lease_seconds": workers.lease_seconds,
     }
+    return WorkerOut.model_validate(data)
