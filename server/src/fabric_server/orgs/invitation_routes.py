@@ -140,12 +140,12 @@ async def accept_invitation_link(
     return RedirectResponse(_with_query(redirect, query), status_code=302)
 
 
-def _accepted(accepted: Accepted) -> dict[str, Any]:
+def _accepted(accepted: Accepted) -> AcceptedInvitation:
     fields = {
         **membership_fields(accepted.membership, accepted.user),
         "invitation_id": accepted.invitation.id,
     }
-    return AcceptedInvitation.model_validate(fields).model_dump(mode="json")
+    return AcceptedInvitation.model_validate(fields)
 
 
 def _with_query(url: str, params: dict[str, str]) -> str:

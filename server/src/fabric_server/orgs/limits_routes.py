@@ -25,7 +25,7 @@ async def get_limits(
 ) -> JSONResponse:
     async with services.db.read() as session:
         data = await services.limits.view(session, principal, org_id)
-    return ok(request, data)
+    return ok(request, LimitsOut.model_validate(data))
 
 
 @router.put(
@@ -41,4 +41,4 @@ async def set_limits(
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     async with services.db.write() as session:
         data = await services.limits.set(session, principal, org_id, changes)
-    return ok(request, data)
+    return ok(request, LimitsOut.model_validate(data))

@@ -15,18 +15,23 @@ from fabric_server.orgs.schemas import (
     MyOrganization,
     MyTeam,
     OrganizationOut,
+    OrganizationWithRole,
     TeamOut,
 )
 
 
-def organization_out(org: Organization) -> dict[str, Any]:
-    return OrganizationOut.model_validate(org).model_dump(mode="json")
+def organization_out(org: Organization) -> OrganizationOut:
+    return OrganizationOut.model_validate(org)
 
 
-def my_organization_out(org: Organization, role: str) -> dict[str, Any]:
+def organization_with_role(org: Organization, role: str) -> OrganizationWithRole:
+    return OrganizationWithRole.model_validate({**organization_out(org).model_dump(), "role": role})
+
+
+def my_organization_out(org: Organization, role: str) -> MyOrganization:
     return MyOrganization.model_validate(
         {"id": org.id, "slug": org.slug, "name": org.name, "archived": org.archived, "role": role}
-    ).model_dump(mode="json")
+    )
 
 
 def membership_fields(membership: Membership, user: User | None) -> dict[str, Any]:
@@ -43,20 +48,20 @@ def membership_fields(membership: Membership, user: User | None) -> dict[str, An
     }
 
 
-def membership_out(membership: Membership, user: User | None) -> dict[str, Any]:
-    return MembershipOut.model_validate(membership_fields(membership, user)).model_dump(mode="json")
+def membership_out(membership: Membership, user: User | None) -> MembershipOut:
+    return MembershipOut.model_validate(membership_fields(membership, user))
 
 
-def team_out(team: Team) -> dict[str, Any]:
-    return TeamOut.model_validate(team).model_dump(mode="json")
+def team_out(team: Team) -> TeamOut:
+    return TeamOut.model_validate(team)
 
 
-def my_team_out(team: Team, role: str) -> dict[str, Any]:
+def my_team_out(team: Team, role: str) -> MyTeam:
     fields = TeamOut.model_validate(team).model_dump()
-    return MyTeam.model_validate({**fields, "role": role}).model_dump(mode="json")
+    return MyTeam.model_validate({**fields, "role": role})
 
 
-def invitation_out(invitation: Invitation, now: dt.datetime) -> dict[str, Any]:
+def invitation_out(invitation: Invitation, now: dt.datetime) -> InvitationOut:
     return InvitationOut.model_validate(
         {
             "id": invitation.id,
@@ -70,4 +75,4 @@ def invitation_out(invitation: Invitation, now: dt.datetime) -> dict[str, Any]:
             "accepted_at": invitation.accepted_at,
             "revoked_at": invitation.revoked_at,
         }
-    ).model_dump(mode="json")
+    )

@@ -8,7 +8,12 @@ from fastapi.responses import JSONResponse
 from fabric_server.api.deps import PrincipalDep, ServicesDep
 from fabric_server.api.envelope import ERROR_RESPONSES, Envelope, ok
 from fabric_server.audit.actions import audited
-from fabric_server.orgs.out import membership_out, organization_out, team_out
+from fabric_server.orgs.out import (
+    membership_out,
+    organization_out,
+    organization_with_role,
+    team_out,
+)
 from fabric_server.orgs.schemas import (
     MembershipOut,
     MemberUpdate,
@@ -49,7 +54,7 @@ async def list_organizations(
 ) -> JSONResponse:
     async with services.db.read() as session:
         rows = await services.identity.organizations(session, principal)
-        data = [{**organization_out(org), "role": role} for org, role in rows]
+        data = [organization_with_role(org, role) for org, role in rows]
     return ok(request, data)
 
 
