@@ -41,7 +41,7 @@ async def create_key(
             expires_in_days=body.expires_in_days,
             expires_at=body.expires_at,
         )
-        data = key_out(key, secret)
+        data = key_with_secret(key, secret)
     return ok(request, data, 201)
 
 
@@ -81,7 +81,7 @@ async def rotate_key(
 ) -> JSONResponse:
     async with services.db.write() as session:
         key, secret = await services.api_keys.rotate(session, principal, key_id)
-        data = key_out(key, secret)
+        data = key_with_secret(key, secret)
     return ok(request, data)
 
 
@@ -106,8 +106,13 @@ async def delete_key(
     return ok(request, None)
 
 
-def key_out(key: ApiKey, secret: str | None = None) -> dict[str, Any]:
-    fields = {name: getattr(key, name) for name in ApiKeyOut.model_fields}
-    if secret is None:
-        return ApiKeyOut.model_validate(fields).model_dump(mode="json")
-    return ApiKeyWithSecret.model_validate({**fields, "key": secret}).model_dump(mode="json")
+def key_out(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(_key_fields(key))
+
+
+def key_with_secret(key: ApiKey, secret: str) -> ApiKeyWithSecret:
+    return ApiKeyWithSecret.model_validate({**_key_fields(key), "key": secret})
+
+
+def _key_fields(key: ApiKey) -> dict[str, Any]:
+    return {name: getattr(key, name) for name in ApiKeyOut.model_fields}

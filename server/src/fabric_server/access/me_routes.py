@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/me", tags=["identity"], responses=ERROR_RESPONSES
 async def get_me(request: Request, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
     async with services.db.read() as session:
         me = await services.identity.me(session, principal)
-    return ok(request, me.model_dump(mode="json"))
+    return ok(request, me)
 
 
 @router.get(
@@ -57,4 +57,4 @@ async def my_permissions(
 ) -> JSONResponse:
     async with services.db.read() as session:
         rows = await services.identity.permissions(session, principal)
-    return ok(request, [row.model_dump(mode="json") for row in rows])
+    return ok(request, rows)

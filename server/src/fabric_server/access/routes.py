@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -49,7 +49,7 @@ async def check_batch(
 
 async def _check(
     access: Access, session: AsyncSession, principal: Principal, body: AuthzCheck
-) -> dict[str, Any]:
+) -> AuthzResult:
     resource = Resource(body.resource_type, body.resource_id) if body.resource_type else None
     decision = await access.check(session, principal, body.action, resource, body.organization_id)
     # What the caller cannot see stays unnamed: only the organization it asked about is echoed.
@@ -62,7 +62,7 @@ async def _check(
         allowed=decision.allowed,
         reason=decision.reason,
         role=decision.role,
-    ).model_dump(mode="json")
+    )
 
 
 @router.post(
@@ -112,6 +112,6 @@ async def delete_grant(
     return ok(request, None)
 
 
-def grant_out(grant: PermissionGrant) -> dict[str, Any]:
+def grant_out(grant: PermissionGrant) -> GrantOut:
     fields = {name: getattr(grant, name) for name in GrantOut.model_fields}
-    return GrantOut.model_validate(fields).model_dump(mode="json")
+    return GrantOut.model_validate(fields)
