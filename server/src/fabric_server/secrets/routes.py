@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
@@ -61,7 +61,5 @@ async def delete_secret(
     return ok(request, None)
 
 
-def secret_out(row: OrgSecret) -> dict[str, Any]:
-    return SecretOut(
-        name=row.name, created_at=row.created_at, updated_at=row.updated_at
-    ).model_dump(mode="json")
+def secret_out(row: OrgSecret) -> SecretOut:
+    return SecretOut(name=row.name, created_at=row.created_at, updated_at=row.updated_at)
