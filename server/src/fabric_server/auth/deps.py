@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi import Request
 
@@ -42,22 +41,19 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def user_out(user: User) -> dict[str, Any]:
+def user_out(user: User) -> AuthUser:
     return AuthUser(
         id=user.id,
         email=user.email,
         display_name=user.display_name,
         email_verified=user.email_verified,
-    ).model_dump(mode="json")
+    )
 
 
-def auth_out(issued: IssuedTokens) -> dict[str, Any]:
-    return AuthResponse.model_validate(
-        {
-            "access_token": issued.access_token,
-            "refresh_token": issued.refresh_token,
-            "token_type": "bearer",
-            "expires_in": issued.expires_in,
-            "user": user_out(issued.user),
-        }
-    ).model_dump(mode="json")
+def auth_out(issued: IssuedTokens) -> AuthResponse:
+    return AuthResponse(
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        expires_in=issued.expires_in,
+        user=user_out(issued.user),
+    )

@@ -57,7 +57,7 @@ def _sent_then(
         except Exception:  # the answer is gone: the failure can only be logged
             log.exception("mailing a link failed")
 
-    response = ok(request, {"message": SENT}, 202)
+    response = ok(request, MessageOut(message=SENT), 202)
     response.background = BackgroundTask(after_the_answer)
     return response
 
@@ -148,7 +148,7 @@ async def reset_password_check(
         expires_at=expires_at,
         next='POST /v1/auth/reset-password with {"token", "new_password"}',
     )
-    return ok(request, status.model_dump(mode="json"))
+    return ok(request, status)
 
 
 @router.post(
@@ -166,7 +166,9 @@ async def reset_password(
         await services.auth.recovery.reset_password(
             session, body.recovery_token, body.new_password, client_info(request), holder
         )
-    return ok(request, {"message": "Your password was changed and every session signed out."})
+    return ok(
+        request, MessageOut(message="Your password was changed and every session signed out.")
+    )
 
 
 @router.post(

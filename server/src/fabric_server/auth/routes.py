@@ -87,7 +87,7 @@ async def logout(body: LogoutRequest, request: Request, services: ServicesDep) -
     token = body.access_token or bearer_token(request)
     async with services.db.write() as session:
         revoked = await services.auth.sessions.logout(session, token)
-    return ok(request, {"revoked": revoked})
+    return ok(request, RevokedOut(revoked=revoked))
 
 
 @router.post(
@@ -101,7 +101,7 @@ async def logout_all(
 ) -> JSONResponse:
     async with services.db.write() as session:
         revoked = await services.auth.sessions.logout_all(session, principal)
-    return ok(request, {"revoked": revoked})
+    return ok(request, RevokedOut(revoked=revoked))
 
 
 @router.post(

@@ -103,14 +103,14 @@ async def social_callback(
         return RedirectResponse(f"{redirect_to}#{urlencode(fragment)}", status_code=302)
     response: Response
     if redirect_to:
-        fragment = {
-            "access_token": data["access_token"],
-            "refresh_token": data["refresh_token"],
+        tokens: dict[str, str | int | None] = {
+            "access_token": data.access_token,
+            "refresh_token": data.refresh_token,
             "token_type": "bearer",
-            "expires_in": data["expires_in"],
-            "user_id": data["user"]["id"],
+            "expires_in": data.expires_in,
+            "user_id": data.user.id,
         }
-        response = RedirectResponse(f"{redirect_to}#{urlencode(fragment)}", status_code=302)
+        response = RedirectResponse(f"{redirect_to}#{urlencode(tokens)}", status_code=302)
     else:
         response = ok(request, data)
     response.delete_cookie(STATE_COOKIE, path=CALLBACK_PATH)
