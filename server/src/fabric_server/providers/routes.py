@@ -80,7 +80,7 @@ async def list_providers(
         credentials = await registry.credentials(session, org_id)
     if check:
         await registry.check_health(credentials)
-    return ok(request, registry.catalogue(credentials))
+    return ok(request, [ProviderOut.model_validate(p) for p in registry.catalogue(credentials)])
 
 
 @router.post(
@@ -100,7 +100,7 @@ async def execute(
     except ProviderInputError as exc:
         raise _invalid(exc) from exc
     await services.calls.record(execution, org_id, principal)
-    return ok(request, execution_data(execution))
+    return ok(request, ExecutionOut.model_validate(execution_data(execution)))
 
 
 @router.post(
@@ -158,7 +158,7 @@ async def estimate(
         data = services.providers.estimate(provider_request, body.tier, credentials)
     except ProviderInputError as exc:
         raise _invalid(exc) from exc
-    return ok(request, data)
+    return ok(request, EstimateOut.model_validate(data))
 
 
 def _provider_request(body: ExecuteBody) -> ProviderRequest:
