@@ -40,7 +40,7 @@ async def outbox(
         data = [
             MailOut(
                 id=m.id, to=m.to_address, subject=m.subject, body=m.body, created_at=m.created_at
-            ).model_dump(mode="json")
+            )
             for m in mails
         ]
     return ok(request, data)
