@@ -52,6 +52,10 @@ def add_probe_routes(app: FastAPI) -> None:
     async def one_for_list(request: Request) -> JSONResponse:
         return ok(request, Shape(name="a"))
 
+    @app.get("/probe/dict", response_model=Envelope[Shape])
+    async def plain_dict(request: Request) -> JSONResponse:
+        return ok(request, {"name": "a"})  # type: ignore[arg-type]  # what mypy refuses
+
     @app.get("/probe/none", response_model=Envelope[None])
     async def nothing(request: Request) -> JSONResponse:
         return ok(request, None)
@@ -78,7 +82,9 @@ async def test_the_declared_model_is_sent(probe: httpx.AsyncClient) -> None:
     assert nothing.json()["data"] is None
 
 
-@pytest.mark.parametrize("path", ["other-model", "without-ok", "list-of-other", "one-for-list"])
+@pytest.mark.parametrize(
+    "path", ["other-model", "without-ok", "list-of-other", "one-for-list", "dict"]
+)
 async def test_another_answer_is_refused(probe: httpx.AsyncClient, path: str) -> None:
     response = await probe.get(f"/probe/{path}")
     assert response.status_code == 500

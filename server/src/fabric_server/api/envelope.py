@@ -52,7 +52,9 @@ class SentData:
     models: frozenset[type[BaseModel] | None]
 
 
-def ok(request: Request, data: Any, status: int = 200) -> JSONResponse:
+def ok(
+    request: Request, data: BaseModel | Sequence[BaseModel] | None, status: int = 200
+) -> JSONResponse:
     """A success response in the envelope: `data` is an instance of the model the route
     declares (`response_model=Envelope[X]`), a list of them (`Envelope[list[X]]`), or None
     (`Envelope[None]`); it is sent as the model dumps it."""
@@ -63,10 +65,8 @@ def ok(request: Request, data: Any, status: int = 200) -> JSONResponse:
     elif isinstance(data, Sequence) and all(isinstance(item, BaseModel) for item in data):
         sent = [item.model_dump(mode="json") for item in data]
         note = SentData(many=True, models=frozenset(type(item) for item in data))
-    else:  # TRANSITION: routes not yet answering with their model
-        body = {"data": data, "meta": {"status": status, "request_id": request_id_of(request)}}
-        setattr(request.state, SENT_DATA, "unchecked")
-        return JSONResponse(body, status_code=status)
+    else:
+        raise TypeError(f"ok() takes a response model, not {type(data).__name__}")
     setattr(request.state, SENT_DATA, note)
     body = {"data": sent, "meta": {"status": status, "request_id": request_id_of(request)}}
     return JSONResponse(body, status_code=status)

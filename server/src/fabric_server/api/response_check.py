@@ -61,8 +61,6 @@ def check_sent(scope: Scope, status: int) -> None:
         return
     many, model = declared_data(route)
     sent = (scope.get("state") or {}).get(SENT_DATA)
-    if sent == "unchecked":  # TRANSITION
-        return
     if not isinstance(sent, SentData):
         raise UndeclaredResponse(f"{key} answered {status} without ok()")
     wrong = {m for m in sent.models if m is not model}
