@@ -285,6 +285,13 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer token required by `GET /metrics` (enables it).",
     )
+    check_responses: bool = Field(
+        default=False,
+        description=(
+            "Refuse (500) a success response whose data the route's declared model would "
+            "change: extra or missing fields, other types (for tests and development)."
+        ),
+    )
     password_require_classes: bool = Field(
         default=False, description="Also demand upper, lower, digit and symbol (off: NIST)."
     )

@@ -63,6 +63,8 @@ def fast_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "webhook_timeout_seconds": 5.0,
         # The host name of the in-process test clients.
         "dev_allowed_hosts": ["fabric.test"],
+        # Every success response is exactly what its route's declared model says.
+        "check_responses": True,
     }
     values.update(overrides)
     return Settings(**values)

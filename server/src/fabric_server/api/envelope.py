@@ -6,7 +6,7 @@ from typing import Any, Generic, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
 T = TypeVar("T")
 
@@ -39,9 +39,52 @@ def request_id_of(request: Request) -> str:
 
 
 def ok(request: Request, data: Any, status: int = 200) -> JSONResponse:
-    """A success response in the envelope. `data` must already be JSON-ready."""
+    """A success response in the envelope, its `data` built from the model the route
+    declares (`response_model=Envelope[X]`): `data` (a model, or JSON-ready values) is
+    validated as an `X` and sent as that `X` dumps, so what the OpenAPI document promises
+    is what is sent. With `check_responses` on (tests), data the model would change —
+    a field it does not declare, a missing one, another type — is refused as a 500."""
+    shape = _declared_data(request)
+    if shape is not None:
+        sent = shape.dump_python(shape.validate_python(data), mode="json")
+        if _checking(request):
+            given = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
+            if sent != given:
+                raise UndeclaredResponse(request, given, sent)
+        data = sent
     body = {"data": data, "meta": {"status": status, "request_id": request_id_of(request)}}
     return JSONResponse(body, status_code=status)
+
+
+class UndeclaredResponse(Exception):
+    """A route sent data its declared response model does not describe (a server bug)."""
+
+    def __init__(self, request: Request, given: Any, sent: Any) -> None:
+        route = request.scope.get("route")
+        super().__init__(
+            f"{request.method} {getattr(route, 'path', request.url.path)} answered data its "
+            f"declared model changes:\n given: {given!r}\n model: {sent!r}"
+        )
+
+
+def _declared_data(request: Request) -> TypeAdapter[Any] | None:
+    """The type of `data` in the route's `response_model=Envelope[X]` (None: undeclared)."""
+    route = request.scope.get("route")
+    if route is None:
+        return None
+    try:
+        shape: TypeAdapter[Any] | None = route.__dict__["_data_shape"]
+    except KeyError:  # the first answer of this route: kept on the route itself
+        model = getattr(route, "response_model", None)
+        field = getattr(model, "model_fields", {}).get("data") if model is not None else None
+        shape = None if field is None else TypeAdapter(field.annotation)
+        route.__dict__["_data_shape"] = shape
+    return shape
+
+
+def _checking(request: Request) -> bool:
+    services = getattr(request.app.state, "services", None)
+    return bool(services is not None and services.settings.check_responses)
 
 
 def error_response(
