@@ -71,7 +71,8 @@ async def create_job_batch(
     ]
     results = await services.jobs.submit_many(principal, jobs)
     items = [job_out(job) for job, _ in results]
-    return ok(request, {"items": items, "created": sum(created for _, created in results)}, 201)
+    created = sum(created for _, created in results)
+    return ok(request, JobBatchOut(items=items, created=created), 201)
 
 
 @router.get("", response_model=Envelope[JobPage], summary="List jobs, newest first")
@@ -91,7 +92,7 @@ async def list_jobs(
         )
         items = [job_out(job) for job in rows]
     next_cursor = encode_cursor(last) if last else None
-    return ok(request, {"items": items, "next_cursor": next_cursor})
+    return ok(request, JobPage(items=items, next_cursor=next_cursor))
 
 
 @router.get("/{job_id}", response_model=Envelope[JobOut], summary="Get a job")
@@ -155,13 +156,13 @@ async def stream_job_events(
     )
 
 
-def job_out(job: Job | Mapping[str, Any]) -> dict[str, Any]:
+def job_out(job: Job | Mapping[str, Any]) -> JobOut:
     if isinstance(job, Mapping):
         data = {column: job[column] for column in _JOB_FIELDS}
     else:
         data = {column: getattr(job, column) for column in _JOB_FIELDS}
     data["job_id"] = data["id"]
-    return JobOut.model_validate(data).model_dump(mode="json")
+    return JobOut.model_validate(data)
 
 
 _JOB_FIELDS = tuple(name for name in JobOut.model_fields if name != "job_id")
