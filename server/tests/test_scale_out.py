@@ -1,7 +1,8 @@
 """The scaled-out deployment as a system: two API processes and two worker processes on one
-PostgreSQL database. Jobs, workflow runs with approvals and webhooks are driven through both
-APIs; every job and run completes exactly once, every event reaches an event stream on each
-API, every webhook is delivered once; then one worker is stopped (SIGTERM) and another
+PostgreSQL database. Jobs, workflow runs with approvals, schedules and webhooks are driven
+through both APIs; every job and run completes exactly once, every event reaches an event
+stream on each API, every webhook is delivered once, every schedule occurrence fires once
+although both workers run a scheduler; then one worker is stopped (SIGTERM) and another
 killed (SIGKILL) mid-load, and the rest still completes exactly once."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from workflow_helpers import node
 
 from fabric_server.db.database import Database
 from fabric_server.events.models import Event
+from fabric_server.schedules.models import ScheduleFiring
 from fabric_server.settings import DEFAULT_ORGANIZATION_ID, to_async_url
 from fabric_server.usage.models import UsageRecord
 
@@ -33,6 +35,7 @@ COMMON = {
     "FABRIC_WEBHOOK_DISPATCH_POLL_SECONDS": "0.05",
     "FABRIC_WEBHOOK_RETRY_SCHEDULE": "[0.05, 0.1, 0.2]",
     "FABRIC_SSE_POLL_SECONDS": "0.05",
+    "FABRIC_SCHEDULER_POLL_SECONDS": "0.5",
 }
 DEADLINE = 60.0
 
@@ -133,6 +136,39 @@ async def _usage_per_job(database_url: str) -> Counter[str]:
         await db.dispose()
 
 
+async def _minutely_schedules(clients: list[httpx.AsyncClient]) -> list[str]:
+    """A schedule created through each API, due at the start of every minute."""
+    nodes = [{"key": "tick", "operation": "workflow.noop"}]
+    defined = await clients[0].post(
+        "/v1/workflow-definitions", json={"name": "ticks", "nodes": nodes}
+    )
+    definition_id = defined.json()["data"]["id"]
+    schedule_ids = []
+    for client in clients:
+        created = await client.post(
+            f"/v1/workflow-definitions/{definition_id}/schedules",
+            json={"cron_expression": "* * * * *"},
+        )
+        assert created.status_code == 201, created.text
+        schedule_ids.append(created.json()["data"]["id"])
+    return schedule_ids
+
+
+async def _occurrences(database_url: str, schedule_ids: list[str]) -> Counter[tuple[str, Any]]:
+    """How many times each (schedule, occurrence) fired."""
+    db = Database(to_async_url(database_url))
+    try:
+        async with db.read() as session:
+            rows = await session.execute(
+                select(ScheduleFiring.schedule_id, ScheduleFiring.scheduled_for).where(
+                    ScheduleFiring.schedule_id.in_(schedule_ids)
+                )
+            )
+            return Counter((str(sid), when) for sid, when in rows.all())
+    finally:
+        await db.dispose()
+
+
 async def _submit(clients: list[httpx.AsyncClient], count: int, **params: Any) -> list[str]:
     bodies = [
         {"modality": "text", "input": {"prompt": f"job {i}"}, "params": params}
@@ -216,6 +252,8 @@ async def test_two_apis_and_two_workers_complete_everything_exactly_once(
                 )
                 assert hook.status_code == 201, hook.text
 
+                schedules = await _minutely_schedules(clients)
+
                 # Phase 1: both APIs, both workers up.
                 jobs = await _submit(clients, 30)
                 runs = await _approved_runs(clients, 3)
@@ -258,6 +296,13 @@ async def test_two_apis_and_two_workers_complete_everything_exactly_once(
                 await eventually(
                     streamed, lambda seen: all(ids >= wanted for ids in seen), DEADLINE
                 )
+
+                # Every worker runs a scheduler: each minute's occurrence fires once.
+                fired = await eventually(
+                    lambda: _occurrences(database_url, schedules),
+                    lambda got: {sid for sid, _ in got} == set(schedules),
+                    75,
+                )
             except BaseException:
                 print(cluster.logs())
                 raise
@@ -265,6 +310,7 @@ async def test_two_apis_and_two_workers_complete_everything_exactly_once(
                 for stream in streams:
                     await stream.stop()
 
+    assert set(fired.values()) == {1}, fired
     all_jobs = set(jobs) | set(more)
     per_job = Counter(e.job_id for e in completed if e.kind == "job.completed")
     assert set(per_job) == all_jobs
