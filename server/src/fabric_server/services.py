@@ -187,7 +187,7 @@ def build_services(
     secrets = secrets_wiring.assemble(platform, master_key)
     # Provider credentials: the organization's own secrets first, then server settings.
     providers = providers_wiring.assemble(platform, secrets.store)
-    budgets = budgets_wiring.assemble(platform, providers.registry)
+    budgets = budgets_wiring.assemble(platform)
     calls = provider_calls_wiring.assemble(platform, providers.registry, budgets.service, tracing)
     jobs = jobs_wiring.assemble(platform, calls.calls)
     workflows = workflows_wiring.assemble(platform, calls.calls)

@@ -6,7 +6,7 @@ rows in the period, so it counts every execution however it ran (job, direct cal
 workflow node); it is kept as a running total, added to in the transaction that records each
 paid usage row, so checking it reads one row. The limit is a stop, not a reservation: a call is
 refused when the spend already reached the limit and the call would cost something (the
-registry's estimate for it is above zero), so calls running when the limit is reached still
+estimate its caller supplies is above zero), so calls running when the limit is reached still
 finish, and spend can end a little above the limit.
 """
 
@@ -27,8 +27,6 @@ from fabric_server.db.types import utcnow
 from fabric_server.db.versions import BUDGETS, VersionedCache, Versions
 from fabric_server.errors import DomainError
 from fabric_server.events.outbox import EventRecorder
-from fabric_server.providers.base import Credentials, ProviderRequest
-from fabric_server.providers.registry import ProviderRegistry
 from fabric_server.usage import repository as usage_repository
 from fabric_server.usage.models import UsageRecord
 from fabric_server.usage.service import month_start, next_month_start
@@ -52,6 +50,14 @@ class BudgetExceeded(DomainError):
 
 
 @dataclass(frozen=True)
+class CallEstimate:
+    """What a provider call would most likely cost, and on which model."""
+
+    cost_usd: float
+    model: str
+
+
+@dataclass(frozen=True)
 class Period:
     start: dt.datetime
     end: dt.datetime
@@ -62,13 +68,11 @@ class BudgetService:
         self,
         access: Access,
         events: EventRecorder,
-        providers: ProviderRegistry,
         *,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.access = access
         self.events = events
-        self.providers = providers
         self.clock = clock
         self._limits: VersionedCache[str, float | None] | None = None
 
@@ -191,20 +195,19 @@ class BudgetService:
         self,
         session: AsyncSession,
         org_id: str,
-        request: ProviderRequest,
-        tier: str | None,
-        credentials: Credentials,
+        estimate: Callable[[], CallEstimate | None],
     ) -> None:
-        """Raise `BudgetExceeded` when the month's spend reached the limit and `request`
-        would cost something. Free calls (echo, unpriced models), and calls no configured
-        provider can run (they fail on their own), always pass."""
+        """Raise `BudgetExceeded` when the month's spend reached the limit and the call would
+        cost something. `estimate` is asked only when there is a limit, and answers None for
+        a call no configured provider can run (it fails on its own); such calls, and free ones
+        (echo, unpriced models), always pass."""
         limit = await self.limit(session, org_id)
         if limit is None:
             return
-        estimate = self.providers.estimate(request, tier, credentials)
-        cost = float(estimate["estimated_cost_usd"])
-        if not estimate["available"] or cost <= 0:
+        call = estimate()
+        if call is None or call.cost_usd <= 0:
             return
+        cost = call.cost_usd
         period = self.period()
         spent = await self._spent(session, org_id, period)
         if spent < limit:
@@ -213,7 +216,7 @@ class BudgetService:
             f"The organization's monthly budget of {usd(limit)} is spent ({usd(spent)} since "
             f"{period.start:%Y-%m-%d}); paid provider calls are refused until "
             f"{period.end:%Y-%m-%d} unless an admin raises the limit. This call would cost "
-            f"about {usd(cost)} on {estimate['model']}.",
+            f"about {usd(cost)} on {call.model}.",
             details={
                 "monthly_limit_usd": limit,
                 "spent_usd": spent,

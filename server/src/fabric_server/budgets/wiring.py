@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from fabric_server.assembly import Assembled, Platform
 from fabric_server.budgets.service import BudgetService
-from fabric_server.providers.registry import ProviderRegistry
 
 
 @dataclass(kw_only=True)
@@ -14,7 +13,7 @@ class Budgets(Assembled):
     service: BudgetService
 
 
-def assemble(platform: Platform, providers: ProviderRegistry) -> Budgets:
-    service = BudgetService(platform.access, platform.events, providers)
+def assemble(platform: Platform) -> Budgets:
+    service = BudgetService(platform.access, platform.events)
     service.use_cache(platform.versions)
     return Budgets(service=service)

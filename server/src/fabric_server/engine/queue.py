@@ -431,7 +431,12 @@ class WorkQueue:
 
     async def lease(self, owner: str, ids: Sequence[str]) -> list[WorkItem]:
         """Take the items `ids` under a lease, those still runnable (another worker may have
-        taken some meanwhile)."""
+        taken some meanwhile).
+
+        On PostgreSQL rows another transaction holds are skipped, not waited for: they are
+        being taken or finished elsewhere (and are looked at again on the next round if not).
+        Waiting would let a lease and a group-commit batch that finishes items in another
+        order deadlock."""
         if not ids:
             return []
         now = self.clock()
@@ -439,9 +444,18 @@ class WorkQueue:
             (WorkItem.status == WorkStatus.QUEUED) & (WorkItem.available_at <= now),
             (WorkItem.status == WorkStatus.RUNNING) & (WorkItem.lease_expires_at < now),
         )
+        chosen: Any = WorkItem.id.in_(list(ids)) & runnable
+        if not self.db.is_sqlite:
+            free = (
+                select(WorkItem.id)
+                .where(chosen)
+                .order_by(WorkItem.id)
+                .with_for_update(skip_locked=True)
+            )
+            chosen = WorkItem.id.in_(free.scalar_subquery())
         stmt = (
             update(WorkItem)
-            .where(WorkItem.id.in_(list(ids)), runnable)
+            .where(chosen)
             .values(
                 status=_moved((WorkStatus.QUEUED, WorkStatus.RUNNING), WorkStatus.RUNNING),
                 lease_owner=owner,

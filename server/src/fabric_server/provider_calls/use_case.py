@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fabric_server.access.principal import Principal
-from fabric_server.budgets.service import BudgetService
+from fabric_server.budgets.service import BudgetService, CallEstimate
 from fabric_server.db.database import Database
 from fabric_server.observability.tracing import Tracing
 from fabric_server.providers.base import Credentials, ProviderRequest
@@ -30,7 +30,7 @@ from fabric_server.providers.registry import (
     StreamOpened,
 )
 from fabric_server.usage.models import UsageRecord
-from fabric_server.usage.recorder import insert_usage, usage_record
+from fabric_server.usage.recorder import insert_usage
 
 
 class ProviderCalls:
@@ -82,7 +82,14 @@ class ProviderCalls:
     ) -> None:
         """`BudgetExceeded` when the month's spend reached the limit and `request` would cost
         money with these credentials."""
-        await self.budgets.check(session, organization_id, request, tier, credentials)
+
+        def estimate() -> CallEstimate | None:
+            found = self.providers.estimate(request, tier, credentials)
+            if not found["available"]:
+                return None
+            return CallEstimate(float(found["estimated_cost_usd"]), str(found["model"]))
+
+        await self.budgets.check(session, organization_id, estimate)
 
     async def admit_in(
         self,
@@ -158,14 +165,21 @@ class ProviderCalls:
         node_key: str | None = None,
     ) -> UsageRecord:
         """The usage row of an execution, for whoever it is accounted to."""
-        return usage_record(
-            execution,
+        result = execution.result
+        return UsageRecord(
             organization_id=organization_id,
             principal_id=principal_id,
             api_key_id=api_key_id,
             job_id=job_id,
             run_id=run_id,
             node_key=node_key,
+            provider_id=result.provider_id,
+            model=result.model,
+            modality=execution.modality,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cost_usd=result.cost_usd,
+            latency_ms=execution.latency_ms,
         )
 
     async def record_in(self, session: AsyncSession, records: Sequence[UsageRecord]) -> None:

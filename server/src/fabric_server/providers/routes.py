@@ -21,6 +21,11 @@ from fabric_server.api.envelope import (
 from fabric_server.audit.actions import audited
 from fabric_server.errors import Unprocessable
 from fabric_server.events.sse import SSE_HEADERS
+from fabric_server.provider_calls.authorization import (
+    EXECUTE_ACTION,
+    READ_ACTION,
+    authorized_organization,
+)
 from fabric_server.provider_calls.streaming import (
     StreamCall,
     execution_data,
@@ -39,11 +44,6 @@ from fabric_server.providers.schemas import (
     ExecuteBody,
     ExecutionOut,
     ProviderOut,
-)
-from fabric_server.providers.service import (
-    EXECUTE_ACTION,
-    READ_ACTION,
-    authorized_organization,
 )
 from fabric_server.services import Services
 
