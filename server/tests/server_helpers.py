@@ -135,7 +135,9 @@ class ServerProcess:
             self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
-        deadline = time.monotonic() + 30
+        # Generous: on a loaded 2-core machine a spawned API process's imports alone can
+        # take tens of seconds.
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited at start:\n{self.logs()}")

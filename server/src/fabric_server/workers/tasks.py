@@ -287,7 +287,8 @@ class TaskBoard:
             ).mappings()
         ]
         kept = [row for row in rows if row["attempts"] == attempts[row["id"]]]
-        stop = [task_id for task_id in attempts if task_id not in {r["id"] for r in kept}]
+        renewed = {row["id"] for row in kept}
+        stop = [task_id for task_id in attempts if task_id not in renewed]
         wanted = _still_wanted(tx, kept)
         late = []
         for row in kept:
