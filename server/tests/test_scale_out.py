@@ -19,7 +19,7 @@ import httpx
 import pytest
 from server_helpers import ServerProcess, WorkerProcesses, eventually
 from sqlalchemy import func, select
-from webhook_receiver import Receiver
+from webhook_receiver import Received, Receiver
 from workflow_helpers import node
 
 from fabric_server.db.database import Database
@@ -73,6 +73,19 @@ def cluster(database_url: str, tmp_path: Path) -> Iterator[Cluster]:
         workers.close()
         for api in apis:
             api.close()
+
+
+def _whole(receiver: Receiver) -> list[Received]:
+    """The requests that arrived whole: one cut short by the killed worker is not a
+    delivery (the delivery is sent again, whole)."""
+    whole = []
+    for request in list(receiver.requests):
+        try:
+            request.event
+        except ValueError:
+            continue
+        whole.append(request)
+    return whole
 
 
 class Stream:
@@ -261,7 +274,7 @@ async def test_two_apis_and_two_workers_complete_everything_exactly_once(
                 calm = {e.id for e in await _events(database_url, "job.completed")}
 
                 async def delivered_calm() -> list[str]:
-                    return [r.event["id"] for r in receiver.requests if r.event["id"] in calm]
+                    return [r.event["id"] for r in _whole(receiver) if r.event["id"] in calm]
 
                 # With every worker up, each event is delivered exactly once.
                 first_round = await eventually(
@@ -286,7 +299,7 @@ async def test_two_apis_and_two_workers_complete_everything_exactly_once(
                 wanted = {e.id for e in completed}
 
                 async def delivered() -> set[str]:
-                    return {r.event["id"] for r in receiver.requests}
+                    return {r.event["id"] for r in _whole(receiver)}
 
                 await eventually(delivered, lambda got: got >= wanted, DEADLINE)
 
@@ -324,7 +337,7 @@ async def test_two_apis_and_two_workers_complete_everything_exactly_once(
     # again (webhooks are at least once: receivers dedupe by `X-Fabric-Delivery`), but it is
     # the same delivery, never a second one.
     deliveries: dict[str, set[str]] = {}
-    for request in receiver.requests:
+    for request in _whole(receiver):
         deliveries.setdefault(request.event["id"], set()).add(request.headers["x-fabric-delivery"])
     assert {event_id: len(ids) for event_id, ids in deliveries.items() if event_id in wanted} == (
         dict.fromkeys(wanted, 1)
